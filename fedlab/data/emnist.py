@@ -1,0 +1,72 @@
+"""TFF's federated EMNIST, loaded with ``tff.simulation.datasets.emnist.load_data``."""
+
+import collections
+import os
+import string
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from fedlab.data.federated_data import FederatedData
+from fedlab.errors import DataError
+
+# TFF stores the data set as <cache_dir>/emnist_all.sqlite (downloaded as .sqlite.lzma).
+DATABASE_NAME = "emnist_all.sqlite"
+# The largest client data set in federated EMNIST digits: the shuffle buffer of the study.
+MAX_CLIENT_DATASET_SIZE = 418
+EMNIST62_CLASS_NAMES = tuple(string.digits + string.ascii_uppercase + string.ascii_lowercase)
+
+
+def emnist_database_path(cache_dir: str | None) -> str:
+    """Where ``tff.simulation.datasets.emnist.load_data`` keeps the uncompressed database."""
+    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".tff")
+    return os.path.join(cache_dir, DATABASE_NAME)
+
+
+def _to_xy(element: collections.OrderedDict) -> collections.OrderedDict:
+    return collections.OrderedDict(
+        x=tf.expand_dims(element["pixels"], axis=-1), y=tf.cast(element["label"], tf.int32)
+    )
+
+
+def load_emnist(
+    only_digits: bool = True,
+    cache_dir: str | None = None,
+    max_test_clients: int | None = None,
+) -> FederatedData:
+    """Federated EMNIST: writers as clients, their test examples pooled as the held-out set.
+
+    Raises:
+      DataError: the database is absent and cannot be downloaded (the message names the path).
+    """
+    path = emnist_database_path(cache_dir)
+    try:
+        train, test = tff.simulation.datasets.emnist.load_data(
+            only_digits=only_digits, cache_dir=os.path.dirname(path)
+        )
+    except OSError as error:  # URLError is an OSError: no network, no file.
+        raise DataError(
+            f"EMNIST is not at {path} and could not be downloaded ({error}). "
+            f"Copy emnist_all.sqlite (from TFF's emnist_all.sqlite.lzma, unxz'd) to {path} "
+            "or set dataset.cache_dir to the folder that holds it."
+        ) from error
+    test_ids = test.client_ids[:max_test_clients] if max_test_clients else test.client_ids
+    test_examples = list(
+        test.from_clients_and_tf_fn(test_ids, test.serializable_dataset_fn)
+        .create_tf_dataset_from_all_clients()
+        .map(_to_xy)
+        .batch(4096)
+        .as_numpy_iterator()
+    )
+    if not test_examples:
+        raise DataError(f"EMNIST database {path} has no test examples")
+    return FederatedData(
+        train=train.preprocess(lambda ds: ds.map(_to_xy)),
+        test_x=np.concatenate([b["x"] for b in test_examples]),
+        test_y=np.concatenate([b["y"] for b in test_examples]),
+        input_shape=(28, 28, 1),
+        num_classes=10 if only_digits else 62,
+        class_names=EMNIST62_CLASS_NAMES[: 10 if only_digits else 62],
+        shuffle_buffer=MAX_CLIENT_DATASET_SIZE,
+    )

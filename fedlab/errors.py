@@ -1,0 +1,21 @@
+"""Errors fedlab reports as one clear line instead of a traceback."""
+
+
+class FedlabError(Exception):
+    """Base class of the errors the entrypoint reports as a single line."""
+
+
+class ConfigError(FedlabError):
+    """The composed configuration asks for something impossible."""
+
+
+class DataError(FedlabError):
+    """A data set is missing or malformed."""
+
+
+class DivergenceError(FedlabError):
+    """Training produced a non-finite loss."""
+
+
+class CheckpointError(FedlabError):
+    """No usable checkpoint although the run folder has some."""

@@ -1,0 +1,170 @@
+"""``run(cfg)``: the one function that reads the composed configuration."""
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from fedlab import comms, federated, runtime
+from fedlab.checkpoints import Checkpointer
+from fedlab.data import FederatedData
+from fedlab.errors import ConfigError
+from fedlab.evaluation import CentralEvaluator
+from fedlab.training import METRICS_FILE, MetricsSink, RoundClients, Schedule, train
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.json"
+MODEL_FILE = "model.keras"
+WORKER_LOG = "worker.log"
+
+
+def validate_schedule(schedule: Schedule) -> None:
+    """Reject schedules that cannot run, before anything is built.
+
+    Raises:
+      ConfigError: naming the offending ``schedule.<key>``.
+    """
+    for key in ("rounds", "clients_per_round", "local_epochs", "batch_size", "eval_every",
+                "checkpoint_every", "keep_checkpoints"):
+        value = getattr(schedule, key)
+        if value < 1:
+            raise ConfigError(f"schedule.{key} must be a positive integer, got {value}")
+
+
+def ensure_writable(run_dir: Path) -> None:
+    """Create ``run_dir`` and prove a file can be written there.
+
+    Raises:
+      ConfigError: the folder cannot be created or written.
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".fedlab_write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"cannot write to the run folder {run_dir}: {error.strerror}") from error
+
+
+def write_summary(run_dir: Path, extra: dict) -> dict:
+    """Summarise ``metrics.csv`` (final and best figures) plus ``extra`` into summary.json."""
+    summary = dict(extra)
+    metrics_path = run_dir / METRICS_FILE
+    if metrics_path.exists():
+        metrics = pd.read_csv(metrics_path)
+        if len(metrics):
+            last = metrics.iloc[-1]
+            evaluated = metrics.dropna(subset=["eval_accuracy"])
+            summary.update(
+                rounds_completed=int(last["round"]),
+                final_train_loss=float(last["train_loss"]),
+                final_train_accuracy=float(last["train_accuracy"]),
+                final_eval_loss=float(evaluated["eval_loss"].iloc[-1]) if len(evaluated) else None,
+                final_eval_accuracy=(
+                    float(evaluated["eval_accuracy"].iloc[-1]) if len(evaluated) else None
+                ),
+                best_eval_accuracy=(
+                    float(evaluated["eval_accuracy"].max()) if len(evaluated) else None
+                ),
+                bits_up_total=int(last["bits_up_cumulative"]),
+                bits_down_total=int(last["bits_down_cumulative"]),
+                bits_up_per_client_per_round=int(last["bits_up_per_client"]),
+                bits_down_per_client_per_round=int(last["bits_down_per_client"]),
+                training_seconds=float(metrics["round_seconds"].sum()),
+            )
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def run(cfg: DictConfig) -> float:
+    """Build everything the configuration names, train, and return the final eval accuracy.
+
+    Writes into ``cfg.run_dir``: metrics.csv, TensorBoard events, checkpoints/, model.keras,
+    summary.json and worker.log. Re-running with the same ``run_dir`` resumes.
+
+    Raises:
+      FedlabError: bad configuration, missing data, divergence or unusable checkpoints.
+    """
+    started = time.perf_counter()
+    run_dir = Path(cfg.run_dir)
+    schedule = Schedule(**OmegaConf.to_container(cfg.schedule, resolve=True))
+    validate_schedule(schedule)
+    ensure_writable(run_dir)
+
+    data: FederatedData = instantiate(cfg.dataset)
+    if schedule.clients_per_round > data.num_clients:
+        raise ConfigError(
+            f"schedule.clients_per_round={schedule.clients_per_round} exceeds the "
+            f"{data.num_clients} clients of the dataset"
+        )
+    model_builder = instantiate(cfg.model)
+    try:
+        initial_model = federated.seeded_keras_model(
+            model_builder, data.input_shape, data.num_classes, seed=schedule.seed
+        )
+    except ValueError as error:
+        raise ConfigError(
+            f"model {cfg.model._target_} cannot take inputs of shape {data.input_shape}: "
+            f"{str(error).splitlines()[0]}"
+        ) from error
+
+    def preprocess(dataset, shuffle_seed):
+        return federated.client_dataset(
+            dataset, local_epochs=schedule.local_epochs, batch_size=schedule.batch_size,
+            shuffle_buffer=data.shuffle_buffer, seed=shuffle_seed,
+        )
+
+    round_clients = RoundClients(
+        data.train, preprocess, schedule.clients_per_round, seed=schedule.seed
+    )
+    input_spec = preprocess(data.train.create_tf_dataset_for_client(data.train.client_ids[0]),
+                            0).element_spec
+    process = federated.build_fedavg(
+        model_builder, data.input_shape, data.num_classes, input_spec,
+        aggregator=instantiate(cfg.aggregator),
+        client_optimizer=instantiate(cfg.optimizer.client),
+        server_optimizer=instantiate(cfg.optimizer.server),
+    )
+    communication = comms.measure_round_communication(process.next)
+    evaluator = CentralEvaluator(
+        model_builder(data.input_shape, data.num_classes), data.test_x, data.test_y
+    )
+    log.info(
+        "%s on %s: %d clients (%d per round), %d parameters, %.2f MB down / %.2f MB up per "
+        "client per round",
+        initial_model.name, cfg.dataset._target_.rsplit(".", 1)[-1],
+        data.num_clients, schedule.clients_per_round, initial_model.count_params(),
+        communication.broadcast_bits_per_client / 8e6, communication.upload_bits_per_client / 8e6,
+    )
+    with runtime.local_execution(run_dir / WORKER_LOG):
+        state, rounds_trained = train(
+            process,
+            federated.keras_model_weights(initial_model),
+            round_clients,
+            schedule,
+            evaluator,
+            communication,
+            Checkpointer(run_dir / "checkpoints", keep=schedule.keep_checkpoints),
+            MetricsSink(run_dir, tensorboard=cfg.tensorboard),
+        )
+        final_weights = process.get_model_weights(state)
+    final_weights.assign_weights_to(evaluator.model)
+    evaluator.model.save(run_dir / MODEL_FILE)
+    summary = write_summary(
+        run_dir,
+        {
+            "status": "completed",
+            "num_parameters": int(initial_model.count_params()),
+            "rounds_trained_this_invocation": rounds_trained,
+            "wall_seconds_this_invocation": time.perf_counter() - started,
+        },
+    )
+    final_accuracy = summary.get("final_eval_accuracy")
+    log.info("done: final eval accuracy %s, results in %s", final_accuracy, run_dir)
+    return math.nan if final_accuracy is None else float(final_accuracy)

@@ -1,0 +1,121 @@
+"""The TFF execution context, and the lifetime of the C++ worker process behind it.
+
+TFF's own local context starts ``worker_binary`` with the parent's stdout and only stops it in
+``__del__``, so the worker outlives the Python process (and ``python -m fedlab | tee`` never
+returns). Here fedlab starts the same binary itself: its output goes to a log file, it is asked
+to die with its parent (``PR_SET_PDEATHSIG``, so even SIGKILL of Python takes it down), and the
+context manager stops it on every exit path.
+"""
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import portpicker
+import tensorflow_federated as tff
+from tensorflow_federated.python.core.backends.native import compiler as native_compiler
+from tensorflow_federated.python.core.backends.test import compiler as test_compiler
+from tensorflow_federated.python.core.environments.tensorflow_frontend import (
+    tensorflow_computation,
+)
+from tensorflow_federated.python.core.impl.execution_contexts import sync_execution_context
+from tensorflow_federated.python.core.impl.executor_stacks import python_executor_stacks
+from tensorflow_federated.python.core.impl.executors import (
+    remote_executor,
+    remote_executor_grpc_stub,
+)
+
+_GRPC_OPTIONS = [
+    ("grpc.max_message_length", 2_000_000_000),
+    ("grpc.max_receive_message_length", 2_000_000_000),
+    ("grpc.max_send_message_length", 2_000_000_000),
+]
+_PR_SET_PDEATHSIG = 1
+WORKER_START_TIMEOUT_SECONDS = 60.0
+
+
+def worker_binary_path() -> Path:
+    """The C++ executor service shipped inside the tensorflow-federated wheel."""
+    return Path(tff.__file__).parent / "data" / "worker_binary"
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def local_worker(log_path: Path) -> Iterator[str]:
+    """Run TFF's ``worker_binary`` on a free loopback port; yields its ``host:port`` target.
+
+    The worker's output goes to ``log_path``. It is stopped when the block exits, however it
+    exits, and killed by the kernel if this process dies first.
+    """
+    port = portpicker.pick_unused_port()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            [str(worker_binary_path()), f"--port={port}", "--max_concurrent_computation_calls=-1"],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+    target = f"localhost:{port}"
+    try:
+        with grpc.insecure_channel(target) as channel:
+            grpc.channel_ready_future(channel).result(timeout=WORKER_START_TIMEOUT_SECONDS)
+        yield target
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _compile(computation):
+    """TFF's native compilation; secure-sum intrinsics run as plain sums in simulation."""
+    computation = test_compiler.replace_secure_intrinsics_with_bodies(computation)
+    return native_compiler.desugar_and_transform_to_native(computation)
+
+
+def remote_execution_context(target: str) -> sync_execution_context.SyncExecutionContext:
+    """A synchronous TFF context that executes every computation on the worker at ``target``."""
+    channel = grpc.insecure_channel(target, _GRPC_OPTIONS)
+    stub = remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
+
+    def executor_stack(cardinalities):
+        cardinalities.setdefault(tff.CLIENTS, 0)  # as TFF's local context: 0 when not inferable
+        executor = remote_executor.RemoteExecutor(stub)
+        executor.set_cardinalities(cardinalities)
+        return executor
+
+    return sync_execution_context.SyncExecutionContext(
+        executor_fn=python_executor_stacks.ResourceManagingExecutorFactory(executor_stack),
+        compiler_fn=_compile,
+        transform_args=tensorflow_computation.transform_args,
+        transform_result=tensorflow_computation.transform_result,
+    )
+
+
+@contextlib.contextmanager
+def local_execution(log_path: Path) -> Iterator[None]:
+    """Within the block, TFF computations run on a private local worker owned by this block."""
+    with local_worker(log_path) as target:
+        context = remote_execution_context(target)
+        with tff.framework.get_context_stack().install(context):
+            yield
+
+
+def worker_processes_alive() -> list[int]:
+    """PIDs of TFF worker processes whose parent is this process (for checks and tests)."""
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    return [p for p in pids if "worker_binary" in Path(f"/proc/{p}/cmdline").read_text()]

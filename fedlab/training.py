@@ -1,0 +1,188 @@
+"""The federated training loop. It knows nothing about Hydra: it takes built objects."""
+
+import asyncio
+import collections
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from fedlab.checkpoints import Checkpointer
+from fedlab.comms import RoundCommunication
+from fedlab.errors import DivergenceError
+from fedlab.evaluation import CentralEvaluator
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.csv"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long and how widely to train; every random stream derives from ``seed``."""
+
+    rounds: int
+    clients_per_round: int
+    local_epochs: int
+    batch_size: int
+    seed: int
+    eval_every: int
+    checkpoint_every: int
+    keep_checkpoints: int = 3
+
+
+class RoundClients:
+    """Picks each round's clients and builds their preprocessed datasets, from the round alone.
+
+    Both the sample (TFF's seeded uniform sampler) and the shuffling seeds are functions of
+    (seed, round), so a resumed run sees exactly the clients and example orders the
+    uninterrupted run would have.
+    """
+
+    def __init__(
+        self,
+        client_data: tff.simulation.datasets.ClientData,
+        preprocess: Callable[[tf.data.Dataset, int], tf.data.Dataset],
+        clients_per_round: int,
+        seed: int,
+    ):
+        """``preprocess(dataset, shuffle_seed)`` turns a raw client dataset into batches."""
+        self._client_data = client_data
+        self._preprocess = preprocess
+        self._clients_per_round = clients_per_round
+        self._seed = seed
+        self._sampler = tff.simulation.build_uniform_sampling_fn(
+            client_data.client_ids, replace=False, random_seed=seed
+        )
+
+    def client_ids(self, round_num: int) -> list[str]:
+        """The clients that train in ``round_num``."""
+        return list(self._sampler(round_num, self._clients_per_round))
+
+    def __call__(self, round_num: int) -> list[tf.data.Dataset]:
+        """The datasets of ``round_num``'s clients, each shuffled with its own derived seed."""
+        return [
+            self._preprocess(
+                self._client_data.create_tf_dataset_for_client(client_id),
+                int(np.random.SeedSequence([self._seed, round_num, index]).generate_state(1)[0]),
+            )
+            for index, client_id in enumerate(self.client_ids(round_num))
+        ]
+
+
+class MetricsSink:
+    """Releases one row per round to ``metrics.csv`` and TensorBoard via TFF release managers.
+
+    ``tff.program.CSVFileReleaseManager`` drops every row at or after a released round, so a
+    resumed run overwrites the rounds after its checkpoint and each round appears once.
+    """
+
+    def __init__(self, run_dir: Path, tensorboard: bool):
+        """Open (or continue) the run folder's metrics file and event files."""
+        self._managers = [
+            tff.program.CSVFileReleaseManager(str(run_dir / METRICS_FILE), key_fieldname="round")
+        ]
+        self._tensorboard = (
+            tff.program.TensorBoardReleaseManager(str(run_dir)) if tensorboard else None
+        )
+
+    def release(self, row: dict[str, float], round_num: int) -> None:
+        """Write ``row`` as round ``round_num`` everywhere."""
+        releases = [m.release(row, key=round_num) for m in self._managers]
+        if self._tensorboard is not None:
+            finite = {k: v for k, v in row.items() if math.isfinite(v)}
+            releases.append(self._tensorboard.release(finite, key=round_num))
+
+        async def release_all():
+            await asyncio.gather(*releases)
+
+        asyncio.run(release_all())
+
+
+def _progress_line(row: dict[str, float], round_num: int, rounds: int, seconds_left: float) -> str:
+    evaluated = math.isfinite(row["eval_accuracy"])
+    return (
+        f"round {round_num:>{len(str(rounds))}}/{rounds} | "
+        f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} | "
+        + (f"eval acc {row['eval_accuracy']:.4f} | " if evaluated else "")
+        + f"up {row['bits_up_per_client'] / 8e6:.2f} MB/client | "
+        f"{row['round_seconds']:.2f} s | ETA {seconds_left:.0f} s"
+    )
+
+
+def train(
+    process: tff.learning.templates.LearningProcess,
+    initial_weights: tff.learning.models.ModelWeights,
+    round_clients: Callable[[int], Sequence[tf.data.Dataset]],
+    schedule: Schedule,
+    evaluator: CentralEvaluator,
+    communication: RoundCommunication,
+    checkpointer: Checkpointer,
+    sink: MetricsSink,
+) -> tuple[Any, int]:
+    """Run FedAvg rounds from the last checkpoint (or from ``initial_weights``) to the end.
+
+    Each round releases one row: train loss/accuracy, examples, batches, round seconds, the
+    bits sent down and up (per client, in total and cumulative), and — every ``eval_every``
+    rounds and after the last — ``eval_loss``/``eval_accuracy`` on held-out data. The server
+    state is checkpointed every ``checkpoint_every`` rounds and after the last round.
+
+    Returns:
+      The final server state and the number of rounds this call trained.
+
+    Raises:
+      DivergenceError: a round's training loss is NaN or infinite; finished rows and the last
+        checkpoint are kept.
+    """
+    initial_state = process.initialize()
+    loaded = checkpointer.load_latest(initial_state)
+    if loaded is None:
+        state, start_round = process.set_model_weights(initial_state, initial_weights), 1
+    else:
+        state, last_round = loaded
+        start_round = last_round + 1
+        log.info("resuming from the checkpoint of round %d", last_round)
+    last_checkpoint = start_round - 1
+    bits = communication.totals(schedule.clients_per_round)
+    round_times: list[float] = []
+    for round_num in range(start_round, schedule.rounds + 1):
+        started = time.perf_counter()
+        result = process.next(state, round_clients(round_num))
+        train_metrics = result.metrics["client_work"]["train"]
+        loss = float(train_metrics["loss"])
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"training diverged in round {round_num}: train loss is {loss}; "
+                f"rows up to round {round_num - 1} and the checkpoint of round "
+                f"{last_checkpoint} are kept (try a smaller learning rate)"
+            )
+        state = result.state
+        row = collections.OrderedDict({
+            "train_loss": loss,
+            "train_accuracy": float(train_metrics["sparse_categorical_accuracy"]),
+            "examples": int(train_metrics["num_examples"]),
+            "batches": int(train_metrics["num_batches"]),
+            **bits,
+            "bits_down_cumulative": bits["bits_down"] * round_num,
+            "bits_up_cumulative": bits["bits_up"] * round_num,
+            "eval_loss": math.nan,
+            "eval_accuracy": math.nan,
+        })
+        if round_num % schedule.eval_every == 0 or round_num == schedule.rounds:
+            row.update(evaluator.evaluate(process.get_model_weights(state)))
+        row["round_seconds"] = time.perf_counter() - started
+        round_times.append(row["round_seconds"])
+        sink.release(row, round_num)
+        if round_num % schedule.checkpoint_every == 0 or round_num == schedule.rounds:
+            checkpointer.save(state, round_num)
+            last_checkpoint = round_num
+        log.info(_progress_line(row, round_num, schedule.rounds,
+                                float(np.median(round_times)) * (schedule.rounds - round_num)))
+    return state, schedule.rounds - start_round + 1
