@@ -6,6 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF 2.14 prints CUDA-plugin
 
 import logging  # noqa: E402
 import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
@@ -24,7 +25,8 @@ def main(cfg: DictConfig) -> float:
     """Run one configuration; a fedlab error ends it with one line (and exit code 1)."""
     from fedlab.run import run  # imported here so --help and --cfg stay fast
 
-    logging.getLogger("absl").setLevel(logging.WARNING)  # TFF/TF chatter per traced model
+    for chatty in ("absl", "tensorflow"):  # TFF/TF chatter per traced model and checkpoint
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
     try:
         return run(cfg)
@@ -35,5 +37,31 @@ def main(cfg: DictConfig) -> float:
         sys.exit(1)
 
 
+def _requested_output_root(argv: list[str]) -> Path:
+    """The folder Hydra will create the run (or sweep) folder in, up to any interpolation."""
+    multirun = any(arg in ("-m", "--multirun") for arg in argv)
+    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
+    requested = next((a[len(key):] for a in argv if a.startswith(key)), None)
+    if requested is None:
+        return Path("multirun" if multirun else "outputs")
+    return Path(requested.split("${", 1)[0] or ".")
+
+
+def _check_output_root(argv: list[str]) -> None:
+    """Fail with one line when the output folder cannot be written (Hydra would print a trace)."""
+    if any(arg.startswith(("--cfg", "-c", "--help", "-h", "--info", "--hydra-help")) for arg in argv):
+        return
+    root = _requested_output_root(argv)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".fedlab_write_test_{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        sys.stderr.write(f"error: cannot write to the output folder {root}: {error.strerror}\n")
+        sys.exit(1)
+
+
 if __name__ == "__main__":
+    _check_output_root(sys.argv[1:])
     main()

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from fedlab.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
+PREFIX = "round_"
+
 
 class Checkpointer:
     """Saves the server state every few rounds and loads the newest usable one."""
@@ -18,7 +21,7 @@ class Checkpointer:
     def __init__(self, directory: Path, keep: int):
         """Checkpoints live in ``directory`` as ``round_<n>``; the newest ``keep`` are kept."""
         self._manager = tff.program.FileProgramStateManager(
-            str(directory), prefix="round_", keep_total=keep, keep_first=False
+            str(directory), prefix=PREFIX, keep_total=keep, keep_first=False
         )
         self._directory = directory
 
@@ -30,7 +33,8 @@ class Checkpointer:
         """The newest checkpoint that loads, with its round; ``None`` when there is none.
 
         A checkpoint that fails to load (partly written, corrupted, or from another model) is
-        skipped with a warning, and the one before it is tried.
+        skipped with a warning, and the one before it is tried; skipped ones are deleted
+        once an older one loads, since the resumed run writes those rounds again.
 
         Raises:
           CheckpointError: checkpoints exist but none of them loads.
@@ -45,6 +49,8 @@ class Checkpointer:
                 log.warning("checkpoint round_%d is unusable (%s); trying an older one",
                             version, type(error).__name__)
                 continue
+            for unusable in versions[versions.index(version) + 1:]:
+                shutil.rmtree(self._directory / f"{PREFIX}{unusable}", ignore_errors=True)
             return state, version
         if failures:
             raise CheckpointError(

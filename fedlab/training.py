@@ -157,11 +157,15 @@ def train(
         result = process.next(state, round_clients(round_num))
         train_metrics = result.metrics["client_work"]["train"]
         loss = float(train_metrics["loss"])
-        if not math.isfinite(loss):
+        # TFF drops a non-finite aggregate update and reports it instead of applying it.
+        update_non_finite = int(result.metrics["finalizer"].get("update_non_finite", 0))
+        if not math.isfinite(loss) or update_non_finite:
+            kept = (f"rows of rounds 1-{round_num - 1} and the checkpoint of round "
+                    f"{last_checkpoint} are kept" if last_checkpoint else "no round had finished")
             raise DivergenceError(
-                f"training diverged in round {round_num}: train loss is {loss}; "
-                f"rows up to round {round_num - 1} and the checkpoint of round "
-                f"{last_checkpoint} are kept (try a smaller learning rate)"
+                f"training diverged in round {round_num} (train loss {loss}, "
+                f"{'non-finite' if update_non_finite else 'finite'} model update); {kept}; "
+                "try a smaller learning rate"
             )
         state = result.state
         row = collections.OrderedDict({

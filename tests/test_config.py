@@ -1,0 +1,87 @@
+"""Every option of every group composes and builds; bad input fails at composition."""
+
+import pytest
+import tensorflow as tf
+import tensorflow_federated as tff
+from conftest import GROUPS, compose_config, group_options
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.utils import instantiate
+from omegaconf.errors import ValidationError
+
+from fedlab.data.synthetic import load_synthetic
+
+
+def test_every_group_has_options():
+    for group in GROUPS:
+        assert group_options(group), group
+
+
+@pytest.mark.parametrize("option", group_options("model"))
+def test_model_options_build_on_dataset_shapes(option):
+    builder = instantiate(compose_config([f"model={option}"]).model)
+    model = builder((8, 8, 1), 3)
+    assert model.output_shape == (None, 3)
+
+
+@pytest.mark.parametrize("option", group_options("aggregator"))
+def test_aggregator_options_build_factories(option):
+    factory = instantiate(compose_config([f"aggregator={option}"]).aggregator)
+    assert isinstance(factory, tff.aggregators.WeightedAggregationFactory)
+
+
+@pytest.mark.parametrize("option", group_options("optimizer"))
+def test_optimizer_options_build_tff_optimizers(option):
+    cfg = compose_config([f"optimizer={option}"])
+    for side in ("client", "server"):
+        assert isinstance(instantiate(cfg.optimizer[side]), tff.learning.optimizers.Optimizer)
+
+
+@pytest.mark.parametrize("option", group_options("schedule"))
+def test_schedule_options_are_positive(option):
+    schedule = compose_config([f"schedule={option}"]).schedule
+    assert schedule.rounds > 0 and schedule.clients_per_round > 0
+
+
+@pytest.mark.parametrize("option", [o for o in group_options("dataset") if o != "emnist"])
+def test_dataset_options_build(option):
+    data = instantiate(compose_config([f"dataset={option}"]).dataset)
+    assert data.num_clients >= 2
+    example = next(iter(data.train.create_tf_dataset_for_client(data.train.client_ids[0])))
+    assert tuple(example["x"].shape) == data.input_shape
+    assert example["y"].dtype == tf.int32
+
+
+def test_emnist_composes():
+    cfg = compose_config(["dataset=emnist"])
+    assert cfg.dataset._target_ == "fedlab.data.emnist.load_emnist"
+
+
+def test_dataset_seed_follows_schedule_seed():
+    assert compose_config(["schedule.seed=7"]).dataset.seed == 7
+
+
+def test_synthetic_is_deterministic_per_seed():
+    a, b, c = load_synthetic(seed=1), load_synthetic(seed=1), load_synthetic(seed=2)
+    assert (a.test_x == b.test_x).all()
+    assert not (a.test_x == c.test_x).all()
+
+
+def test_unknown_option_fails_at_composition():
+    with pytest.raises(MissingConfigException, match="model/no_such_model"):
+        compose_config(["model=no_such_model"])
+
+
+def test_misspelled_key_fails_at_composition():
+    with pytest.raises(ConfigCompositionException, match="roundz"):
+        compose_config(["schedule.roundz=3"])
+
+
+def test_wrong_type_fails_at_composition():
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config(["schedule.rounds=many"])
+    assert isinstance(error.value.__cause__, ValidationError)
+
+
+def test_misspelled_dataset_key_fails_at_composition():
+    with pytest.raises(ConfigCompositionException, match="num_clientz"):
+        compose_config(["dataset.num_clientz=3"])

@@ -1,0 +1,106 @@
+"""Data sources and partitions."""
+
+import collections
+import sqlite3
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fedlab.data import emnist
+from fedlab.data.mnist import load_mnist
+from fedlab.data.partition import label_histogram, partition_indices
+from fedlab.errors import ConfigError, DataError
+
+
+def test_mnist_split_is_stratified_disjoint_and_seeded():
+    data = load_mnist(num_clients=10, test_fraction=0.2, seed=3)
+    assert data.test_x.shape == (1000, 28, 28, 1)
+    assert np.bincount(data.test_y).tolist() == [100] * 10
+    train_examples = sum(
+        len(list(data.train.create_tf_dataset_for_client(c))) for c in data.train.client_ids
+    )
+    assert train_examples == 4000
+    assert 0.0 <= data.test_x.min() and data.test_x.max() <= 1.0
+    again = load_mnist(num_clients=10, test_fraction=0.2, seed=3)
+    assert (again.test_y == data.test_y).all() and (again.test_x == data.test_x).all()
+
+
+def test_iid_partition_covers_every_example_once():
+    labels = np.repeat(np.arange(10), 50)
+    parts = partition_indices(labels, 7, "iid", np.random.default_rng(0))
+    assert sorted(np.concatenate(parts).tolist()) == list(range(500))
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_shards_give_each_client_few_labels():
+    labels = np.repeat(np.arange(10), 50)
+    parts = partition_indices(labels, 10, "shards", np.random.default_rng(0), shards_per_client=2)
+    histogram = label_histogram(labels, parts, 10)
+    assert histogram.sum() == 500
+    assert ((histogram > 0).sum(axis=1) <= 2).all()
+
+
+def test_dirichlet_small_alpha_is_skewed():
+    labels = np.repeat(np.arange(10), 50)
+    parts = partition_indices(labels, 5, "dirichlet", np.random.default_rng(0), alpha=0.1)
+    histogram = label_histogram(labels, parts, 10)
+    assert histogram.sum() == 500 and all(len(p) for p in parts)
+    assert (histogram.max(axis=1) / histogram.sum(axis=1)).mean() > 0.3
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(num_clients=0, method="iid"), "num_clients must be >= 1"),
+    (dict(num_clients=501, method="iid"), "exceeds the 500 training examples"),
+    (dict(num_clients=5, method="dirichlet", alpha=0.0), "alpha must be > 0"),
+    (dict(num_clients=5, method="bogus"), "partition must be one of"),
+])
+def test_bad_partitions_are_rejected(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        partition_indices(np.repeat(np.arange(10), 50), rng=np.random.default_rng(0), **kwargs)
+
+
+def _write_emnist_database(path, clients_per_split=2, examples_per_client=3):
+    """A tiny database in the on-disk format of TFF's emnist_all.sqlite."""
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "CREATE TABLE examples (split_name TEXT, client_id TEXT, serialized_example_proto BLOB)")
+    connection.execute(
+        "CREATE TABLE client_metadata (client_id TEXT, split_name TEXT, num_examples INTEGER)")
+    rng = np.random.default_rng(0)
+    for split in ("digits_only_train", "digits_only_test"):
+        for c in range(clients_per_split):
+            client = f"f{c:04d}_{split[-4:]}"
+            connection.execute("INSERT INTO client_metadata VALUES (?, ?, ?)",
+                               (client, split, examples_per_client))
+            for _ in range(examples_per_client):
+                example = tf.train.Example(features=tf.train.Features(feature={
+                    "pixels": tf.train.Feature(float_list=tf.train.FloatList(
+                        value=rng.random(28 * 28).tolist())),
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(
+                        value=[int(rng.integers(10))])),
+                }))
+                connection.execute("INSERT INTO examples VALUES (?, ?, ?)",
+                                   (split, client, example.SerializeToString()))
+    connection.commit()
+    connection.close()
+
+
+def test_emnist_loader_parses_the_tff_database_format(tmp_path):
+    _write_emnist_database(tmp_path / emnist.DATABASE_NAME)
+    data = emnist.load_emnist(only_digits=True, cache_dir=str(tmp_path))
+    assert data.num_clients == 2
+    assert data.test_x.shape == (6, 28, 28, 1) and data.test_y.dtype == np.int32
+    element = next(iter(data.train.create_tf_dataset_for_client(data.train.client_ids[0])))
+    assert isinstance(element, collections.OrderedDict)
+    assert tuple(element["x"].shape) == (28, 28, 1) and element["y"].dtype == tf.int32
+    assert data.shuffle_buffer == 418
+
+
+def test_emnist_missing_file_names_the_cache_path(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    with pytest.raises(DataError, match=str(tmp_path / "emnist_all.sqlite")):
+        emnist.load_emnist(cache_dir=str(tmp_path))

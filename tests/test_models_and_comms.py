@@ -1,0 +1,91 @@
+"""Model sizes, and exact bits per round checked against an independent hand count."""
+
+import collections
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from fedlab import comms, federated, models
+
+INPUT_SPEC = collections.OrderedDict(
+    x=tf.TensorSpec([None, 28, 28, 1], tf.float32), y=tf.TensorSpec([None], tf.int32)
+)
+AGGREGATORS = {
+    "mean": lambda: tff.aggregators.MeanFactory(),
+    "compression_only": lambda: tff.learning.compression_aggregator(zeroing=False, clipping=False),
+}
+# Shapes written out by hand from the architectures (28x28x1 input, 10 classes).
+FEDAVG_CNN_SHAPES = [(5, 5, 1, 32), (32,), (5, 5, 32, 64), (64,), (3136, 512), (512,),
+                     (512, 10), (10,)]
+SIMPLE_CNN_SHAPES = [(3, 3, 1, 16), (16,), (3136, 64), (64,), (64, 10), (10,)]
+# Per client and round, besides the model: the client learning rate broadcast with it
+# (one float32) and, uploaded, the update weight (float32) and the summed training metrics:
+# accuracy and loss as (total, count) float32 pairs, num_examples and num_batches as int64.
+CLIENT_LR_BITS = 32
+UPLOAD_EXTRA_BITS = 32 + 4 * 32 + 2 * 64
+
+
+def hand_count_upload(shapes, compressed: bool) -> int:
+    bits = 0
+    for shape in shapes:
+        size = math.prod(shape)
+        if compressed and size >= 10_000:
+            # 8-bit codes packed 28 bits to an int32 word (tfmot BitpackingEncodingStage),
+            # plus the float32 min and max of the tensor.
+            bits += math.ceil(size * 8 / 28) * 32 + 2 * 32
+        else:
+            bits += size * 32
+    return bits + UPLOAD_EXTRA_BITS
+
+
+def test_fedavg_cnn_has_the_papers_parameter_count():
+    assert models.fedavg_cnn((28, 28, 1), 10).count_params() == 1_663_370
+
+
+def test_simple_cnn_parameter_count():
+    model = models.simple_cnn((28, 28, 1), 10)
+    assert [tuple(w.shape) for w in model.trainable_weights] == SIMPLE_CNN_SHAPES
+    assert model.count_params() == 201_578
+
+
+@pytest.mark.parametrize("builder,shapes", [(models.fedavg_cnn, FEDAVG_CNN_SHAPES),
+                                            (models.simple_cnn, SIMPLE_CNN_SHAPES)])
+@pytest.mark.parametrize("aggregator", sorted(AGGREGATORS))
+def test_round_bits_match_hand_count(builder, shapes, aggregator):
+    process = federated.build_fedavg(
+        builder, (28, 28, 1), 10, INPUT_SPEC, AGGREGATORS[aggregator](),
+        tff.learning.optimizers.build_sgdm(0.02), tff.learning.optimizers.build_sgdm(1.0),
+    )
+    measured = comms.measure_round_communication(process.next)
+    model_bits = sum(math.prod(s) for s in shapes) * 32
+    assert measured.broadcast_bits_per_client == model_bits + CLIENT_LR_BITS
+    assert measured.upload_bits_per_client == hand_count_upload(
+        shapes, compressed=aggregator == "compression_only"
+    )
+
+
+def test_compression_cuts_fedavg_cnn_upload_about_fourfold():
+    def upload(factory):
+        process = federated.build_fedavg(
+            models.fedavg_cnn, (28, 28, 1), 10, INPUT_SPEC, factory,
+            tff.learning.optimizers.build_sgdm(0.02), tff.learning.optimizers.build_sgdm(1.0),
+        )
+        return comms.measure_round_communication(process.next).upload_bits_per_client
+
+    ratio = upload(tff.aggregators.MeanFactory()) / upload(tff.learning.compression_aggregator())
+    assert 3.4 < ratio < 3.6  # 32 bits -> 8/28 of a word per value: 3.5x on the big tensors
+
+
+def test_type_bits_counts_dtype_width():
+    assert comms.type_bits(tff.TensorType(np.int64, [3, 2])) == 6 * 64
+    assert comms.type_bits(tff.StructType([tff.TensorType(np.float32, [4]),
+                                           tff.TensorType(np.int32)])) == 4 * 32 + 32
+
+
+def test_totals_scale_with_clients():
+    totals = comms.RoundCommunication(100, 40).totals(clients_per_round=3)
+    assert totals == {"bits_down_per_client": 100, "bits_up_per_client": 40,
+                      "bits_down": 300, "bits_up": 120}
