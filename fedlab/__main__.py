@@ -49,7 +49,8 @@ def _requested_output_root(argv: list[str]) -> Path:
 
 def _check_output_root(argv: list[str]) -> None:
     """Fail with one line when the output folder cannot be written (Hydra would print a trace)."""
-    if any(arg.startswith(("--cfg", "-c", "--help", "-h", "--info", "--hydra-help")) for arg in argv):
+    informational = ("--cfg", "-c", "--help", "-h", "--info", "--hydra-help")
+    if any(arg.startswith(informational) for arg in argv):
         return
     root = _requested_output_root(argv)
     try:

@@ -6,7 +6,7 @@ when Hydra composes the configuration, before anything is built.
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -44,8 +44,8 @@ class EmnistDatasetSchema:
 
     _target_: str = "fedlab.data.emnist.load_emnist"
     only_digits: bool = True
-    cache_dir: Optional[str] = None
-    max_test_clients: Optional[int] = None
+    cache_dir: str | None = None
+    max_test_clients: int | None = None
 
 
 @dataclass
@@ -84,7 +84,7 @@ class SgdmSchema:
 
     _target_: str = "tensorflow_federated.learning.optimizers.build_sgdm"
     learning_rate: float = 0.01
-    momentum: Optional[float] = None
+    momentum: float | None = None
 
 
 @dataclass

@@ -21,7 +21,7 @@ def build_fedavg(
     input_shape: Sequence[int],
     num_classes: int,
     input_spec,
-    aggregator: tff.aggregators.WeightedAggregationFactory | tff.aggregators.UnweightedAggregationFactory,
+    aggregator: tff.aggregators.WeightedAggregationFactory,
     client_optimizer: tff.learning.optimizers.Optimizer,
     server_optimizer: tff.learning.optimizers.Optimizer,
 ) -> tff.learning.templates.LearningProcess:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from fedlab import comms, federated, runtime
 from fedlab.checkpoints import Checkpointer
 from fedlab.data import FederatedData
-from fedlab.errors import ConfigError
+from fedlab.errors import ConfigError, FedlabError
 from fedlab.evaluation import CentralEvaluator
 from fedlab.training import METRICS_FILE, MetricsSink, RoundClients, Schedule, train
 
@@ -86,7 +86,8 @@ def run(cfg: DictConfig) -> float:
     """Build everything the configuration names, train, and return the final eval accuracy.
 
     Writes into ``cfg.run_dir``: metrics.csv, TensorBoard events, checkpoints/, model.keras,
-    summary.json and worker.log. Re-running with the same ``run_dir`` resumes.
+    summary.json and worker.log. Re-running with the same ``run_dir`` resumes. A run that
+    stops on an error still gets a summary.json with ``status: failed`` and the message.
 
     Raises:
       FedlabError: bad configuration, missing data, divergence or unusable checkpoints.
@@ -96,7 +97,17 @@ def run(cfg: DictConfig) -> float:
     schedule = Schedule(**OmegaConf.to_container(cfg.schedule, resolve=True))
     validate_schedule(schedule)
     ensure_writable(run_dir)
+    try:
+        return _build_and_train(cfg, schedule, run_dir, started)
+    except FedlabError as error:
+        write_summary(run_dir, {"status": "failed", "error": str(error)})
+        raise
+    except KeyboardInterrupt:
+        write_summary(run_dir, {"status": "interrupted"})
+        raise
 
+
+def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started: float) -> float:
     data: FederatedData = instantiate(cfg.dataset)
     if schedule.clients_per_round > data.num_clients:
         raise ConfigError(

@@ -41,7 +41,9 @@ def small_config(run_dir: Path, *overrides: str) -> DictConfig:
     )
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 600, shell_suffix: str = "") -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 600, shell_suffix: str = ""
+) -> subprocess.CompletedProcess:
     """``python -m fedlab ARGS`` as a user runs it, in ``cwd``."""
     command = [sys.executable, "-m", "fedlab", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}

@@ -29,12 +29,8 @@ def load_mnist(
     images = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
     labels = labels.astype(np.int32)
     rng = np.random.default_rng([seed, 1])
-    test_idx = np.concatenate(
-        [
-            rng.permutation(np.flatnonzero(labels == c))[: round(test_fraction * np.sum(labels == c))]
-            for c in range(10)
-        ]
-    )
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in range(10)]
+    test_idx = np.concatenate([idx[: round(test_fraction * len(idx))] for idx in per_class])
     train_mask = np.ones(len(labels), dtype=bool)
     train_mask[test_idx] = False
     train_x, train_y = images[train_mask], labels[train_mask]

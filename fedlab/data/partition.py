@@ -30,7 +30,8 @@ def partition_indices(
             f"dataset.num_clients={num_clients} exceeds the {num_examples} training examples"
         )
     if method == "iid":
-        return [np.sort(part) for part in np.array_split(rng.permutation(num_examples), num_clients)]
+        shuffled = rng.permutation(num_examples)
+        return [np.sort(part) for part in np.array_split(shuffled, num_clients)]
     if method == "dirichlet":
         if alpha <= 0:
             raise ConfigError(f"dataset.alpha must be > 0 for the dirichlet partition, got {alpha}")

@@ -1,0 +1,123 @@
+"""The real entrypoint as a user runs it: outputs, sweeps, the worker's lifetime, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO, run_cli
+
+SMOKE = ["dataset=synthetic", "schedule=smoke", "model=simple_cnn"]
+
+
+def worker_pids() -> set[int]:
+    """Every TFF worker_binary process on the machine."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if b"tensorflow_federated/data/worker_binary" in (proc / "cmdline").read_bytes():
+                    pids.add(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def wait_gone(pids: set[int], seconds: float = 10) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while pids & worker_pids() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return pids & worker_pids()
+
+
+def single_run_dir(root: Path) -> Path:
+    runs = [p.parent for p in root.glob("outputs/*/*/metrics.csv")]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_piped_run_returns_writes_outputs_and_leaves_no_worker(tmp_path):
+    before = worker_pids()
+    result = run_cli(*SMOKE, cwd=tmp_path, timeout=300, shell_suffix="| cat")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "round 2/2" in result.stdout
+    run_dir = single_run_dir(tmp_path)
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    assert pd.read_csv(run_dir / "metrics.csv")["round"].tolist() == [1, 2]
+    assert not wait_gone(worker_pids() - before)
+
+
+def test_mnist_smoke_run_writes_every_round(tmp_path):
+    result = run_cli("dataset=mnist", "schedule=smoke", "model=simple_cnn",
+                     "dataset.num_clients=10", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = pd.read_csv(single_run_dir(tmp_path) / "metrics.csv")
+    assert table["round"].tolist() == [1, 2]
+    assert {"train_loss", "train_accuracy", "examples", "batches", "round_seconds",
+            "eval_accuracy", "bits_up"} <= set(table.columns)
+    assert (table["examples"] == 2 * 400).all()  # 4,000 training digits over 10 clients
+
+
+def test_two_by_two_sweep_gives_four_run_folders(tmp_path):
+    result = run_cli("-m", *SMOKE, "model=fedavg_cnn,simple_cnn", "aggregator=mean,compression",
+                     "schedule.rounds=1", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = sorted(tmp_path.glob("multirun/*/*/*/metrics.csv"))
+    assert len(runs) == 4
+    combined = pd.concat(pd.read_csv(p).assign(run=p.parent.name) for p in runs)
+    assert combined["run"].nunique() == 4
+    assert combined["bits_up"].nunique() == 4  # each model x aggregator uploads its own size
+
+
+def _start_and_wait_for_rounds(tmp_path: Path, rounds: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fedlab", *SMOKE, "schedule.rounds=200", "hydra.run.dir=run"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    metrics = tmp_path / "run" / "metrics.csv"
+    while time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) > rounds:
+            return process
+        time.sleep(0.5)
+    process.kill()
+    pytest.fail("the run did not reach its first rounds")
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+def test_killed_run_leaves_no_worker(tmp_path, how):
+    before = worker_pids()
+    process = _start_and_wait_for_rounds(tmp_path, rounds=1)
+    ours = worker_pids() - before
+    assert ours, "the run should have a worker while training"
+    process.send_signal(how)
+    process.wait(timeout=60)
+    assert not wait_gone(ours)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["model=no_such_model"], "Could not find 'model/no_such_model'"),
+    (["schedule.roundz=3"], "Key 'roundz' not in 'ScheduleSchema'"),
+    (["schedule.rounds=many"], "could not be converted to Integer"),
+    ([*SMOKE, "schedule.rounds=0"], "error: schedule.rounds must be a positive integer"),
+    ([*SMOKE, "schedule.clients_per_round=9"], "error: schedule.clients_per_round=9 exceeds"),
+    ([*SMOKE, "hydra.run.dir=/proc/fedlab/run"], "error: cannot write to the output folder"),
+])
+def test_bad_input_gives_one_clear_line(tmp_path, args, message):
+    result = run_cli(*args, cwd=tmp_path, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output
+    assert "Traceback" not in output
+    assert not list(tmp_path.glob("outputs/*/*/metrics.csv"))
+
+
+def test_cfg_flag_prints_the_composed_job(tmp_path):
+    result = run_cli("--cfg", "job", "model=simple_cnn", cwd=tmp_path, timeout=120)
+    assert result.returncode == 0
+    assert "_target_: fedlab.models.simple_cnn" in result.stdout
