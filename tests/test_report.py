@@ -1,0 +1,112 @@
+"""The report command on fabricated runs (exact numbers), a real sweep, and bad folders."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import run_cli
+
+from fedlab import report
+
+MIB = 8 * 2**20
+
+
+def fabricate_run(folder, model, aggregator, seed, accuracies, upload_bits=MIB, status="completed",
+                  columns=None):
+    """A run folder as fedlab writes it, with chosen eval accuracies per round."""
+    (folder / ".hydra").mkdir(parents=True)
+    config = {"model": {"_target_": f"fedlab.models.{model}"},
+              "aggregator": {"_target_": aggregator}, "schedule": {"seed": seed, "rounds": 3},
+              "run_dir": str(folder)}
+    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    choices = {"model": model, "aggregator": aggregator, "hydra/launcher": "basic"}
+    (folder / ".hydra" / "hydra.yaml").write_text(
+        yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+    rounds = range(1, len(accuracies) + 1)
+    table = pd.DataFrame({
+        "round": list(rounds), "train_loss": [1.0 / r for r in rounds],
+        "eval_accuracy": accuracies, "eval_loss": [2.0 - a for a in accuracies],
+        "bits_up_cumulative": [upload_bits * r for r in rounds],
+        "bits_down_cumulative": [2 * upload_bits * r for r in rounds],
+        "round_seconds": [0.5] * len(accuracies),
+    })
+    if columns is not None:
+        table = table[columns]
+    table.to_csv(folder / "metrics.csv", index=False)
+    if status:
+        (folder / "summary.json").write_text(json.dumps({"status": status}))
+
+
+def test_report_on_fabricated_runs_has_exact_figures(tmp_path):
+    sweep = tmp_path / "sweep"
+    fabricate_run(sweep / "0", "fedavg_cnn", "mean", 0, [0.5, 0.8, 0.9])
+    fabricate_run(sweep / "1", "fedavg_cnn", "mean", 1, [0.6, 0.7, 0.7])
+    fabricate_run(sweep / "2", "simple_cnn", "mean", 0, [0.3, 0.4, 0.5], upload_bits=MIB // 4)
+    fabricate_run(sweep / "3", "simple_cnn", "mean", 1, [0.3, 0.4], status=None)  # crashed
+    out = tmp_path / "out"
+    assert report.main([str(sweep), "--out", str(out), "--target-accuracy", "0.75"]) == 0
+
+    runs = pd.read_csv(out / "runs.csv")
+    assert "model" in runs and "schedule.seed" in runs and "aggregator" not in runs
+    by_run = runs.set_index(runs["run"].str[-1])
+    assert by_run.loc["0", "final_eval_accuracy"] == 0.9
+    assert by_run.loc["0", "rounds_to_target"] == 2
+    assert pd.isna(by_run.loc["1", "rounds_to_target"])
+    assert by_run.loc["1", "best_eval_accuracy"] == 0.7
+    assert by_run.loc["2", "uploaded_MiB"] == 0.75
+    assert by_run.loc["3", "status"] == "incomplete"
+    assert "stopped after round 2" in by_run.loc["3", "note"]
+
+    summary = pd.read_csv(out / "summary.csv").set_index("model")
+    assert summary.loc["fedavg_cnn", "n"] == 2
+    assert summary.loc["fedavg_cnn", "final_eval_accuracy_mean"] == pytest.approx(0.8)
+    assert summary.loc["fedavg_cnn", "final_eval_accuracy_std"] == pytest.approx(0.1414213, 1e-5)
+    assert summary.loc["simple_cnn", "n"] == 1  # the crashed run is not averaged in
+    for name in ("eval_accuracy.png", "train_loss.png", "accuracy_vs_upload.png", "report.md"):
+        assert (out / name).stat().st_size > 0
+    page = (out / "report.md").read_text()
+    assert "0.8000 ± 0.1414" in page and "![eval_accuracy.png](eval_accuracy.png)" in page
+
+
+def test_runs_with_other_metric_columns_are_reported_incomplete(tmp_path):
+    fabricate_run(tmp_path / "a", "simple_cnn", "mean", 0, [0.5, 0.6])
+    fabricate_run(tmp_path / "b", "simple_cnn", "mean", 1, [0.5, 0.6],
+                  columns=["round", "train_loss"])
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("status")
+    assert "lacks eval_accuracy" in runs.loc["incomplete", "note"]
+
+
+def test_failed_run_is_listed_as_failed(tmp_path):
+    fabricate_run(tmp_path / "a", "simple_cnn", "mean", 0, [0.5])
+    fabricate_run(tmp_path / "b", "simple_cnn", "mean", 1, [0.5], status="failed")
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert "failed" in pd.read_csv(tmp_path / "out" / "runs.csv")["status"].tolist()
+
+
+def test_folder_without_runs_is_one_clear_error(tmp_path, capsys):
+    assert report.main([str(tmp_path)]) == 1
+    assert "error: no fedlab runs" in capsys.readouterr().err
+
+
+def test_missing_folder_is_one_clear_error(tmp_path, capsys):
+    assert report.main([str(tmp_path / "nope")]) == 1
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_report_on_a_real_two_run_sweep(tmp_path):
+    result = run_cli("-m", "dataset=synthetic", "schedule=smoke", "model=simple_cnn",
+                     "schedule.seed=0,1", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert report.main([str(tmp_path / "multirun"), "--out", str(tmp_path / "out")]) == 0
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert runs["status"].tolist() == ["completed", "completed"]
+    assert sorted(runs["schedule.seed"]) == [0, 1]
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert summary["n"].tolist() == [2]
+
+
+def test_samples_grid_is_drawn(tmp_path):
+    assert report.main(["--samples", "dataset=synthetic", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "samples.png").stat().st_size > 0
