@@ -14,6 +14,7 @@ of a data set with their class names (``samples.png``).
 """
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,20 +90,21 @@ def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame 
         metrics = None
     summary_path = run_dir / "summary.json"
     try:
-        summary = pd.read_json(summary_path, typ="series").to_dict() if summary_path.exists() else {}
-    except ValueError:
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    except (ValueError, OSError):
         summary = {}
     status, note = _status(metrics, summary)
     row = {"run": str(run_dir), "status": status, "note": note, **_run_config(run_dir)}
     if status != "incomplete" or (metrics is not None and set(REQUIRED_COLUMNS) <= set(metrics)):
         if metrics is not None and not metrics.empty:
             evaluated = metrics.dropna(subset=["eval_accuracy"])
+            last = evaluated.iloc[-1] if len(evaluated) else pd.Series(dtype=float)
             reached = evaluated[evaluated["eval_accuracy"] >= target_accuracy]
             row.update(
                 rounds_completed=int(metrics["round"].max()),
-                final_eval_accuracy=evaluated["eval_accuracy"].iloc[-1] if len(evaluated) else np.nan,
+                final_eval_accuracy=last.get("eval_accuracy", np.nan),
                 best_eval_accuracy=evaluated["eval_accuracy"].max(),
-                final_eval_loss=evaluated["eval_loss"].iloc[-1] if len(evaluated) else np.nan,
+                final_eval_loss=last.get("eval_loss", np.nan),
                 rounds_to_target=int(reached["round"].iloc[0]) if len(reached) else np.nan,
                 bits_up_total=int(metrics["bits_up_cumulative"].iloc[-1]),
                 bits_down_total=int(metrics.get("bits_down_cumulative", pd.Series([0])).iloc[-1]),
