@@ -79,6 +79,16 @@ class LearningAggregatorSchema(AggregatorSchema):
 
 
 @dataclass
+class CompressionAggregatorSchema(LearningAggregatorSchema):
+    """``fedlab.aggregators.compression_aggregator``: TFF's, with seeded quantization noise."""
+
+    _target_: str = "fedlab.aggregators.compression_aggregator"
+    quantization_bits: int = 8
+    threshold: int = 20000
+    seed: int = 0
+
+
+@dataclass
 class SgdmSchema:
     """``tff.learning.optimizers.build_sgdm`` (momentum ``None`` is plain SGD)."""
 
@@ -132,5 +142,6 @@ def register_schemas() -> None:
     store.store(group="schema/model", name="builder", node=ModelSchema)
     store.store(group="schema/aggregator", name="mean", node=MeanAggregatorSchema)
     store.store(group="schema/aggregator", name="learning", node=LearningAggregatorSchema)
+    store.store(group="schema/aggregator", name="compression", node=CompressionAggregatorSchema)
     store.store(group="schema/optimizer", name="pair", node=OptimizerPairSchema)
     store.store(group="schema/schedule", name="schedule", node=ScheduleSchema)

@@ -154,7 +154,7 @@ def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started
         communication.broadcast_bits_per_client / 8e6, communication.upload_bits_per_client / 8e6,
     )
     with runtime.local_execution(run_dir / WORKER_LOG):
-        state, rounds_trained = train(
+        outcome = train(
             process,
             federated.keras_model_weights(initial_model),
             round_clients,
@@ -164,7 +164,7 @@ def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started
             Checkpointer(run_dir / "checkpoints", keep=schedule.keep_checkpoints),
             MetricsSink(run_dir, tensorboard=cfg.tensorboard),
         )
-        final_weights = process.get_model_weights(state)
+        final_weights = process.get_model_weights(outcome.state)
     final_weights.assign_weights_to(evaluator.model)
     evaluator.model.save(run_dir / MODEL_FILE)
     summary = write_summary(
@@ -172,7 +172,11 @@ def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started
         {
             "status": "completed",
             "num_parameters": int(initial_model.count_params()),
-            "rounds_trained_this_invocation": rounds_trained,
+            "rounds_trained_this_invocation": outcome.rounds_trained,
+            "checkpoint_seconds_mean": (
+                sum(outcome.checkpoint_seconds) / len(outcome.checkpoint_seconds)
+                if outcome.checkpoint_seconds else None
+            ),
             "wall_seconds_this_invocation": time.perf_counter() - started,
         },
     )

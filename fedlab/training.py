@@ -38,6 +38,15 @@ class Schedule:
     keep_checkpoints: int = 3
 
 
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What a call of :func:`train` leaves behind."""
+
+    state: Any
+    rounds_trained: int
+    checkpoint_seconds: list[float]
+
+
 class RoundClients:
     """Picks each round's clients and builds their preprocessed datasets, from the round alone.
 
@@ -126,7 +135,7 @@ def train(
     communication: RoundCommunication,
     checkpointer: Checkpointer,
     sink: MetricsSink,
-) -> tuple[Any, int]:
+) -> "TrainingOutcome":
     """Run FedAvg rounds from the last checkpoint (or from ``initial_weights``) to the end.
 
     Each round releases one row: train loss/accuracy, examples, batches, round seconds, the
@@ -135,7 +144,7 @@ def train(
     state is checkpointed every ``checkpoint_every`` rounds and after the last round.
 
     Returns:
-      The final server state and the number of rounds this call trained.
+      The final server state, the rounds this call trained, and how long each checkpoint took.
 
     Raises:
       DivergenceError: a round's training loss is NaN or infinite; finished rows and the last
@@ -152,6 +161,7 @@ def train(
     last_checkpoint = start_round - 1
     bits = communication.totals(schedule.clients_per_round)
     round_times: list[float] = []
+    checkpoint_times: list[float] = []
     for round_num in range(start_round, schedule.rounds + 1):
         started = time.perf_counter()
         result = process.next(state, round_clients(round_num))
@@ -185,8 +195,12 @@ def train(
         round_times.append(row["round_seconds"])
         sink.release(row, round_num)
         if round_num % schedule.checkpoint_every == 0 or round_num == schedule.rounds:
+            saving_started = time.perf_counter()
             checkpointer.save(state, round_num)
             last_checkpoint = round_num
+            log.debug("checkpoint of round %d saved in %.3f s", round_num,
+                      time.perf_counter() - saving_started)
+            checkpoint_times.append(time.perf_counter() - saving_started)
         log.info(_progress_line(row, round_num, schedule.rounds,
                                 float(np.median(round_times)) * (schedule.rounds - round_num)))
-    return state, schedule.rounds - start_round + 1
+    return TrainingOutcome(state, max(0, schedule.rounds - start_round + 1), checkpoint_times)

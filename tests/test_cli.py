@@ -121,3 +121,32 @@ def test_cfg_flag_prints_the_composed_job(tmp_path):
     result = run_cli("--cfg", "job", "model=simple_cnn", cwd=tmp_path, timeout=120)
     assert result.returncode == 0
     assert "_target_: fedlab.models.simple_cnn" in result.stdout
+
+
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
+    args = ["dataset=synthetic", "model=fedavg_cnn", "schedule=smoke", "schedule.rounds=8",
+            "schedule.checkpoint_every=3", "dataset.image_size=28"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "fedlab", *args, "hydra.run.dir=killed"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "killed" / "metrics.csv"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # kill once round 4 is written: after checkpoint 3
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    process.kill()
+    process.wait(timeout=60)
+    killed_at = len(pd.read_csv(metrics))
+    assert 4 <= killed_at < 8, "the kill should land mid-run"
+    resumed = run_cli(*args, "hydra.run.dir=killed", cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from the checkpoint of round" in resumed.stdout + resumed.stderr
+    whole = run_cli(*args, "hydra.run.dir=whole", cwd=tmp_path, timeout=300)
+    assert whole.returncode == 0
+    timing = ["round_seconds"]
+    resumed_table = pd.read_csv(metrics).drop(columns=timing)
+    assert resumed_table["round"].tolist() == list(range(1, 9))
+    pd.testing.assert_frame_equal(
+        resumed_table, pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns=timing))
