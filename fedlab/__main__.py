@@ -23,10 +23,16 @@ register_schemas()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one configuration; a fedlab error ends it with one line (and exit code 1)."""
-    from fedlab.run import run  # imported here so --help and --cfg stay fast
+    from fedlab import runtime  # imported here so --help and --cfg stay fast
+    from fedlab.run import run
 
     for chatty in ("absl", "tensorflow"):  # TFF/TF chatter per traced model and checkpoint
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    # TFF's secure aggregator leaves unused tf.debugging asserts; TF reports each at ERROR.
+    logging.getLogger("tensorflow").addFilter(
+        lambda record: "Object was never used" not in record.getMessage()
+    )
+    runtime.drop_default_context()
 
     try:
         return run(cfg)

@@ -90,3 +90,20 @@ def compression_aggregator(
     if zeroing:
         factory = model_update_aggregator._default_zeroing(factory)  # noqa: SLF001
     return factory
+
+
+def dp_aggregator(
+    noise_multiplier: float, clients_per_round: int, zeroing: bool = True
+) -> tff.aggregators.UnweightedAggregationFactory:
+    """``tff.learning.dp_aggregator`` (adaptive-clipping Gaussian DP-FedAvg), checked first.
+
+    DP-FedAvg weights clients uniformly, so fedlab builds an unweighted FedAvg process for it.
+
+    Raises:
+      ConfigError: a negative noise multiplier or a non-positive clients-per-round.
+    """
+    if noise_multiplier < 0:
+        raise ConfigError(f"aggregator.noise_multiplier must be >= 0, got {noise_multiplier}")
+    if clients_per_round < 1:
+        raise ConfigError(f"aggregator.clients_per_round must be >= 1, got {clients_per_round}")
+    return tff.learning.dp_aggregator(noise_multiplier, clients_per_round, zeroing=zeroing)

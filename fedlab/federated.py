@@ -21,11 +21,15 @@ def build_fedavg(
     input_shape: Sequence[int],
     num_classes: int,
     input_spec,
-    aggregator: tff.aggregators.WeightedAggregationFactory,
+    aggregator: tff.aggregators.WeightedAggregationFactory
+    | tff.aggregators.UnweightedAggregationFactory,
     client_optimizer: tff.learning.optimizers.Optimizer,
     server_optimizer: tff.learning.optimizers.Optimizer,
 ) -> tff.learning.templates.LearningProcess:
-    """``tff.learning.algorithms.build_weighted_fed_avg`` over a freshly built Keras model."""
+    """``tff.learning.algorithms.build_weighted_fed_avg`` over a freshly built Keras model.
+
+    An unweighted aggregator (DP) gets ``build_unweighted_fed_avg`` instead.
+    """
 
     def model_fn() -> tff.learning.models.VariableModel:
         return tff.learning.models.from_keras_model(
@@ -35,6 +39,14 @@ def build_fedavg(
             metrics=[tf.keras.metrics.SparseCategoricalAccuracy()],
         )
 
+    if isinstance(aggregator, tff.aggregators.UnweightedAggregationFactory):
+        # Uniformly weighted aggregators (DP-FedAvg) need the unweighted FedAvg builder.
+        return tff.learning.algorithms.build_unweighted_fed_avg(
+            model_fn,
+            client_optimizer_fn=client_optimizer,
+            server_optimizer_fn=server_optimizer,
+            model_aggregator=aggregator,
+        )
     return tff.learning.algorithms.build_weighted_fed_avg(
         model_fn,
         client_optimizer_fn=client_optimizer,
@@ -57,4 +69,3 @@ def keras_model_weights(model: tf.keras.Model) -> tff.learning.models.ModelWeigh
         trainable=[np.asarray(w) for w in model.trainable_weights],
         non_trainable=[np.asarray(w) for w in model.non_trainable_weights],
     )
-

@@ -50,3 +50,42 @@ def simple_cnn(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
         ],
         name="simple_cnn",
     )
+
+
+def tutorial_cnn(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
+    """The TensorFlow CNN tutorial's model (122,570 parameters on 32x32x3, 10 classes).
+
+    Three 3x3 valid convolutions 32/64/64 with 2x2 pooling after the first two, dense 64,
+    dense ``num_classes`` and a softmax (the tutorial uses logits; fedlab's loss takes
+    probabilities, and a softmax has no parameters).
+    """
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=tuple(input_shape)),
+            tf.keras.layers.Conv2D(32, (3, 3), activation="relu"),
+            tf.keras.layers.MaxPooling2D((2, 2)),
+            tf.keras.layers.Conv2D(64, (3, 3), activation="relu"),
+            tf.keras.layers.MaxPooling2D((2, 2)),
+            tf.keras.layers.Conv2D(64, (3, 3), activation="relu"),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(64, activation="relu"),
+            tf.keras.layers.Dense(num_classes),
+            tf.keras.layers.Softmax(),
+        ],
+        name="tutorial_cnn",
+    )
+
+
+def mlp(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
+    """The FedAvg paper's 2NN: two hidden ReLU layers of 200 units."""
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=tuple(input_shape)),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(200, activation="relu"),
+            tf.keras.layers.Dense(200, activation="relu"),
+            tf.keras.layers.Dense(num_classes),
+            tf.keras.layers.Softmax(),
+        ],
+        name="mlp",
+    )

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fedlab import comms, federated, runtime
+from fedlab import central, comms, federated, optimizers, runtime
 from fedlab.checkpoints import Checkpointer
 from fedlab.data import FederatedData
 from fedlab.errors import ConfigError, FedlabError
@@ -22,6 +23,19 @@ log = logging.getLogger(__name__)
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "model.keras"
 WORKER_LOG = "worker.log"
+CLIENT_LABELS_FILE = "client_labels.csv"
+
+
+def build(node: DictConfig, what: str):
+    """``hydra.utils.instantiate`` with failures turned into one-line fedlab errors."""
+    try:
+        return instantiate(node)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, FedlabError):
+            raise cause from None
+        reason = str(cause or error).splitlines()[0]
+        raise ConfigError(f"cannot build the {what} ({node.get('_target_')}): {reason}") from error
 
 
 def validate_schedule(schedule: Schedule) -> None:
@@ -108,22 +122,40 @@ def run(cfg: DictConfig) -> float:
 
 
 def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started: float) -> float:
-    data: FederatedData = instantiate(cfg.dataset)
+    data: FederatedData = build(cfg.dataset, "dataset")
     if schedule.clients_per_round > data.num_clients:
         raise ConfigError(
             f"schedule.clients_per_round={schedule.clients_per_round} exceeds the "
             f"{data.num_clients} clients of the dataset"
         )
-    model_builder = instantiate(cfg.model)
+    if data.client_label_counts is not None:
+        counts = pd.DataFrame(data.client_label_counts, columns=list(data.class_names))
+        counts.insert(0, "client", data.train.client_ids)
+        counts.to_csv(run_dir / CLIENT_LABELS_FILE, index=False)
+    model_builder = build(cfg.model, "model")
     try:
         initial_model = federated.seeded_keras_model(
             model_builder, data.input_shape, data.num_classes, seed=schedule.seed
         )
     except ValueError as error:
+        reason = next((line.strip() for line in str(error).splitlines()
+                       if "Negative dimension" in line), str(error).splitlines()[0])
         raise ConfigError(
             f"model {cfg.model._target_} cannot take inputs of shape {data.input_shape}: "
-            f"{str(error).splitlines()[0]}"
+            f"{reason.split(' for ', 1)[0]}"
         ) from error
+
+    if cfg.mode == "central":
+        outcome = central.train_central(
+            initial_model, data, build(cfg.central, "central optimizer"), epochs=schedule.rounds,
+            batch_size=schedule.batch_size, seed=schedule.seed,
+            sink=MetricsSink(run_dir, tensorboard=cfg.tensorboard),
+        )
+        outcome.save(run_dir / MODEL_FILE)
+        return _finish(run_dir, initial_model, started, rounds_trained=schedule.rounds,
+                       checkpoint_seconds=[])
+    if cfg.mode != "federated":
+        raise ConfigError(f"mode must be 'federated' or 'central', got {cfg.mode!r}")
 
     def preprocess(dataset, shuffle_seed):
         return federated.client_dataset(
@@ -138,9 +170,12 @@ def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started
                             0).element_spec
     process = federated.build_fedavg(
         model_builder, data.input_shape, data.num_classes, input_spec,
-        aggregator=instantiate(cfg.aggregator),
-        client_optimizer=instantiate(cfg.optimizer.client),
-        server_optimizer=instantiate(cfg.optimizer.server),
+        aggregator=build(cfg.aggregator, "aggregator"),
+        client_optimizer=build(cfg.optimizer.client, "client optimizer"),
+        server_optimizer=optimizers.with_round_schedule(
+            build(cfg.optimizer.server, "server optimizer"), cfg.optimizer.server.learning_rate,
+            cfg.optimizer.server_schedule, cfg.optimizer.server_decay,
+        ),
     )
     communication = comms.measure_round_communication(process.next)
     evaluator = CentralEvaluator(
@@ -167,15 +202,21 @@ def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started
         final_weights = process.get_model_weights(outcome.state)
     final_weights.assign_weights_to(evaluator.model)
     evaluator.model.save(run_dir / MODEL_FILE)
+    return _finish(run_dir, initial_model, started, outcome.rounds_trained,
+                   outcome.checkpoint_seconds)
+
+
+def _finish(run_dir: Path, initial_model, started: float, rounds_trained: int,
+            checkpoint_seconds: list[float]) -> float:
+    """Write summary.json and return the final eval accuracy (NaN if never evaluated)."""
     summary = write_summary(
         run_dir,
         {
             "status": "completed",
             "num_parameters": int(initial_model.count_params()),
-            "rounds_trained_this_invocation": outcome.rounds_trained,
+            "rounds_trained_this_invocation": rounds_trained,
             "checkpoint_seconds_mean": (
-                sum(outcome.checkpoint_seconds) / len(outcome.checkpoint_seconds)
-                if outcome.checkpoint_seconds else None
+                sum(checkpoint_seconds) / len(checkpoint_seconds) if checkpoint_seconds else None
             ),
             "wall_seconds_this_invocation": time.perf_counter() - started,
         },

@@ -23,6 +23,7 @@ from tensorflow_federated.python.core.backends.test import compiler as test_comp
 from tensorflow_federated.python.core.environments.tensorflow_frontend import (
     tensorflow_computation,
 )
+from tensorflow_federated.python.core.impl.context_stack import runtime_error_context
 from tensorflow_federated.python.core.impl.execution_contexts import sync_execution_context
 from tensorflow_federated.python.core.impl.executor_stacks import python_executor_stacks
 from tensorflow_federated.python.core.impl.executors import (
@@ -112,6 +113,19 @@ def local_execution(log_path: Path) -> Iterator[None]:
         context = remote_execution_context(target)
         with tff.framework.get_context_stack().install(context):
             yield
+
+
+def drop_default_context() -> None:
+    """Replace TFF's import-time default context, which fedlab never uses.
+
+    Importing TFF installs a local C++ context whose service manager would start its own
+    worker if ever invoked and whose ``__del__`` fails noisily at interpreter shutdown.
+    fedlab installs its own context around every run, so the default is replaced by TFF's
+    "no context" placeholder, which makes any computation invoked outside a run fail loudly.
+    """
+    tff.framework.get_context_stack().set_default_context(
+        runtime_error_context.RuntimeErrorContext()
+    )
 
 
 def worker_processes_alive() -> list[int]:

@@ -52,8 +52,8 @@ def test_dirichlet_small_alpha_is_skewed():
 @pytest.mark.parametrize("kwargs,message", [
     (dict(num_clients=0, method="iid"), "num_clients must be >= 1"),
     (dict(num_clients=501, method="iid"), "exceeds the 500 training examples"),
-    (dict(num_clients=5, method="dirichlet", alpha=0.0), "alpha must be > 0"),
-    (dict(num_clients=5, method="bogus"), "partition must be one of"),
+    (dict(num_clients=5, method="dirichlet", alpha=0.0), "partition.alpha must be > 0"),
+    (dict(num_clients=5, method="bogus"), "partition.method must be one of"),
 ])
 def test_bad_partitions_are_rejected(kwargs, message):
     with pytest.raises(ConfigError, match=message):

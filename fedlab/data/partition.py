@@ -1,5 +1,7 @@
 """Ways to deal a labelled data set out to clients; each returns one index array per client."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from fedlab.errors import ConfigError
@@ -34,20 +36,21 @@ def partition_indices(
         return [np.sort(part) for part in np.array_split(shuffled, num_clients)]
     if method == "dirichlet":
         if alpha <= 0:
-            raise ConfigError(f"dataset.alpha must be > 0 for the dirichlet partition, got {alpha}")
+            raise ConfigError(f"dataset.partition.alpha must be > 0 for dirichlet, got {alpha}")
         return _dirichlet(labels, num_clients, alpha, rng)
     if method == "shards":
         num_shards = num_clients * shards_per_client
         if shards_per_client < 1 or num_shards > num_examples:
             raise ConfigError(
-                f"dataset.shards_per_client={shards_per_client} with {num_clients} clients "
+                f"dataset.partition.shards_per_client={shards_per_client} with {num_clients} "
+                "clients "
                 f"needs 1..{num_examples // num_clients} shards per client"
             )
         by_label = np.argsort(labels, kind="stable")
         shards = np.array_split(by_label, num_shards)
         order = rng.permutation(num_shards).reshape(num_clients, shards_per_client)
         return [np.sort(np.concatenate([shards[s] for s in row])) for row in order]
-    raise ConfigError(f"dataset.partition must be one of {PARTITIONS}, got {method!r}")
+    raise ConfigError(f"dataset.partition.method must be one of {PARTITIONS}, got {method!r}")
 
 
 def _dirichlet(
@@ -73,3 +76,17 @@ def _dirichlet(
 def label_histogram(labels: np.ndarray, parts: list[np.ndarray], num_classes: int) -> np.ndarray:
     """Counts per (client, class): how skewed a partition is."""
     return np.stack([np.bincount(labels[p], minlength=num_classes) for p in parts])
+
+
+@dataclass(frozen=True)
+class Partition:
+    """How a data set is dealt to clients: ``method`` plus its parameters (a config object)."""
+
+    method: str = "iid"
+    alpha: float = 0.5
+    shards_per_client: int = 2
+
+    def split(self, labels: np.ndarray, num_clients: int, rng: np.random.Generator) -> list:
+        """One index array per client; see :func:`partition_indices`."""
+        return partition_indices(labels, num_clients, self.method, rng, alpha=self.alpha,
+                                 shards_per_client=self.shards_per_client)

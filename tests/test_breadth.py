@@ -1,0 +1,121 @@
+"""Every option smoke-runs; CIFAR-10 parsing; DP, secure, schedules, central mode; experiments."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CONF_DIR, compose_config, group_options, small_config
+from omegaconf import open_dict
+
+from fedlab.data import cifar10
+from fedlab.data.partition import Partition
+from fedlab.errors import ConfigError, DataError
+from fedlab.run import run
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+def rows(run_dir):
+    return pd.read_csv(run_dir / "metrics.csv")
+
+
+@pytest.mark.parametrize("option", group_options("aggregator"))
+def test_every_aggregator_trains_and_is_accounted(tmp_path, option):
+    run(small_config(tmp_path, f"aggregator={option}"))
+    table = rows(tmp_path)
+    assert table["round"].tolist() == [1, 2]
+    model_bits = 4 * 32 * (3 * 3 * 16 + 16 + 4 * 4 * 16 * 64 + 64 + 64 * 3 + 3) // 4
+    assert (table["bits_down_per_client"] >= model_bits).all()
+    assert (table["bits_up_per_client"] >= model_bits).all()
+
+
+@pytest.mark.parametrize("option", group_options("optimizer"))
+def test_every_optimizer_trains(tmp_path, option):
+    run(small_config(tmp_path, f"optimizer={option}"))
+    assert rows(tmp_path)["train_loss"].notna().all()
+
+
+@pytest.mark.parametrize("option", group_options("model"))
+def test_every_model_trains_on_20px_images(tmp_path, option):
+    run(small_config(tmp_path, f"model={option}", "dataset.image_size=20"))
+    assert len(rows(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("schedule", ["exponential", "inverse_sqrt"])
+def test_server_learning_rate_schedules_run(tmp_path, schedule):
+    run(small_config(tmp_path, "optimizer=adam", f"optimizer.server_schedule={schedule}"))
+    assert len(rows(tmp_path)) == 2
+
+
+def test_central_mode_writes_the_same_columns_per_epoch(tmp_path):
+    fed, central = tmp_path / "fed", tmp_path / "central"
+    run(small_config(fed))
+    accuracy = run(small_config(central, "mode=central", "schedule.rounds=3"))
+    table = rows(central)
+    assert set(table.columns) == set(rows(fed).columns)
+    assert table["round"].tolist() == [1, 2, 3]
+    assert (table["bits_up"] == 0).all() and (table["examples"] == 8 * 24).all()
+    assert table["eval_accuracy"].iloc[-1] == pytest.approx(accuracy)
+    assert (central / "model.keras").exists() and (central / "summary.json").exists()
+
+
+def test_partition_histogram_is_saved(tmp_path):
+    run(compose_config(["dataset=mnist", "dataset.num_clients=10", "schedule=smoke",
+                        "dataset.partition.method=shards", "model=mlp"], tmp_path))
+    counts = pd.read_csv(tmp_path / "client_labels.csv")
+    assert len(counts) == 10 and counts.drop(columns="client").to_numpy().sum() == 4000
+    assert ((counts.drop(columns="client") > 0).sum(axis=1) <= 2).all()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("aggregator=dp aggregator.noise_multiplier=-1", "noise_multiplier must be >= 0"),
+    ("model=tutorial_cnn", "cannot take inputs of shape"),
+    ("optimizer.server_schedule=cosine", "server_schedule must be one of"),
+    ("mode=centralised", "mode must be 'federated' or 'central'"),
+])
+def test_bad_breadth_settings_fail_before_training(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        run(small_config(tmp_path, *override.split()))
+    assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_mnist_alpha_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError, match="alpha must be > 0"):
+        run(compose_config(["dataset.partition.method=dirichlet", "dataset.partition.alpha=0",
+                            "schedule=smoke"], tmp_path))
+
+
+def _write_cifar_batches(folder, per_batch=6):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in cifar10.BATCH_FILES:
+        batch = {b"data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, size=per_batch).tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch))
+
+
+def test_cifar10_parses_the_keras_on_disk_format(tmp_path):
+    _write_cifar_batches(tmp_path / "cifar-10-batches-py")
+    data = cifar10.load_cifar10(num_clients=3, partition=Partition("iid"),
+                                data_dir=str(tmp_path / "cifar-10-batches-py"))
+    assert data.input_shape == (32, 32, 3) and data.num_classes == 10
+    assert data.test_x.shape == (6, 32, 32, 3) and 0 <= data.test_x.min() <= data.test_x.max() <= 1
+    assert data.client_label_counts.sum() == 30
+    assert data.class_names[0] == "airplane"
+
+
+def test_cifar10_missing_names_the_folder(tmp_path):
+    with pytest.raises(DataError, match=str(tmp_path)):
+        cifar10.load_cifar10(data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_smoke_runs(tmp_path, experiment):
+    cfg = compose_config([f"+experiment={experiment}", "dataset=synthetic",
+                          "dataset.image_size=20", "schedule.rounds=1",
+                          "schedule.clients_per_round=2"], tmp_path)
+    with open_dict(cfg):
+        cfg.schedule.eval_every = 1
+    run(cfg)
+    assert rows(tmp_path)["round"].tolist() == [1]
