@@ -213,6 +213,15 @@ class ScheduleSchema:
 
 
 @dataclass
+class ExecutorSchema:
+    """Where TFF computations run: a private local worker, or remote workers."""
+
+    kind: str = "local"
+    targets: list[str] = field(default_factory=list)
+    connect_timeout_seconds: float = 30.0
+
+
+@dataclass
 class FedlabSchema:
     """The top level of a composed run configuration."""
 
@@ -221,6 +230,7 @@ class FedlabSchema:
     aggregator: Any = MISSING
     optimizer: Any = MISSING
     schedule: ScheduleSchema = field(default_factory=ScheduleSchema)
+    executor: ExecutorSchema = field(default_factory=ExecutorSchema)
     run_dir: str = MISSING
     tensorboard: bool = True
     mode: str = "federated"
@@ -244,4 +254,5 @@ def register_schemas() -> None:
     store.store(group="schema/optimizer", name="adam", node=AdamPairSchema)
     store.store(group="schema/optimizer", name="yogi", node=YogiPairSchema)
     store.store(group="schema/optimizer", name="adagrad", node=AdagradPairSchema)
+    store.store(group="schema/executor", name="executor", node=ExecutorSchema)
     store.store(group="schema/schedule", name="schedule", node=ScheduleSchema)

@@ -19,3 +19,7 @@ class DivergenceError(FedlabError):
 
 class CheckpointError(FedlabError):
     """No usable checkpoint although the run folder has some."""
+
+
+class WorkerError(FedlabError):
+    """A TFF worker cannot be reached or stopped answering."""

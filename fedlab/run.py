@@ -188,7 +188,14 @@ def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started
         data.num_clients, schedule.clients_per_round, initial_model.count_params(),
         communication.broadcast_bits_per_client / 8e6, communication.upload_bits_per_client / 8e6,
     )
-    with runtime.local_execution(run_dir / WORKER_LOG):
+    if cfg.executor.kind == "local":
+        execution = runtime.local_execution(run_dir / WORKER_LOG)
+    elif cfg.executor.kind == "remote":
+        execution = runtime.remote_execution(list(cfg.executor.targets),
+                                             cfg.executor.connect_timeout_seconds)
+    else:
+        raise ConfigError(f"executor.kind must be 'local' or 'remote', got {cfg.executor.kind!r}")
+    with execution:
         outcome = train(
             process,
             federated.keras_model_weights(initial_model),

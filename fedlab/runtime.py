@@ -12,7 +12,7 @@ import ctypes
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -24,12 +24,17 @@ from tensorflow_federated.python.core.environments.tensorflow_frontend import (
     tensorflow_computation,
 )
 from tensorflow_federated.python.core.impl.context_stack import runtime_error_context
-from tensorflow_federated.python.core.impl.execution_contexts import sync_execution_context
+from tensorflow_federated.python.core.impl.execution_contexts import (
+    async_execution_context,
+    sync_execution_context,
+)
 from tensorflow_federated.python.core.impl.executor_stacks import python_executor_stacks
 from tensorflow_federated.python.core.impl.executors import (
     remote_executor,
     remote_executor_grpc_stub,
 )
+
+from fedlab.errors import WorkerError
 
 _GRPC_OPTIONS = [
     ("grpc.max_message_length", 2_000_000_000),
@@ -87,19 +92,50 @@ def _compile(computation):
     return native_compiler.desugar_and_transform_to_native(computation)
 
 
-def remote_execution_context(target: str) -> sync_execution_context.SyncExecutionContext:
-    """A synchronous TFF context that executes every computation on the worker at ``target``."""
+def _executor_factory(
+    target: str, timeout_seconds: float = 30.0
+) -> python_executor_stacks.ResourceManagingExecutorFactory:
+    """Executors that run every computation on the TFF worker at ``target``.
+
+    TFF retries a computation on an unavailable worker forever; the executor is rebuilt before
+    each retry, and that is where an unanswering worker becomes a :class:`WorkerError`.
+    """
     channel = grpc.insecure_channel(target, _GRPC_OPTIONS)
     stub = remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
 
     def executor_stack(cardinalities):
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout_seconds)
+        except grpc.FutureTimeoutError:
+            raise WorkerError(
+                f"TFF worker {target} stopped answering; rounds up to the last checkpoint are "
+                "kept: start the worker again and re-run the same command to resume"
+            ) from None
         cardinalities.setdefault(tff.CLIENTS, 0)  # as TFF's local context: 0 when not inferable
         executor = remote_executor.RemoteExecutor(stub)
         executor.set_cardinalities(cardinalities)
         return executor
 
+    return python_executor_stacks.ResourceManagingExecutorFactory(executor_stack)
+
+
+def remote_execution_context(
+    target: str, timeout_seconds: float = 30.0
+) -> sync_execution_context.SyncExecutionContext:
+    """A synchronous TFF context that executes every computation on the worker at ``target``."""
     return sync_execution_context.SyncExecutionContext(
-        executor_fn=python_executor_stacks.ResourceManagingExecutorFactory(executor_stack),
+        executor_fn=_executor_factory(target, timeout_seconds),
+        compiler_fn=_compile,
+        transform_args=tensorflow_computation.transform_args,
+        transform_result=tensorflow_computation.transform_result,
+    )
+
+
+def _async_remote_context(
+    target: str, timeout_seconds: float
+) -> async_execution_context.AsyncExecutionContext:
+    return async_execution_context.AsyncExecutionContext(
+        executor_fn=_executor_factory(target, timeout_seconds),
         compiler_fn=_compile,
         transform_args=tensorflow_computation.transform_args,
         transform_result=tensorflow_computation.transform_result,
@@ -113,6 +149,40 @@ def local_execution(log_path: Path) -> Iterator[None]:
         context = remote_execution_context(target)
         with tff.framework.get_context_stack().install(context):
             yield
+
+
+def check_reachable(targets: Sequence[str], timeout_seconds: float) -> None:
+    """Raise :class:`WorkerError` naming the first target that does not answer in time."""
+    for target in targets:
+        with grpc.insecure_channel(target) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=timeout_seconds)
+            except grpc.FutureTimeoutError:
+                raise WorkerError(
+                    f"TFF worker {target} did not answer within {timeout_seconds:.0f} s "
+                    "(is `python -m fedlab.worker --port ...` running there?)"
+                ) from None
+
+
+@contextlib.contextmanager
+def remote_execution(targets: Sequence[str], timeout_seconds: float = 30.0) -> Iterator[None]:
+    """Within the block, TFF computations run on already running workers at ``targets``.
+
+    One target runs everything; several targets split each round's clients between them with
+    TFF's mergeable-computation context (each worker aggregates its share, the shares are
+    merged here).
+    """
+    if not targets:
+        raise WorkerError("executor=remote needs executor.targets=[host:port,...]")
+    check_reachable(targets, timeout_seconds)
+    if len(targets) == 1:
+        context = remote_execution_context(targets[0], timeout_seconds)
+    else:
+        context = tff.backends.native.create_mergeable_comp_execution_context(
+            [_async_remote_context(t, timeout_seconds) for t in targets]
+        )
+    with tff.framework.get_context_stack().install(context):
+        yield
 
 
 def drop_default_context() -> None:

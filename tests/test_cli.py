@@ -1,5 +1,6 @@
 """The real entrypoint as a user runs it: outputs, sweeps, the worker's lifetime, bad input."""
 
+import json
 import os
 import signal
 import subprocess
@@ -150,3 +151,21 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert resumed_table["round"].tolist() == list(range(1, 9))
     pd.testing.assert_frame_equal(
         resumed_table, pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns=timing))
+
+
+def test_parallel_sweep_records_a_failing_job_and_finishes_the_other(tmp_path):
+    result = run_cli("-m", "hydra/launcher=parallel", *SMOKE, "schedule.clients_per_round=2,99",
+                     cwd=tmp_path, timeout=600)
+    assert result.returncode != 0
+    assert "exceeds the 8 clients" in result.stdout + result.stderr
+    jobs = sorted(p for p in tmp_path.glob("multirun/*/*/*") if p.is_dir())
+    statuses = {p.name: json.loads((p / "summary.json").read_text())["status"] for p in jobs}
+    assert statuses == {"0": "completed", "1": "failed"}
+    assert pd.read_csv(jobs[0] / "metrics.csv")["round"].tolist() == [1, 2]
+
+
+def test_submitit_local_executor_runs_a_two_job_sweep(tmp_path):
+    result = run_cli("-m", "hydra/launcher=local_processes", *SMOKE, "schedule.seed=0,1",
+                     cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list(tmp_path.glob("multirun/*/*/*/metrics.csv"))) == 2
