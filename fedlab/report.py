@@ -162,8 +162,9 @@ def plot_groups(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], group_colu
         ("accuracy_vs_upload.png", "uploaded_MiB", "eval_accuracy",
          "cumulative upload, all clients (MiB)", "held-out accuracy"),
     ]
-    figures = {name: plt.subplots(figsize=(7, 4.5)) for name, *_ in specs}
-    for _, members in groups:
+    figures = {name: plt.subplots(figsize=(8, 5)) for name, *_ in specs}
+    styles = ["-", "--", ":", "-."]
+    for index, (_, members) in enumerate(groups):
         label = _label(members.iloc[0], group_columns)
         tables = []
         for run in members["run"]:
@@ -175,7 +176,8 @@ def plot_groups(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], group_colu
             series = stacked.dropna(subset=[y]).groupby("round").agg(
                 x=(x, "mean"), mean=(y, "mean"), std=(y, "std"))
             axes = figures[name][1]
-            line, = axes.plot(series["x"], series["mean"], label=f"{label} (n={len(tables)})")
+            line, = axes.plot(series["x"], series["mean"], styles[index % len(styles)],
+                              label=f"{label} (n={len(tables)})")
             if len(tables) > 1:
                 axes.fill_between(series["x"], series["mean"] - series["std"].fillna(0),
                                   series["mean"] + series["std"].fillna(0),
@@ -187,6 +189,8 @@ def plot_groups(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], group_colu
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8)
         axes.set_title(f"{ylabel} (mean, band: ±1 std over seeds)")
+        if name == "accuracy_vs_upload.png":
+            axes.set_xscale("log")
         fig.tight_layout()
         fig.savefig(out / name, dpi=120)
         plt.close(fig)
