@@ -124,6 +124,7 @@ def test_cfg_flag_prints_the_composed_job(tmp_path):
     assert "_target_: fedlab.models.simple_cnn" in result.stdout
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     args = ["dataset=synthetic", "model=fedavg_cnn", "schedule=smoke", "schedule.rounds=8",
             "schedule.checkpoint_every=3", "dataset.image_size=28"]
@@ -164,6 +165,7 @@ def test_parallel_sweep_records_a_failing_job_and_finishes_the_other(tmp_path):
     assert pd.read_csv(jobs[0] / "metrics.csv")["round"].tolist() == [1, 2]
 
 
+@pytest.mark.slow
 def test_submitit_local_executor_runs_a_two_job_sweep(tmp_path):
     result = run_cli("-m", "hydra/launcher=local_processes", *SMOKE, "schedule.seed=0,1",
                      cwd=tmp_path, timeout=600)
