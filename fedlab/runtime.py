@@ -92,6 +92,14 @@ def _compile(computation):
     return native_compiler.desugar_and_transform_to_native(computation)
 
 
+def _await_ready(channel: grpc.Channel, timeout_seconds: float, failure: str) -> None:
+    """Wait for ``channel`` to connect, else raise :class:`WorkerError` saying ``failure``."""
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout_seconds)
+    except grpc.FutureTimeoutError:
+        raise WorkerError(failure) from None
+
+
 def _executor_factory(
     target: str, timeout_seconds: float = 30.0
 ) -> python_executor_stacks.ResourceManagingExecutorFactory:
@@ -104,13 +112,11 @@ def _executor_factory(
     stub = remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
 
     def executor_stack(cardinalities):
-        try:
-            grpc.channel_ready_future(channel).result(timeout=timeout_seconds)
-        except grpc.FutureTimeoutError:
-            raise WorkerError(
-                f"TFF worker {target} stopped answering; rounds up to the last checkpoint are "
-                "kept: start the worker again and re-run the same command to resume"
-            ) from None
+        _await_ready(
+            channel, timeout_seconds,
+            f"TFF worker {target} stopped answering; rounds up to the last checkpoint are "
+            "kept: start the worker again and re-run the same command to resume",
+        )
         cardinalities.setdefault(tff.CLIENTS, 0)  # as TFF's local context: 0 when not inferable
         executor = remote_executor.RemoteExecutor(stub)
         executor.set_cardinalities(cardinalities)
@@ -155,13 +161,11 @@ def check_reachable(targets: Sequence[str], timeout_seconds: float) -> None:
     """Raise :class:`WorkerError` naming the first target that does not answer in time."""
     for target in targets:
         with grpc.insecure_channel(target) as channel:
-            try:
-                grpc.channel_ready_future(channel).result(timeout=timeout_seconds)
-            except grpc.FutureTimeoutError:
-                raise WorkerError(
-                    f"TFF worker {target} did not answer within {timeout_seconds:.0f} s "
-                    "(is `python -m fedlab.worker --port ...` running there?)"
-                ) from None
+            _await_ready(
+                channel, timeout_seconds,
+                f"TFF worker {target} did not answer within {timeout_seconds:.0f} s "
+                "(is `python -m fedlab.worker --port ...` running there?)",
+            )
 
 
 @contextlib.contextmanager

@@ -45,9 +45,6 @@ class FederatedData:
         ]
         return np.concatenate([b["x"] for b in batches]), np.concatenate([b["y"] for b in batches])
 
-    def test_dataset(self, batch_size: int = 500) -> tf.data.Dataset:
-        """The held-out examples as batched ``(x, y)`` tuples, for Keras ``evaluate``."""
-        return tf.data.Dataset.from_tensor_slices((self.test_x, self.test_y)).batch(batch_size)
 
 
 def partitioned_federated_data(
