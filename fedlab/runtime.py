@@ -43,6 +43,8 @@ _GRPC_OPTIONS = [
 ]
 _PR_SET_PDEATHSIG = 1
 WORKER_START_TIMEOUT_SECONDS = 60.0
+# The worker keeps no state; a gRPC server draining open channels can take long to exit.
+WORKER_STOP_GRACE_SECONDS = 2.0
 
 
 def worker_binary_path() -> Path:
@@ -80,7 +82,7 @@ def local_worker(log_path: Path) -> Iterator[str]:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=WORKER_STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
