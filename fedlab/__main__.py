@@ -14,7 +14,8 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from fedlab.config import register_schemas  # noqa: E402
-from fedlab.errors import FedlabError  # noqa: E402
+from fedlab.errors import ConfigError, FedlabError  # noqa: E402
+from fedlab.preflight import ensure_writable  # noqa: E402
 
 log = logging.getLogger("fedlab")
 register_schemas()
@@ -58,14 +59,10 @@ def _check_output_root(argv: list[str]) -> None:
     informational = ("--cfg", "-c", "--help", "-h", "--info", "--hydra-help")
     if any(arg.startswith(informational) for arg in argv):
         return
-    root = _requested_output_root(argv)
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".fedlab_write_test_{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        sys.stderr.write(f"error: cannot write to the output folder {root}: {error.strerror}\n")
+        ensure_writable(_requested_output_root(argv), "output folder")
+    except ConfigError as error:
+        sys.stderr.write(f"error: {error}\n")
         sys.exit(1)
 
 

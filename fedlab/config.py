@@ -11,6 +11,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from fedlab.schedule import Schedule
+
 
 @dataclass
 class PartitionSchema:
@@ -199,17 +201,8 @@ class CentralSchema:
 
 
 @dataclass
-class ScheduleSchema:
+class ScheduleSchema(Schedule):
     """How long and how widely to train, and the seed every random stream derives from."""
-
-    rounds: int = 10
-    clients_per_round: int = 10
-    local_epochs: int = 1
-    batch_size: int = 20
-    seed: int = 0
-    eval_every: int = 1
-    checkpoint_every: int = 5
-    keep_checkpoints: int = 3
 
 
 @dataclass

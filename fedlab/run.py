@@ -16,7 +16,9 @@ from fedlab.checkpoints import Checkpointer
 from fedlab.data import FederatedData
 from fedlab.errors import ConfigError, FedlabError
 from fedlab.evaluation import CentralEvaluator
-from fedlab.training import METRICS_FILE, MetricsSink, RoundClients, Schedule, train
+from fedlab.preflight import ensure_writable, validate_schedule
+from fedlab.schedule import Schedule
+from fedlab.training import METRICS_FILE, MetricsSink, RoundClients, train
 
 log = logging.getLogger(__name__)
 
@@ -36,34 +38,6 @@ def build(node: DictConfig, what: str):
             raise cause from None
         reason = str(cause or error).splitlines()[0]
         raise ConfigError(f"cannot build the {what} ({node.get('_target_')}): {reason}") from error
-
-
-def validate_schedule(schedule: Schedule) -> None:
-    """Reject schedules that cannot run, before anything is built.
-
-    Raises:
-      ConfigError: naming the offending ``schedule.<key>``.
-    """
-    for key in ("rounds", "clients_per_round", "local_epochs", "batch_size", "eval_every",
-                "checkpoint_every", "keep_checkpoints"):
-        value = getattr(schedule, key)
-        if value < 1:
-            raise ConfigError(f"schedule.{key} must be a positive integer, got {value}")
-
-
-def ensure_writable(run_dir: Path) -> None:
-    """Create ``run_dir`` and prove a file can be written there.
-
-    Raises:
-      ConfigError: the folder cannot be created or written.
-    """
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".fedlab_write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise ConfigError(f"cannot write to the run folder {run_dir}: {error.strerror}") from error
 
 
 def write_summary(run_dir: Path, extra: dict) -> dict:
@@ -108,8 +82,12 @@ def run(cfg: DictConfig) -> float:
     """
     started = time.perf_counter()
     run_dir = Path(cfg.run_dir)
-    schedule = Schedule(**OmegaConf.to_container(cfg.schedule, resolve=True))
+    schedule: Schedule = OmegaConf.to_object(cfg.schedule)
     validate_schedule(schedule)
+    if cfg.mode not in ("federated", "central"):
+        raise ConfigError(f"mode must be 'federated' or 'central', got {cfg.mode!r}")
+    if cfg.executor.kind not in ("local", "remote"):
+        raise ConfigError(f"executor.kind must be 'local' or 'remote', got {cfg.executor.kind!r}")
     ensure_writable(run_dir)
     try:
         return _build_and_train(cfg, schedule, run_dir, started)
@@ -154,9 +132,6 @@ def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started
         outcome.save(run_dir / MODEL_FILE)
         return _finish(run_dir, initial_model, started, rounds_trained=schedule.rounds,
                        checkpoint_seconds=[])
-    if cfg.mode != "federated":
-        raise ConfigError(f"mode must be 'federated' or 'central', got {cfg.mode!r}")
-
     def preprocess(dataset, shuffle_seed):
         return federated.client_dataset(
             dataset, local_epochs=schedule.local_epochs, batch_size=schedule.batch_size,
@@ -190,11 +165,9 @@ def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started
     )
     if cfg.executor.kind == "local":
         execution = runtime.local_execution(run_dir / WORKER_LOG)
-    elif cfg.executor.kind == "remote":
+    else:
         execution = runtime.remote_execution(list(cfg.executor.targets),
                                              cfg.executor.connect_timeout_seconds)
-    else:
-        raise ConfigError(f"executor.kind must be 'local' or 'remote', got {cfg.executor.kind!r}")
     with execution:
         outcome = train(
             process,

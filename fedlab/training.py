@@ -18,24 +18,11 @@ from fedlab.checkpoints import Checkpointer
 from fedlab.comms import RoundCommunication
 from fedlab.errors import DivergenceError
 from fedlab.evaluation import CentralEvaluator
+from fedlab.schedule import Schedule
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.csv"
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """How long and how widely to train; every random stream derives from ``seed``."""
-
-    rounds: int
-    clients_per_round: int
-    local_epochs: int
-    batch_size: int
-    seed: int
-    eval_every: int
-    checkpoint_every: int
-    keep_checkpoints: int = 3
 
 
 @dataclass(frozen=True)
