@@ -26,10 +26,16 @@ class _ReleaseEpochs(tf.keras.callbacks.Callback):
         super().__init__()
         self._sink, self._examples, self._batch_size = sink, examples, batch_size
         self._epochs = epochs
-        self._started = 0.0
+        self._started = self._evaluating_started = self._eval_seconds = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
+
+    def on_test_begin(self, logs=None):  # validation at the end of each epoch
+        self._evaluating_started = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self._eval_seconds = time.perf_counter() - self._evaluating_started
 
     def on_epoch_end(self, epoch, logs=None):
         row = {
@@ -40,7 +46,8 @@ class _ReleaseEpochs(tf.keras.callbacks.Callback):
             **NO_COMMUNICATION,
             "eval_loss": float(logs["val_loss"]),
             "eval_accuracy": float(logs["val_accuracy"]),
-            "round_seconds": time.perf_counter() - self._started,
+            "round_seconds": time.perf_counter() - self._started - self._eval_seconds,
+            "eval_seconds": self._eval_seconds,
         }
         self._sink.release(row, epoch + 1)
         tf.get_logger().info("epoch %d/%d %s", epoch + 1, self._epochs, row)

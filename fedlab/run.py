@@ -65,6 +65,7 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
                 bits_up_per_client_per_round=int(last["bits_up_per_client"]),
                 bits_down_per_client_per_round=int(last["bits_down_per_client"]),
                 training_seconds=float(metrics["round_seconds"].sum()),
+                evaluation_seconds=float(metrics.get("eval_seconds", pd.Series(dtype=float)).sum()),
             )
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -107,9 +107,10 @@ def _progress_line(row: dict[str, float], round_num: int, rounds: int, seconds_l
     return (
         f"round {round_num:>{len(str(rounds))}}/{rounds} | "
         f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} | "
-        + (f"eval acc {row['eval_accuracy']:.4f} | " if evaluated else "")
-        + f"up {row['bits_up_per_client'] / 8e6:.2f} MB/client | "
-        f"{row['round_seconds']:.2f} s | ETA {seconds_left:.0f} s"
+        + f"up {row['bits_up_per_client'] / 8e6:.2f} MB/client | {row['round_seconds']:.2f} s | "
+        + (f"eval acc {row['eval_accuracy']:.4f} ({row['eval_seconds']:.2f} s) | "
+           if evaluated else "")
+        + f"ETA {seconds_left:.0f} s"
     )
 
 
@@ -125,9 +126,10 @@ def train(
 ) -> "TrainingOutcome":
     """Run FedAvg rounds from the last checkpoint (or from ``initial_weights``) to the end.
 
-    Each round releases one row: train loss/accuracy, examples, batches, round seconds, the
-    bits sent down and up (per client, in total and cumulative), and — every ``eval_every``
-    rounds and after the last — ``eval_loss``/``eval_accuracy`` on held-out data. The server
+    Each round releases one row: train loss/accuracy, examples, batches, ``round_seconds``
+    (building the clients' datasets plus ``process.next``), the bits sent down and up (per
+    client, in total and cumulative), and — every ``eval_every`` rounds and after the last —
+    ``eval_loss``/``eval_accuracy`` on held-out data and the ``eval_seconds`` that took. The server
     state is checkpointed every ``checkpoint_every`` rounds and after the last round.
 
     Returns:
@@ -173,13 +175,16 @@ def train(
             **bits,
             "bits_down_cumulative": bits["bits_down"] * round_num,
             "bits_up_cumulative": bits["bits_up"] * round_num,
+            "round_seconds": time.perf_counter() - started,
             "eval_loss": math.nan,
             "eval_accuracy": math.nan,
+            "eval_seconds": math.nan,
         })
         if round_num % schedule.eval_every == 0 or round_num == schedule.rounds:
+            evaluating_started = time.perf_counter()
             row.update(evaluator.evaluate(process.get_model_weights(state)))
-        row["round_seconds"] = time.perf_counter() - started
-        round_times.append(row["round_seconds"])
+            row["eval_seconds"] = time.perf_counter() - evaluating_started
+        round_times.append(time.perf_counter() - started)
         sink.release(row, round_num)
         if round_num % schedule.checkpoint_every == 0 or round_num == schedule.rounds:
             saving_started = time.perf_counter()

@@ -13,9 +13,9 @@ from hydra.utils import instantiate
 from fedlab.errors import ConfigError, DivergenceError
 from fedlab.run import run
 
-TIMING = ["round_seconds"]
+TIMING = ["round_seconds", "eval_seconds"]
 COLUMNS = {"round", "train_loss", "train_accuracy", "examples", "batches", "round_seconds",
-           "eval_loss", "eval_accuracy", "bits_down_per_client", "bits_up_per_client",
+           "eval_loss", "eval_accuracy", "eval_seconds", "bits_down_per_client", "bits_up_per_client",
            "bits_down", "bits_up", "bits_down_cumulative", "bits_up_cumulative"}
 
 
@@ -31,11 +31,15 @@ def test_run_writes_metrics_summary_events_and_model(tmp_path):
     assert set(table.columns) == COLUMNS
     assert table["round"].tolist() == [1, 2, 3]
     assert table["eval_accuracy"].isna().tolist() == [True, False, False]
+    # Evaluation is timed on its own, not inside the training round.
+    assert table["eval_seconds"].isna().tolist() == [True, False, False]
+    assert (table["round_seconds"] > 0).all() and (table["eval_seconds"].dropna() > 0).all()
     assert (table["examples"] == 2 * 24).all()
     assert (table["bits_up_cumulative"] == table["bits_up"] * table["round"]).all()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["rounds_completed"] == 3
     assert summary["final_eval_accuracy"] == pytest.approx(final_accuracy)
+    assert summary["evaluation_seconds"] == pytest.approx(table["eval_seconds"].sum())
     assert list(run_dir.glob("events.out.tfevents.*"))
     # The saved Keras model reproduces the final held-out accuracy.
     data = instantiate(cfg.dataset)
