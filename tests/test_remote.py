@@ -39,8 +39,9 @@ def test_two_workers_give_the_metrics_of_a_local_run(tmp_path, workers):
     run(small_config(tmp_path / "local", *ROUNDS))
     run(small_config(tmp_path / "remote", *ROUNDS, "executor=remote",
                      f"executor.targets=[{','.join(targets)}]"))
-    local = pd.read_csv(tmp_path / "local" / "metrics.csv").drop(columns=["round_seconds", "eval_seconds"])
-    remote = pd.read_csv(tmp_path / "remote" / "metrics.csv").drop(columns=["round_seconds", "eval_seconds"])
+    timing = ["round_seconds", "eval_seconds"]
+    local = pd.read_csv(tmp_path / "local" / "metrics.csv").drop(columns=timing)
+    remote = pd.read_csv(tmp_path / "remote" / "metrics.csv").drop(columns=timing)
     pd.testing.assert_frame_equal(local, remote, rtol=1e-5)
 
 

@@ -15,7 +15,8 @@ from fedlab.run import run
 
 TIMING = ["round_seconds", "eval_seconds"]
 COLUMNS = {"round", "train_loss", "train_accuracy", "examples", "batches", "round_seconds",
-           "eval_loss", "eval_accuracy", "eval_seconds", "bits_down_per_client", "bits_up_per_client",
+           "eval_loss", "eval_accuracy", "eval_seconds", "bits_down_per_client",
+           "bits_up_per_client",
            "bits_down", "bits_up", "bits_down_cumulative", "bits_up_cumulative"}
 
 
