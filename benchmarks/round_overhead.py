@@ -1,14 +1,26 @@
-"""Benchmark: FedAvg round time against the Keras floor, start-up time, and memory.
+"""Benchmark: FedAvg round time against the Keras floor, before/after, start-up, and memory.
 
-    uv run python benchmarks/round_overhead.py [--rounds 30] [--long-rounds 300]
+    uv run python benchmarks/round_overhead.py [--rounds 20] [--long-rounds 300]
 
-For each model: the median time of ``process.next`` for 10 clients x 80 MNIST examples (batch 20,
-1 local epoch), and the "Keras floor" — plain ``model.fit`` of the same model on the same 800
-examples with the same batch size, in the same process — and their ratio. Also the time from the
-start of this script (before TensorFlow is imported) to the end of the first round, and the
-resident memory of this process and of the TFF worker. With ``--long-rounds N``, simple_cnn runs
-N rounds with ``mean`` and with ``compression`` and reports the worker's memory growth after a
-20-round warm-up. Prints figures; asserts nothing.
+For each model, 10 clients x 80 embedded-MNIST examples per round (batch 20, 1 local epoch,
+``mean`` aggregator). A "round" is what fedlab's ``round_seconds`` column measures: building the
+round's client datasets plus ``process.next`` on fedlab's own local TFF worker. Two setups run:
+
+- ``before``: TFF's defaults that fedlab used until the optimisation — the ``DATASET_REDUCE``
+  client loop on a worker with no limit on concurrent computations;
+- ``after``: fedlab's defaults now — the ``DATASET_ITERATOR`` loop on a worker running one
+  computation per usable CPU core.
+
+The "Keras floor" is plain ``model.fit`` of the same model on the same 800 examples with the same
+batch size, in this process. Rounds of both setups and the fits are interleaved (one of each in
+turn), so a slow stretch of the machine hits all three alike; medians are printed, with the
+ratio round / floor. "Epoch in fit" is the stricter floor: the epoch alone, without ``fit``'s
+per-call set-up.
+
+Also: start-up (from the first line of this script, imports included, to the end of the first
+round), and with ``--long-rounds N`` simple_cnn runs N rounds with ``mean`` and ``compression``
+(after setup) and reports the worker's memory growth after a 20-round warm-up and the peak
+resident memory of both processes. Prints figures; asserts nothing.
 """
 
 import time
@@ -18,6 +30,7 @@ STARTED = time.perf_counter()
 import argparse  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -31,104 +44,178 @@ from fedlab.data.mnist import load_mnist  # noqa: E402
 from fedlab.training import RoundClients  # noqa: E402
 
 BATCH = 20
+SETUPS = {  # name: (client loop, worker's concurrent computations; 0 = one per core)
+    "before": (tff.learning.LoopImplementation.DATASET_REDUCE, -1),
+    "after": (tff.learning.LoopImplementation.DATASET_ITERATOR, 0),
+}
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process, MiB."""
+def memory_mib(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of a process from /proc (VmRSS: resident now, VmHWM: peak), MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def build(model_name: str, data, aggregator):
-    """The FedAvg process of ``model_name`` and its per-round client datasets."""
-    builder = getattr(models, model_name)
+def round_clients(data) -> RoundClients:
+    """Fedlab's per-round client sampling and preprocessing for 10 clients."""
 
     def preprocess(dataset, seed):
         return federated.client_dataset(dataset, local_epochs=1, batch_size=BATCH,
                                         shuffle_buffer=data.shuffle_buffer, seed=seed)
 
-    clients = RoundClients(data.train, preprocess, clients_per_round=10, seed=0)
-    spec = preprocess(data.train.create_tf_dataset_for_client(data.train.client_ids[0]), 0)
-    process = federated.build_fedavg(
-        builder, data.input_shape, data.num_classes, spec.element_spec, aggregator,
+    return RoundClients(data.train, preprocess, clients_per_round=10, seed=0)
+
+
+def build_process(model_name: str, data, clients: RoundClients, aggregator, loop):
+    """Fedlab's FedAvg process for ``model_name`` with the given client loop."""
+    spec = clients(1)[0].element_spec
+    return federated.build_fedavg(
+        getattr(models, model_name), data.input_shape, data.num_classes, spec, aggregator,
         tff.learning.optimizers.build_sgdm(0.02), tff.learning.optimizers.build_sgdm(1.0),
+        loop_implementation=loop,
     )
-    return builder, clients, process
 
 
-def keras_floor(builder, data, clients, rounds: int) -> float:
-    """Median seconds of one epoch of Keras fit on the first round's 800 examples."""
-    arrays = [list(data.train.create_tf_dataset_for_client(c).as_numpy_iterator())
-              for c in clients.client_ids(1)]
-    x = np.stack([e["x"] for client in arrays for e in client])
-    y = np.array([e["y"] for client in arrays for e in client])
-    model = builder(data.input_shape, data.num_classes)
-    model.compile(tf.keras.optimizers.SGD(0.02), tf.keras.losses.SparseCategoricalCrossentropy())
-    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # warm-up (tracing)
-    times = []
-    for _ in range(rounds):
+class FederatedRun:
+    """One process on one worker context; ``step`` times one fedlab round."""
+
+    def __init__(self, process, clients: RoundClients, context):
+        self._process, self._clients, self._context = process, clients, context
+        with tff.framework.get_context_stack().install(context):
+            self._state = process.initialize()
+        self._round = 0
+
+    def step(self) -> float:
+        """Seconds of the next round (client datasets + ``process.next``)."""
+        self._round += 1
+        with tff.framework.get_context_stack().install(self._context):
+            started = time.perf_counter()
+            self._state = self._process.next(self._state, self._clients(self._round)).state
+            return time.perf_counter() - started
+
+
+class KerasFloor:
+    """Plain Keras ``fit`` of the same model on the first round's 800 examples."""
+
+    def __init__(self, model_name: str, data, clients: RoundClients):
+        arrays = [list(data.train.create_tf_dataset_for_client(c).as_numpy_iterator())
+                  for c in clients.client_ids(1)]
+        self._x = np.stack([e["x"] for client in arrays for e in client])
+        self._y = np.array([e["y"] for client in arrays for e in client])
+        self._model = getattr(models, model_name)(data.input_shape, data.num_classes)
+        self._model.compile(tf.keras.optimizers.SGD(0.02),
+                            tf.keras.losses.SparseCategoricalCrossentropy())
+        self.epoch_seconds: list[float] = []
+
+    def step(self) -> float:
+        """Seconds of one ``fit`` call of one epoch; the epoch alone goes to epoch_seconds."""
+        timer = _EpochTimer()
         started = time.perf_counter()
-        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        self._model.fit(self._x, self._y, batch_size=BATCH, epochs=1, verbose=0,
+                        callbacks=[timer])
+        elapsed = time.perf_counter() - started
+        self.epoch_seconds.append(timer.seconds)
+        return elapsed
 
 
-def federated_rounds(process, clients, rounds: int, worker_pid: int, warmup: int = 2):
-    """Median round seconds after warm-up, seconds to the first round, worker RSS per round."""
-    state = process.initialize()
-    times, worker_rss = [], []
-    first_round_done = None
-    for round_num in range(1, rounds + warmup + 1):
-        started = time.perf_counter()
-        state = process.next(state, clients(round_num)).state
-        times.append(time.perf_counter() - started)
-        worker_rss.append(rss_mib(worker_pid))
-        if first_round_done is None:
+class _EpochTimer(tf.keras.callbacks.Callback):
+    seconds = float("nan")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds = time.perf_counter() - self._started
+
+
+def compare(model_name: str, data, contexts: dict, rounds: int, warmup: int = 2) -> dict:
+    """Interleaved medians of the before/after rounds and the Keras floor."""
+    clients = round_clients(data)
+    runners, times = {}, {}
+    for name in ("after", "before"):  # "after" first: its first round ends the start-up
+        process = build_process(model_name, data, clients, tff.aggregators.MeanFactory(),
+                                SETUPS[name][0])
+        runners[name] = FederatedRun(process, clients, contexts[name])
+        times[name] = [runners[name].step()]
+        if name == "after":
             first_round_done = time.perf_counter() - STARTED
-    return statistics.median(times[warmup:]), first_round_done, worker_rss
+    runners["keras fit"] = KerasFloor(model_name, data, clients)
+    times["keras fit"] = []
+    for _ in range(warmup + rounds):
+        for name, runner in runners.items():
+            times[name].append(runner.step())
+    medians = {name: statistics.median(t[-rounds:]) for name, t in times.items()}
+    medians["epoch in fit"] = statistics.median(runners["keras fit"].epoch_seconds[-rounds:])
+    medians["first round"] = first_round_done
+    return medians
+
+
+def long_run(data, context, worker_pid: int, rounds: int, aggregator) -> dict:
+    """Median round and memory over ``rounds`` rounds of simple_cnn (after setup)."""
+    clients = round_clients(data)
+    process = build_process("simple_cnn", data, clients, aggregator, SETUPS["after"][0])
+    with tff.framework.get_context_stack().install(context):
+        bits = comms.measure_round_communication(process.next)
+    runner = FederatedRun(process, clients, context)
+    times, worker_rss = [], []
+    for _ in range(rounds + 20):
+        times.append(runner.step())
+        worker_rss.append(memory_mib(worker_pid))
+    return {
+        "median round s": statistics.median(times[20:]),
+        "worker RSS after warm-up MiB": worker_rss[19],
+        "worker RSS at end MiB": worker_rss[-1],
+        "growth": (worker_rss[-1] - worker_rss[19]) / worker_rss[19],
+        "bits up per client": bits.upload_bits_per_client,
+    }
 
 
 def main() -> None:
-    """Measure and print the table."""
+    """Measure and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--long-rounds", type=int, default=0)
     args = parser.parse_args()
     data = load_mnist(num_clients=50, seed=0)
-    rows = []
-    with runtime.local_worker(Path("/tmp/fedlab_benchmark_worker.log")) as target:
-        worker_pid = runtime.worker_processes_alive()[0]
-        with tff.framework.get_context_stack().install(runtime.remote_execution_context(target)):
-            for model_name in ("fedavg_cnn", "simple_cnn"):
-                builder, clients, process = build(model_name, data, tff.aggregators.MeanFactory())
-                round_s, first_round, _ = federated_rounds(process, clients, args.rounds,
-                                                           worker_pid)
-                floor_s = keras_floor(builder, data, clients, args.rounds)
-                rows.append((model_name, round_s, floor_s, first_round))
-            print(f"\n{'model':<12} {'round s':>8} {'keras s':>8} {'ratio':>6} {'overhead s':>10}")
-            for model_name, round_s, floor_s, _ in rows:
-                print(f"{model_name:<12} {round_s:8.3f} {floor_s:8.3f} {round_s / floor_s:6.2f} "
-                      f"{round_s - floor_s:10.3f}")
-            print(f"start-up (script start, imports included, to the end of the first "
-                  f"fedavg_cnn round): {rows[0][3]:.1f} s")
-            print(f"python RSS {rss_mib(os.getpid()):.0f} MiB, worker RSS "
-                  f"{rss_mib(worker_pid):.0f} MiB")
+    with ExitStack() as stack:
+        contexts, worker_pids = {}, {}
+        for name, (_, concurrent_calls) in SETUPS.items():
+            before = set(runtime.worker_processes_alive())
+            target = stack.enter_context(runtime.local_worker(
+                Path(f"/tmp/fedlab_benchmark_{name}_worker.log"), concurrent_calls))
+            worker_pids[name] = (set(runtime.worker_processes_alive()) - before).pop()
+            contexts[name] = runtime.remote_execution_context(target)
+        print(f"usable cores: {runtime.usable_cores()}; rounds per figure: {args.rounds} "
+              "(interleaved, medians)")
+        print(f"\n{'model':<11} {'setup':<7} {'round s':>8} {'fit s':>7} {'ratio':>6} "
+              f"{'epoch-in-fit s':>15} {'ratio':>6}")
+        first_round = None
+        for model_name in ("fedavg_cnn", "simple_cnn"):
+            m = compare(model_name, data, contexts, args.rounds)
+            first_round = first_round or m["first round"]
+            for name in SETUPS:
+                print(f"{model_name:<11} {name:<7} {m[name]:8.3f} {m['keras fit']:7.3f} "
+                      f"{m[name] / m['keras fit']:6.2f} {m['epoch in fit']:15.3f} "
+                      f"{m[name] / m['epoch in fit']:6.2f}")
+        print(f"\nstart-up (script start, imports included, to the end of the first round): "
+              f"{first_round:.1f} s")
+        print(f"resident now: python {memory_mib(os.getpid()):.0f} MiB, after-worker "
+              f"{memory_mib(worker_pids['after']):.0f} MiB")
+        if args.long_rounds:
             for name, factory in (("mean", tff.aggregators.MeanFactory()),
                                   ("compression", aggregators.compression_aggregator())):
-                if not args.long_rounds:
-                    break
-                _, clients, process = build("simple_cnn", data, factory)
-                bits = comms.measure_round_communication(process.next)
-                median_s, _, worker_rss = federated_rounds(process, clients, args.long_rounds,
-                                                           worker_pid, warmup=20)
-                growth = (worker_rss[-1] - worker_rss[19]) / worker_rss[19]
-                print(f"simple_cnn/{name}: {args.long_rounds} rounds, median {median_s:.3f} s, "
-                      f"worker RSS {worker_rss[19]:.0f} -> {worker_rss[-1]:.0f} MiB "
-                      f"({growth:+.1%} after warm-up), python RSS {rss_mib(os.getpid()):.0f} "
-                      f"MiB, {bits.upload_bits_per_client} bits up/client/round")
+                r = long_run(data, contexts["after"], worker_pids["after"], args.long_rounds,
+                             factory)
+                print(f"simple_cnn/{name}: {args.long_rounds} rounds, median "
+                      f"{r['median round s']:.3f} s, worker RSS "
+                      f"{r['worker RSS after warm-up MiB']:.0f} -> "
+                      f"{r['worker RSS at end MiB']:.0f} MiB ({r['growth']:+.1%} after warm-up), "
+                      f"{r['bits up per client']} bits up/client/round")
+            print(f"peak resident: python {memory_mib(os.getpid(), 'VmHWM'):.0f} MiB, "
+                  f"after-worker {memory_mib(worker_pids['after'], 'VmHWM'):.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -212,6 +212,8 @@ class ExecutorSchema:
     kind: str = "local"
     targets: list[str] = field(default_factory=list)
     connect_timeout_seconds: float = 30.0
+    # Computations the local worker runs at once: 0 = one per usable CPU core, -1 = no limit.
+    concurrent_calls: int = 0
 
 
 @dataclass

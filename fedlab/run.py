@@ -89,6 +89,9 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"mode must be 'federated' or 'central', got {cfg.mode!r}")
     if cfg.executor.kind not in ("local", "remote"):
         raise ConfigError(f"executor.kind must be 'local' or 'remote', got {cfg.executor.kind!r}")
+    if cfg.executor.concurrent_calls < -1:
+        raise ConfigError("executor.concurrent_calls must be -1 (no limit), 0 (one per CPU core) "
+                          f"or a positive count, got {cfg.executor.concurrent_calls}")
     ensure_writable(run_dir)
     try:
         return _build_and_train(cfg, schedule, run_dir, started)
@@ -165,7 +168,7 @@ def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started
         communication.broadcast_bits_per_client / 8e6, communication.upload_bits_per_client / 8e6,
     )
     if cfg.executor.kind == "local":
-        execution = runtime.local_execution(run_dir / WORKER_LOG)
+        execution = runtime.local_execution(run_dir / WORKER_LOG, cfg.executor.concurrent_calls)
     else:
         execution = runtime.remote_execution(list(cfg.executor.targets),
                                              cfg.executor.connect_timeout_seconds)

@@ -56,18 +56,35 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's total)."""
+    return len(os.sched_getaffinity(0))
+
+
+def worker_concurrency(concurrent_calls: int) -> int:
+    """The worker's ``--max_concurrent_computation_calls``: 0 means one per usable core."""
+    if concurrent_calls < -1:
+        raise WorkerError(f"concurrent_calls must be -1 (no limit), 0 (one per core) or a "
+                          f"positive count, got {concurrent_calls}")
+    return usable_cores() if concurrent_calls == 0 else concurrent_calls
+
+
 @contextlib.contextmanager
-def local_worker(log_path: Path) -> Iterator[str]:
+def local_worker(log_path: Path, concurrent_calls: int = 0) -> Iterator[str]:
     """Run TFF's ``worker_binary`` on a free loopback port; yields its ``host:port`` target.
 
-    The worker's output goes to ``log_path``. It is stopped when the block exits, however it
-    exits, and killed by the kernel if this process dies first.
+    The worker runs at most ``concurrent_calls`` computations at once (0: one per usable core,
+    which beat TFF's unlimited default here because ten clients training at once on two cores
+    thrash each other's caches; -1: no limit). Its output goes to ``log_path``. It is stopped
+    when the block exits, however it exits, and killed by the kernel if this process dies first.
     """
+    concurrency = worker_concurrency(concurrent_calls)
     port = portpicker.pick_unused_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            [str(worker_binary_path()), f"--port={port}", "--max_concurrent_computation_calls=-1"],
+            [str(worker_binary_path()), f"--port={port}",
+             f"--max_concurrent_computation_calls={concurrency}"],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -151,9 +168,9 @@ def _async_remote_context(
 
 
 @contextlib.contextmanager
-def local_execution(log_path: Path) -> Iterator[None]:
+def local_execution(log_path: Path, concurrent_calls: int = 0) -> Iterator[None]:
     """Within the block, TFF computations run on a private local worker owned by this block."""
-    with local_worker(log_path) as target:
+    with local_worker(log_path, concurrent_calls) as target:
         context = remote_execution_context(target)
         with tff.framework.get_context_stack().install(context):
             yield

@@ -21,13 +21,16 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the port and exec the worker binary in this process's place."""
     parser = argparse.ArgumentParser(prog="python -m fedlab.worker", description=__doc__)
     parser.add_argument("--port", type=int, required=True, help="TCP port to serve on")
-    parser.add_argument("--max-concurrent-calls", type=int, default=-1,
-                        help="limit on concurrent computation calls (-1: none)")
+    parser.add_argument("--max-concurrent-calls", type=int, default=0,
+                        help="computations run at once (0: one per usable CPU core, -1: no limit)")
     args = parser.parse_args(argv)
+    if args.max_concurrent_calls < -1:
+        parser.error("--max-concurrent-calls must be -1, 0 or a positive count")
+    concurrency = args.max_concurrent_calls or len(os.sched_getaffinity(0))
     binary = str(worker_binary_path())
     sys.stdout.flush()
     os.execv(binary, [binary, f"--port={args.port}",
-                      f"--max_concurrent_computation_calls={args.max_concurrent_calls}"])
+                      f"--max_concurrent_computation_calls={concurrency}"])
 
 
 if __name__ == "__main__":

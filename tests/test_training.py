@@ -61,6 +61,15 @@ def test_same_seed_gives_identical_metrics(tmp_path, aggregator):
     pd.testing.assert_frame_equal(tables[0], tables[1])
 
 
+def test_worker_concurrency_does_not_change_results(tmp_path):
+    tables = []
+    for calls in (1, -1):  # one client at a time vs every client of the round at once
+        run(small_config(tmp_path / str(calls), "schedule.rounds=2",
+                         f"executor.concurrent_calls={calls}"))
+        tables.append(metrics(tmp_path / str(calls)).drop(columns=TIMING))
+    pd.testing.assert_frame_equal(*tables)
+
+
 def test_other_seed_gives_other_metrics(tmp_path):
     run(small_config(tmp_path / "a", "schedule.seed=1"))
     run(small_config(tmp_path / "b", "schedule.seed=2"))
@@ -108,6 +117,7 @@ def test_divergence_stops_with_the_round_named(tmp_path):
     ("schedule.clients_per_round=-1", "schedule.clients_per_round must be a positive integer"),
     ("schedule.clients_per_round=99", "exceeds the 8 clients"),
     ("dataset.image_size=1", "cannot take inputs of shape"),
+    ("executor.concurrent_calls=-2", "executor.concurrent_calls must be -1"),
 ])
 def test_bad_settings_fail_before_training(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
