@@ -45,6 +45,16 @@ _PR_SET_PDEATHSIG = 1
 WORKER_START_TIMEOUT_SECONDS = 60.0
 # The worker keeps no state; a gRPC server draining open channels can take long to exit.
 WORKER_STOP_GRACE_SECONDS = 2.0
+# glibc gives each thread that allocates its own malloc arena (up to 8 per core); the worker's
+# thread pools then scatter freed tensors over many arenas and its resident memory creeps up
+# round after round (+34 % over 240 simple_cnn/compression rounds here). Two arenas kept it
+# flat (206 -> 205 MiB) at the same round time; see benchmarks/README.md.
+WORKER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
+def worker_environment() -> dict[str, str]:
+    """This process's environment plus the worker's allocator settings (unless already set)."""
+    return {**WORKER_MALLOC_ENV, **os.environ}
 
 
 def worker_binary_path() -> Path:
@@ -88,6 +98,7 @@ def local_worker(log_path: Path, concurrent_calls: int = 0) -> Iterator[str]:
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            env=worker_environment(),
             preexec_fn=_die_with_parent,
         )
     target = f"localhost:{port}"

@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> None:
     concurrency = args.max_concurrent_calls or len(os.sched_getaffinity(0))
     binary = str(worker_binary_path())
     sys.stdout.flush()
-    os.execv(binary, [binary, f"--port={args.port}",
-                      f"--max_concurrent_computation_calls={concurrency}"])
+    # Same allocator setting as fedlab's local worker (fedlab.runtime.WORKER_MALLOC_ENV): keeps
+    # the worker's memory flat over many rounds. Not imported from there: that pulls in TF.
+    environment = {"MALLOC_ARENA_MAX": "2", **os.environ}
+    os.execve(binary, [binary, f"--port={args.port}",
+                       f"--max_concurrent_computation_calls={concurrency}"], environment)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,16 @@ def test_two_workers_give_the_metrics_of_a_local_run(tmp_path, workers):
     pd.testing.assert_frame_equal(local, remote, rtol=1e-5)
 
 
+def test_worker_command_runs_one_computation_per_core_with_two_arenas(workers):
+    _, processes = workers
+    pid = processes[0].pid  # python -m fedlab.worker execs the binary in its own place
+    arguments = open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\0")
+    environment = open(f"/proc/{pid}/environ", "rb").read().decode().split("\0")
+    assert arguments[0].endswith("worker_binary")
+    assert f"--max_concurrent_computation_calls={len(os.sched_getaffinity(0))}" in arguments
+    assert "MALLOC_ARENA_MAX=2" in environment
+
+
 def test_unreachable_worker_is_named(tmp_path):
     target = f"localhost:{portpicker.pick_unused_port()}"
     with pytest.raises(WorkerError, match=f"TFF worker {target} did not answer"):
