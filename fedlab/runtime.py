@@ -53,7 +53,7 @@ WORKER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 def worker_environment() -> dict[str, str]:
-    """This process's environment plus the worker's allocator settings (unless already set)."""
+    """The environment for the worker: ours plus its allocator settings (unless already set)."""
     return {**WORKER_MALLOC_ENV, **os.environ}
 
 
