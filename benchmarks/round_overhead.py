@@ -7,9 +7,10 @@ For each model, 10 clients x 80 embedded-MNIST examples per round (batch 20, 1 l
 round's client datasets plus ``process.next`` on fedlab's own local TFF worker. Two setups run:
 
 - ``before``: TFF's defaults that fedlab used until the optimisation — the ``DATASET_REDUCE``
-  client loop on a worker with no limit on concurrent computations;
+  client loop on a worker with no limit on concurrent computations and glibc's default
+  malloc arenas;
 - ``after``: fedlab's defaults now — the ``DATASET_ITERATOR`` loop on a worker running one
-  computation per usable CPU core.
+  computation per usable CPU core, with ``MALLOC_ARENA_MAX=2``.
 
 The "Keras floor" is plain ``model.fit`` of the same model on the same 800 examples with the same
 batch size, in this process. Rounds of both setups and the fits are interleaved (one of each in
@@ -44,9 +45,10 @@ from fedlab.data.mnist import load_mnist  # noqa: E402
 from fedlab.training import RoundClients  # noqa: E402
 
 BATCH = 20
-SETUPS = {  # name: (client loop, worker's concurrent computations; 0 = one per core)
-    "before": (tff.learning.LoopImplementation.DATASET_REDUCE, -1),
-    "after": (tff.learning.LoopImplementation.DATASET_ITERATOR, 0),
+SETUPS = {  # name: (client loop, worker's concurrent computations (0: one per core), env)
+    "before": (tff.learning.LoopImplementation.DATASET_REDUCE, -1,
+               {k: v for k, v in os.environ.items() if k not in runtime.WORKER_MALLOC_ENV}),
+    "after": (tff.learning.LoopImplementation.DATASET_ITERATOR, 0, runtime.worker_environment()),
 }
 
 
@@ -182,10 +184,10 @@ def main() -> None:
     data = load_mnist(num_clients=50, seed=0)
     with ExitStack() as stack:
         contexts, worker_pids = {}, {}
-        for name, (_, concurrent_calls) in SETUPS.items():
+        for name, (_, concurrent_calls, environment) in SETUPS.items():
             before = set(runtime.worker_processes_alive())
             target = stack.enter_context(runtime.local_worker(
-                Path(f"/tmp/fedlab_benchmark_{name}_worker.log"), concurrent_calls))
+                Path(f"/tmp/fedlab_benchmark_{name}_worker.log"), concurrent_calls, environment))
             worker_pids[name] = (set(runtime.worker_processes_alive()) - before).pop()
             contexts[name] = runtime.remote_execution_context(target)
         print(f"usable cores: {runtime.usable_cores()}; rounds per figure: {args.rounds} "

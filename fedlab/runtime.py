@@ -80,13 +80,16 @@ def worker_concurrency(concurrent_calls: int) -> int:
 
 
 @contextlib.contextmanager
-def local_worker(log_path: Path, concurrent_calls: int = 0) -> Iterator[str]:
+def local_worker(
+    log_path: Path, concurrent_calls: int = 0, environment: dict[str, str] | None = None
+) -> Iterator[str]:
     """Run TFF's ``worker_binary`` on a free loopback port; yields its ``host:port`` target.
 
     The worker runs at most ``concurrent_calls`` computations at once (0: one per usable core,
     which beat TFF's unlimited default here because ten clients training at once on two cores
     thrash each other's caches; -1: no limit). Its output goes to ``log_path``. It is stopped
     when the block exits, however it exits, and killed by the kernel if this process dies first.
+    ``environment`` defaults to :func:`worker_environment`.
     """
     concurrency = worker_concurrency(concurrent_calls)
     port = portpicker.pick_unused_port()
@@ -98,7 +101,7 @@ def local_worker(log_path: Path, concurrent_calls: int = 0) -> Iterator[str]:
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env=worker_environment(),
+            env=worker_environment() if environment is None else environment,
             preexec_fn=_die_with_parent,
         )
     target = f"localhost:{port}"
