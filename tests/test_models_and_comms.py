@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlab import aggregators, comms, federated, models
+from fedlab import aggregators, comms, federated, models, runtime
 
 INPUT_SPEC = collections.OrderedDict(
     x=tf.TensorSpec([None, 28, 28, 1], tf.float32), y=tf.TensorSpec([None], tf.int32)
@@ -91,3 +91,32 @@ def test_totals_scale_with_clients():
     totals = comms.RoundCommunication(100, 40).totals(clients_per_round=3)
     assert totals == {"bits_down_per_client": 100, "bits_up_per_client": 40,
                       "bits_down": 300, "bits_up": 120}
+
+
+def test_client_loops_train_identically(tmp_path):
+    """fedlab's DATASET_ITERATOR loop computes exactly what TFF's default DATASET_REDUCE does."""
+    rng = np.random.default_rng(0)
+    client_arrays = [(rng.random((12, 28, 28, 1), dtype=np.float32),
+                      rng.integers(0, 10, 12).astype(np.int32)) for _ in range(3)]
+    datasets = [tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y)).batch(5)
+                for x, y in client_arrays]
+    weights = federated.keras_model_weights(
+        federated.seeded_keras_model(models.simple_cnn, (28, 28, 1), 10, seed=0))
+    results = []
+    with runtime.local_execution(tmp_path / "worker.log"):
+        for loop in (tff.learning.LoopImplementation.DATASET_REDUCE,
+                     tff.learning.LoopImplementation.DATASET_ITERATOR):
+            process = federated.build_fedavg(
+                models.simple_cnn, (28, 28, 1), 10, INPUT_SPEC, tff.aggregators.MeanFactory(),
+                tff.learning.optimizers.build_sgdm(0.1), tff.learning.optimizers.build_sgdm(1.0),
+                loop_implementation=loop)
+            state = process.set_model_weights(process.initialize(), weights)
+            for _ in range(2):
+                output = process.next(state, datasets)
+                state = output.state
+            results.append((output.metrics["client_work"]["train"],
+                            process.get_model_weights(state).trainable))
+    (reduce_metrics, reduce_weights), (iterator_metrics, iterator_weights) = results
+    assert dict(reduce_metrics) == dict(iterator_metrics)
+    for reduced, iterated in zip(reduce_weights, iterator_weights, strict=False):
+        np.testing.assert_array_equal(reduced, iterated)
