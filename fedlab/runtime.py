@@ -72,10 +72,10 @@ def usable_cores() -> int:
 
 
 def worker_concurrency(concurrent_calls: int) -> int:
-    """The worker's ``--max_concurrent_computation_calls``: 0 means one per usable core."""
-    if concurrent_calls < -1:
-        raise WorkerError(f"concurrent_calls must be -1 (no limit), 0 (one per core) or a "
-                          f"positive count, got {concurrent_calls}")
+    """The worker's ``--max_concurrent_computation_calls``: 0 means one per usable core.
+
+    Values below -1 are refused where they enter (``run`` for the config, the worker's CLI).
+    """
     return usable_cores() if concurrent_calls == 0 else concurrent_calls
 
 

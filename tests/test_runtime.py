@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from fedlab import runtime
-from fedlab.errors import WorkerError
 
 
 def _command_line_and_environment(pid: int) -> tuple[list[str], dict[str, str]]:
@@ -32,7 +31,3 @@ def test_users_allocator_setting_wins(monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert runtime.worker_environment()["MALLOC_ARENA_MAX"] == "4"
 
-
-def test_negative_concurrency_is_refused():
-    with pytest.raises(WorkerError, match="concurrent_calls must be -1"):
-        runtime.worker_concurrency(-2)
