@@ -107,7 +107,9 @@ def local_worker(
     target = f"localhost:{port}"
     try:
         with grpc.insecure_channel(target) as channel:
-            grpc.channel_ready_future(channel).result(timeout=WORKER_START_TIMEOUT_SECONDS)
+            _await_ready(channel, WORKER_START_TIMEOUT_SECONDS,
+                         f"the local TFF worker did not start within "
+                         f"{WORKER_START_TIMEOUT_SECONDS:.0f} s (its output: {log_path})")
         yield target
     finally:
         if process.poll() is None:
