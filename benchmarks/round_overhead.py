@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_federated as tff  # noqa: E402
 
-from fedlab import aggregators, comms, federated, models, runtime  # noqa: E402
+from fedlab import aggregators, comms, federated, models, runtime, task  # noqa: E402
 from fedlab.data.mnist import load_mnist  # noqa: E402
 from fedlab.training import RoundClients  # noqa: E402
 
@@ -108,7 +108,7 @@ class KerasFloor:
         self._y = np.array([e["y"] for client in arrays for e in client])
         self._model = getattr(models, model_name)(data.input_shape, data.num_classes)
         self._model.compile(tf.keras.optimizers.SGD(0.02),
-                            tf.keras.losses.SparseCategoricalCrossentropy())
+                            task.loss())
         self.epoch_seconds: list[float] = []
 
     def step(self) -> float:
@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--long-rounds", type=int, default=0)
     args = parser.parse_args()
-    data = load_mnist(num_clients=50, seed=0)
+    data = load_mnist(num_clients=50)
     with ExitStack() as stack:
         contexts, worker_pids = {}, {}
         for name, (_, concurrent_calls, environment) in SETUPS.items():

@@ -5,13 +5,17 @@ The centralized upper bound a federated run is compared with. Each epoch is rele
 communicated, so the bit columns are 0).
 """
 
+import logging
 import math
 import time
 
 import tensorflow as tf
 
+from fedlab import task
 from fedlab.data import FederatedData
 from fedlab.training import MetricsSink
+
+log = logging.getLogger(__name__)
 
 NO_COMMUNICATION = {
     "bits_down_per_client": 0, "bits_up_per_client": 0, "bits_down": 0, "bits_up": 0,
@@ -40,17 +44,22 @@ class _ReleaseEpochs(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         row = {
             "train_loss": float(logs["loss"]),
-            "train_accuracy": float(logs["accuracy"]),
+            "train_accuracy": float(logs[task.ACCURACY]),
             "examples": self._examples,
             "batches": math.ceil(self._examples / self._batch_size),
             **NO_COMMUNICATION,
             "eval_loss": float(logs["val_loss"]),
-            "eval_accuracy": float(logs["val_accuracy"]),
+            "eval_accuracy": float(logs["val_" + task.ACCURACY]),
             "round_seconds": time.perf_counter() - self._started - self._eval_seconds,
             "eval_seconds": self._eval_seconds,
         }
         self._sink.release(row, epoch + 1)
-        tf.get_logger().info("epoch %d/%d %s", epoch + 1, self._epochs, row)
+        log.info(
+            "epoch %*d/%d | train loss %.4f acc %.4f | %.2f s | eval loss %.4f acc %.4f (%.2f s)",
+            len(str(self._epochs)), epoch + 1, self._epochs, row["train_loss"],
+            row["train_accuracy"], row["round_seconds"], row["eval_loss"], row["eval_accuracy"],
+            row["eval_seconds"],
+        )
 
 
 def train_central(
@@ -63,11 +72,12 @@ def train_central(
     sink: MetricsSink,
 ) -> tf.keras.Model:
     """Fit ``model`` on every client's examples pooled, validating on the held-out set."""
+    sink.start(after_round=0)  # central runs do not resume: every epoch is written anew
     train_x, train_y = data.pooled_train()
     model.compile(
         optimizer=optimizer,
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        loss=task.loss(),
+        metrics=task.metrics(),
     )
     tf.keras.utils.set_random_seed(seed)
     model.fit(

@@ -32,7 +32,8 @@ class MnistDatasetSchema:
     num_clients: int = 50
     test_fraction: float = 0.2
     partition: PartitionSchema = field(default_factory=PartitionSchema)
-    seed: int = 0
+    split_seed: int = 0
+    partition_seed: int = 0
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Cifar10DatasetSchema:
     _target_: str = "fedlab.data.cifar10.load_cifar10"
     num_clients: int = 100
     partition: PartitionSchema = field(default_factory=PartitionSchema)
-    seed: int = 0
+    partition_seed: int = 0
     data_dir: str | None = None
 
 
@@ -56,7 +57,8 @@ class SyntheticDatasetSchema:
     test_examples: int = 64
     image_size: int = 8
     num_classes: int = 3
-    seed: int = 0
+    split_seed: int = 0
+    partition_seed: int = 0
 
 
 @dataclass

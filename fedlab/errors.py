@@ -23,3 +23,7 @@ class CheckpointError(FedlabError):
 
 class WorkerError(FedlabError):
     """A TFF worker cannot be reached or stopped answering."""
+
+
+class RunFolderConflict(FedlabError):
+    """A run folder is being continued with a configuration other than the one that started it."""

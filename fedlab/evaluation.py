@@ -9,6 +9,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedlab import task
+
 
 class CentralEvaluator:
     """Evaluates model weights on a fixed test set with one compiled Keras model."""
@@ -17,8 +19,8 @@ class CentralEvaluator:
         """Compile ``keras_model`` (a fresh copy of the trained architecture) for evaluation."""
         self._model = keras_model
         self._model.compile(
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-            metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            loss=task.loss(),
+            metrics=task.metrics(),
         )
         self._test = tf.data.Dataset.from_tensor_slices((test_x, test_y)).batch(500).cache()
 
@@ -31,4 +33,4 @@ class CentralEvaluator:
         """``eval_loss`` and ``eval_accuracy`` of ``weights`` on the test set."""
         weights.assign_weights_to(self._model)
         result = self._model.evaluate(self._test, verbose=0, return_dict=True)
-        return {"eval_loss": float(result["loss"]), "eval_accuracy": float(result["accuracy"])}
+        return {"eval_loss": float(result["loss"]), "eval_accuracy": float(result[task.ACCURACY])}

@@ -6,6 +6,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedlab import task
+
 ModelBuilder = Callable[[Sequence[int], int], tf.keras.Model]
 
 
@@ -43,8 +45,8 @@ def build_fedavg(
         return tff.learning.models.from_keras_model(
             model_builder(input_shape, num_classes),
             input_spec=input_spec,
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-            metrics=[tf.keras.metrics.SparseCategoricalAccuracy()],
+            loss=task.loss(),
+            metrics=task.metrics(),
         )
 
     if isinstance(aggregator, tff.aggregators.UnweightedAggregationFactory):

@@ -1,7 +1,8 @@
 """Keras model builders: plain functions ``(input_shape, num_classes) -> tf.keras.Model``.
 
-Every model ends in a softmax, so its outputs are probabilities and TFF's
-``SparseCategoricalCrossentropy()`` (no logits) applies to all of them.
+Every model outputs logits (no softmax layer): ``fedlab.task.loss`` computes the cross-entropy
+from them, the same way in training and evaluation. ``tf.nn.softmax`` of the output gives class
+probabilities.
 """
 
 import functools
@@ -13,8 +14,8 @@ import tensorflow as tf
 def fedavg_cnn(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
     """The CNN of McMahan et al. 2017 as in the reference study.
 
-    5x5 conv 32, 2x2 max-pool, 5x5 conv 64, 2x2 max-pool, dense 512, dense ``num_classes``,
-    softmax: 1,663,370 parameters on 28x28x1 inputs with 10 classes.
+    5x5 conv 32, 2x2 max-pool, 5x5 conv 64, 2x2 max-pool, dense 512, dense ``num_classes``
+    (logits): 1,663,370 parameters on 28x28x1 inputs with 10 classes.
     """
     conv2d = functools.partial(
         tf.keras.layers.Conv2D, kernel_size=5, padding="same", activation="relu"
@@ -30,14 +31,13 @@ def fedavg_cnn(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
             tf.keras.layers.Flatten(),
             tf.keras.layers.Dense(512, activation="relu"),
             tf.keras.layers.Dense(num_classes),
-            tf.keras.layers.Softmax(),
         ],
         name="fedavg_cnn",
     )
 
 
 def simple_cnn(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
-    """The reference study's small custom CNN: 3x3 conv 16, pool, dense 64, dense, softmax."""
+    """The reference study's small custom CNN: 3x3 conv 16, pool, dense 64, dense (logits)."""
     return tf.keras.Sequential(
         [
             tf.keras.layers.InputLayer(input_shape=tuple(input_shape)),
@@ -46,7 +46,6 @@ def simple_cnn(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
             tf.keras.layers.Flatten(),
             tf.keras.layers.Dense(64, activation="relu"),
             tf.keras.layers.Dense(num_classes),
-            tf.keras.layers.Softmax(),
         ],
         name="simple_cnn",
     )
@@ -56,8 +55,7 @@ def tutorial_cnn(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model
     """The TensorFlow CNN tutorial's model (122,570 parameters on 32x32x3, 10 classes).
 
     Three 3x3 valid convolutions 32/64/64 with 2x2 pooling after the first two, dense 64,
-    dense ``num_classes`` and a softmax (the tutorial uses logits; fedlab's loss takes
-    probabilities, and a softmax has no parameters).
+    dense ``num_classes`` (logits, as in the tutorial).
     """
     return tf.keras.Sequential(
         [
@@ -70,7 +68,6 @@ def tutorial_cnn(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model
             tf.keras.layers.Flatten(),
             tf.keras.layers.Dense(64, activation="relu"),
             tf.keras.layers.Dense(num_classes),
-            tf.keras.layers.Softmax(),
         ],
         name="tutorial_cnn",
     )
@@ -85,7 +82,6 @@ def mlp(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
             tf.keras.layers.Dense(200, activation="relu"),
             tf.keras.layers.Dense(200, activation="relu"),
             tf.keras.layers.Dense(num_classes),
-            tf.keras.layers.Softmax(),
         ],
         name="mlp",
     )

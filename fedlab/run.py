@@ -11,12 +11,13 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fedlab import central, comms, federated, optimizers, runtime
+from fedlab import central, comms, federated, optimizers, provenance, runtime
 from fedlab.checkpoints import Checkpointer
 from fedlab.data import FederatedData
 from fedlab.errors import ConfigError, FedlabError
 from fedlab.evaluation import CentralEvaluator
 from fedlab.preflight import ensure_writable, validate_schedule
+from fedlab.resume import check_resume, config_record, save_record
 from fedlab.schedule import Schedule
 from fedlab.training import METRICS_FILE, MetricsSink, RoundClients, train
 
@@ -74,38 +75,51 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
 def run(cfg: DictConfig) -> float:
     """Build everything the configuration names, train, and return the final eval accuracy.
 
-    Writes into ``cfg.run_dir``: metrics.csv, TensorBoard events, checkpoints/, model.keras,
-    summary.json and worker.log. Re-running with the same ``run_dir`` resumes. A run that
-    stops on an error still gets a summary.json with ``status: failed`` and the message.
+    Writes into ``cfg.run_dir``: run_config.yaml, metrics.csv, TensorBoard events,
+    checkpoints/, model.keras, summary.json (with the run's provenance) and worker.log.
+    Re-running with the same ``run_dir`` and configuration resumes (``schedule.rounds`` may grow);
+    another configuration is refused before anything is written. A run that stops on an error
+    still gets a summary.json with ``status: failed`` and the message.
 
     Raises:
+      RunFolderConflict: ``run_dir`` holds a run of another configuration (nothing written).
       FedlabError: bad configuration, missing data, divergence or unusable checkpoints.
     """
     started = time.perf_counter()
+    record = provenance.start_record()
     run_dir = Path(cfg.run_dir)
-    schedule: Schedule = OmegaConf.to_object(cfg.schedule)
-    validate_schedule(schedule)
-    if cfg.mode not in ("federated", "central"):
-        raise ConfigError(f"mode must be 'federated' or 'central', got {cfg.mode!r}")
-    if cfg.executor.kind not in ("local", "remote"):
-        raise ConfigError(f"executor.kind must be 'local' or 'remote', got {cfg.executor.kind!r}")
-    if cfg.executor.concurrent_calls < -1:
-        raise ConfigError("executor.concurrent_calls must be -1 (no limit), 0 (one per CPU core) "
-                          f"or a positive count, got {cfg.executor.concurrent_calls}")
     ensure_writable(run_dir)
+    run_config = config_record(cfg)
+    check_resume(run_dir, run_config)
+    save_record(run_dir, run_config)
     try:
-        return _build_and_train(cfg, schedule, run_dir, started)
+        schedule: Schedule = OmegaConf.to_object(cfg.schedule)
+        validate_schedule(schedule)
+        if cfg.mode not in ("federated", "central"):
+            raise ConfigError(f"mode must be 'federated' or 'central', got {cfg.mode!r}")
+        if cfg.executor.kind not in ("local", "remote"):
+            raise ConfigError(
+                f"executor.kind must be 'local' or 'remote', got {cfg.executor.kind!r}")
+        if cfg.executor.concurrent_calls < -1:
+            raise ConfigError(
+                "executor.concurrent_calls must be -1 (no limit), 0 (one per CPU core) or a "
+                f"positive count, got {cfg.executor.concurrent_calls}")
+        return _build_and_train(cfg, schedule, run_dir, started, record)
     except FedlabError as error:
-        write_summary(run_dir, {"status": "failed", "error": str(error)})
+        write_summary(run_dir, {"status": "failed", "error": str(error),
+                                "provenance": {**record, "ended_at": provenance.now()}})
         raise
     except KeyboardInterrupt:
-        write_summary(run_dir, {"status": "interrupted"})
+        write_summary(run_dir, {"status": "interrupted",
+                                "provenance": {**record, "ended_at": provenance.now()}})
         raise
 
 
-def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started: float) -> float:
+def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started: float,
+                     record: dict) -> float:
     data: FederatedData = build(cfg.dataset, "dataset")
-    if schedule.clients_per_round > data.num_clients:
+    record.update(test_set_sha256=data.test_set_sha256, partition_sha256=data.partition_sha256)
+    if cfg.mode == "federated" and schedule.clients_per_round > data.num_clients:
         raise ConfigError(
             f"schedule.clients_per_round={schedule.clients_per_round} exceeds the "
             f"{data.num_clients} clients of the dataset"
@@ -135,7 +149,7 @@ def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started
         )
         outcome.save(run_dir / MODEL_FILE)
         return _finish(run_dir, initial_model, started, rounds_trained=schedule.rounds,
-                       checkpoint_seconds=[])
+                       checkpoint_seconds=[], record=record)
     def preprocess(dataset, shuffle_seed):
         return federated.client_dataset(
             dataset, local_epochs=schedule.local_epochs, batch_size=schedule.batch_size,
@@ -187,11 +201,11 @@ def _build_and_train(cfg: DictConfig, schedule: Schedule, run_dir: Path, started
     final_weights.assign_weights_to(evaluator.model)
     evaluator.model.save(run_dir / MODEL_FILE)
     return _finish(run_dir, initial_model, started, outcome.rounds_trained,
-                   outcome.checkpoint_seconds)
+                   outcome.checkpoint_seconds, record)
 
 
 def _finish(run_dir: Path, initial_model, started: float, rounds_trained: int,
-            checkpoint_seconds: list[float]) -> float:
+            checkpoint_seconds: list[float], record: dict) -> float:
     """Write summary.json and return the final eval accuracy (NaN if never evaluated)."""
     summary = write_summary(
         run_dir,
@@ -203,6 +217,7 @@ def _finish(run_dir: Path, initial_model, started: float, rounds_trained: int,
                 sum(checkpoint_seconds) / len(checkpoint_seconds) if checkpoint_seconds else None
             ),
             "wall_seconds_this_invocation": time.perf_counter() - started,
+            "provenance": {**record, "ended_at": provenance.now()},
         },
     )
     final_accuracy = summary.get("final_eval_accuracy")

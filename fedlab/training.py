@@ -2,6 +2,7 @@
 
 import asyncio
 import collections
+import csv
 import logging
 import math
 import time
@@ -14,9 +15,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from fedlab import task
 from fedlab.checkpoints import Checkpointer
 from fedlab.comms import RoundCommunication
-from fedlab.errors import DivergenceError
+from fedlab.errors import CheckpointError, DivergenceError
 from fedlab.evaluation import CentralEvaluator
 from fedlab.schedule import Schedule
 
@@ -76,30 +78,65 @@ class RoundClients:
 class MetricsSink:
     """Releases one row per round to ``metrics.csv`` and TensorBoard via TFF release managers.
 
-    ``tff.program.CSVFileReleaseManager`` drops every row at or after a released round, so a
-    resumed run overwrites the rounds after its checkpoint and each round appears once.
+    :meth:`start` first rewinds the run folder to a round: rows after it are dropped from
+    ``metrics.csv``, and the TensorBoard event files are written anew from the rows kept, so a
+    resumed run shows every round once in both.
     """
 
     def __init__(self, run_dir: Path, tensorboard: bool):
-        """Open (or continue) the run folder's metrics file and event files."""
+        """Write into ``run_dir``'s metrics file (and event files when ``tensorboard``)."""
+        self._run_dir = run_dir
+        self._tensorboard = tensorboard
+        self._managers: list = []
+
+    def start(self, after_round: int) -> list[dict[str, str]]:
+        """Drop every row after ``after_round`` and open the release managers.
+
+        Returns:
+          The rows kept (rounds 1..``after_round``), as the strings metrics.csv holds.
+        """
+        path = self._run_dir / METRICS_FILE
+        kept: list[dict[str, str]] = []
+        if path.exists():
+            with path.open(newline="") as file:
+                reader = csv.DictReader(file)
+                fieldnames = reader.fieldnames or []
+                kept = [row for row in reader if int(row["round"]) <= after_round]
+            with path.open("w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=fieldnames)
+                writer.writeheader()
+                writer.writerows(kept)
         self._managers = [
-            tff.program.CSVFileReleaseManager(str(run_dir / METRICS_FILE), key_fieldname="round")
+            tff.program.CSVFileReleaseManager(str(path), key_fieldname="round")
         ]
-        self._tensorboard = (
-            tff.program.TensorBoardReleaseManager(str(run_dir)) if tensorboard else None
-        )
+        if self._tensorboard:
+            for events in self._run_dir.glob("events.out.tfevents.*"):
+                events.unlink()
+            board = tff.program.TensorBoardReleaseManager(str(self._run_dir))
+            self._managers.append(board)
+            _release_all([
+                board.release(_finite({k: float(v) for k, v in row.items() if k != "round" and v}),
+                              key=int(row["round"]))
+                for row in kept
+            ])
+        return kept
 
     def release(self, row: dict[str, float], round_num: int) -> None:
         """Write ``row`` as round ``round_num`` everywhere."""
-        releases = [m.release(row, key=round_num) for m in self._managers]
-        if self._tensorboard is not None:
-            finite = {k: v for k, v in row.items() if math.isfinite(v)}
-            releases.append(self._tensorboard.release(finite, key=round_num))
+        csv_manager, *boards = self._managers
+        _release_all([csv_manager.release(row, key=round_num)]
+                     + [board.release(_finite(row), key=round_num) for board in boards])
 
-        async def release_all():
-            await asyncio.gather(*releases)
 
-        asyncio.run(release_all())
+def _finite(row: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in row.items() if math.isfinite(v)}
+
+
+def _release_all(releases: list) -> None:
+    async def release_all():
+        await asyncio.gather(*releases)
+
+    asyncio.run(release_all())
 
 
 def _progress_line(row: dict[str, float], round_num: int, rounds: int, seconds_left: float) -> str:
@@ -148,7 +185,15 @@ def train(
         start_round = last_round + 1
         log.info("resuming from the checkpoint of round %d", last_round)
     last_checkpoint = start_round - 1
+    kept_rows = sink.start(after_round=last_checkpoint)
+    if len(kept_rows) != last_checkpoint:
+        raise CheckpointError(
+            f"metrics.csv holds {len(kept_rows)} rows but the checkpoint is of round "
+            f"{last_checkpoint}: the cumulative columns cannot be continued; start a new run folder"
+        )
     bits = communication.totals(schedule.clients_per_round)
+    cumulative = {key: sum(int(float(row[key])) for row in kept_rows)
+                  for key in ("bits_down", "bits_up")}
     round_times: list[float] = []
     checkpoint_times: list[float] = []
     for round_num in range(start_round, schedule.rounds + 1):
@@ -167,14 +212,15 @@ def train(
                 "try a smaller learning rate"
             )
         state = result.state
+        for key in cumulative:  # running sums of the per-round rows
+            cumulative[key] += bits[key]
         row = collections.OrderedDict({
             "train_loss": loss,
-            "train_accuracy": float(train_metrics["sparse_categorical_accuracy"]),
+            "train_accuracy": float(train_metrics[task.ACCURACY]),
             "examples": int(train_metrics["num_examples"]),
             "batches": int(train_metrics["num_batches"]),
             **bits,
-            "bits_down_cumulative": bits["bits_down"] * round_num,
-            "bits_up_cumulative": bits["bits_up"] * round_num,
+            **{f"{key}_cumulative": cumulative[key] for key in cumulative},
             "round_seconds": time.perf_counter() - started,
             "eval_loss": math.nan,
             "eval_accuracy": math.nan,

@@ -62,14 +62,21 @@ def test_downloading_datasets_compose(option):
     assert compose_config([f"dataset={option}"]).dataset._target_.startswith("fedlab.data.")
 
 
-def test_dataset_seed_follows_schedule_seed():
-    assert compose_config(["schedule.seed=7"]).dataset.seed == 7
+@pytest.mark.parametrize("dataset", ["mnist", "synthetic", "cifar10"])
+def test_partition_seed_follows_schedule_seed_and_split_seed_does_not(dataset):
+    cfg = compose_config([f"dataset={dataset}", "schedule.seed=7"])
+    assert cfg.dataset.partition_seed == 7
+    if dataset != "cifar10":  # CIFAR-10 has its own fixed test set
+        assert cfg.dataset.split_seed == 0
 
 
-def test_synthetic_is_deterministic_per_seed():
-    a, b, c = load_synthetic(seed=1), load_synthetic(seed=1), load_synthetic(seed=2)
-    assert (a.test_x == b.test_x).all()
-    assert not (a.test_x == c.test_x).all()
+def test_synthetic_test_set_depends_on_split_seed_only():
+    a = load_synthetic(split_seed=1, partition_seed=1)
+    b = load_synthetic(split_seed=1, partition_seed=2)
+    c = load_synthetic(split_seed=2, partition_seed=1)
+    assert a.test_set_sha256 == b.test_set_sha256 != c.test_set_sha256
+    assert a.partition_sha256 != b.partition_sha256
+    assert a.partition_sha256 == load_synthetic(split_seed=1, partition_seed=1).partition_sha256
 
 
 def test_unknown_option_fails_at_composition():

