@@ -32,7 +32,8 @@ def config_record(cfg: DictConfig) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
     with open_dict(cfg):
         for key in ("hydra", *MAY_CHANGE):
-            cfg.pop(key, None)
+            if key in cfg:
+                del cfg[key]  # unresolved: run_dir points into Hydra's runtime node
     return OmegaConf.to_container(cfg, resolve=True)
 
 
@@ -75,13 +76,13 @@ def check_resume(run_dir: Path, record: dict[str, Any]) -> None:
     ]
     if differences:
         raise RunFolderConflict(
-            f"{run_dir} was started with another configuration ({'; '.join(differences)}); "
+            f"the run folder {run_dir} was started with another configuration ({'; '.join(differences)}); "
             "nothing was changed: resume with the original settings (only schedule.rounds may "
             "grow) or choose a new run folder"
         )
     if requested.get("schedule.rounds", 0) < done:
         raise RunFolderConflict(
-            f"schedule.rounds={requested['schedule.rounds']} is below the {done} rounds {run_dir} "
+            f"schedule.rounds={requested['schedule.rounds']} is below the {done} rounds the run folder {run_dir} "
             "already holds; nothing was changed: ask for at least as many rounds, or choose a new "
             "run folder"
         )
