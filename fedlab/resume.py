@@ -76,15 +76,15 @@ def check_resume(run_dir: Path, record: dict[str, Any]) -> None:
     ]
     if differences:
         raise RunFolderConflict(
-            f"the run folder {run_dir} was started with another configuration ({'; '.join(differences)}); "
-            "nothing was changed: resume with the original settings (only schedule.rounds may "
-            "grow) or choose a new run folder"
+            f"the run folder {run_dir} was started with another configuration "
+            f"({'; '.join(differences)}); nothing was changed: resume with the original "
+            "settings (only schedule.rounds may grow) or choose a new run folder"
         )
     if requested.get("schedule.rounds", 0) < done:
         raise RunFolderConflict(
-            f"schedule.rounds={requested['schedule.rounds']} is below the {done} rounds the run folder {run_dir} "
-            "already holds; nothing was changed: ask for at least as many rounds, or choose a new "
-            "run folder"
+            f"schedule.rounds={requested['schedule.rounds']} is below the {done} rounds the run "
+            f"folder {run_dir} already holds; nothing was changed: ask for at least as many "
+            "rounds, or choose a new run folder"
         )
 
 

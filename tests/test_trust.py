@@ -95,10 +95,9 @@ def test_cli_refuses_a_changed_config_before_hydra_rewrites_the_folder(tmp_path)
     second = run_cli(*SMOKE, "model=mlp", "hydra.run.dir=run", cwd=tmp_path, timeout=300)
     assert second.returncode == 1
     lines = [line for line in second.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: the run folder run was started with another "
-                                                   "configuration (model._target_: "
-                                                   "'fedlab.models.simple_cnn' -> "
-                                                   "'fedlab.models.mlp')"), second.stderr
+    expected = ("error: the run folder run was started with another configuration "
+                "(model._target_: 'fedlab.models.simple_cnn' -> 'fedlab.models.mlp')")
+    assert len(lines) == 1 and lines[0].startswith(expected), second.stderr
     assert folder_snapshot(tmp_path / "run") == before  # .hydra/ included
 
 
