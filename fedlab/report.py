@@ -3,17 +3,25 @@
 Reads every run folder (one holding ``.hydra/config.yaml``) below the given folders and writes
 into ``--out`` (default ``<first folder>/report``):
 
-- ``runs.csv``: one row per run, the config choices that differ between runs as columns;
-- ``summary.csv``: runs grouped by everything but the seed, mean/std/n of each figure;
+- ``runs.csv``: one row per run, the config choices that differ between runs as columns, and
+  the fingerprints of the held-out set and partition each run used (``provenance``);
+- ``rounds.csv``: one row per run and round (long format), with the same config columns;
+- ``summary.csv``: runs grouped by everything but the seed, mean/std/n of each figure, whether
+  the group is on the accuracy-vs-upload Pareto front, how many held-out sets it mixes;
+- ``paired.csv``: for each varying factor and pair of its levels, the runs that agree on
+  everything else (seed included) paired, and the mean difference with a 95 % t interval;
 - ``eval_accuracy.png``, ``train_loss.png``, ``accuracy_vs_upload.png``: one line per group,
   a band of +-1 std over seeds;
 - ``report.md``: all of it on one page.
+
+``load_runs(folders)`` returns the per-round table as a pandas DataFrame, for notebooks.
 
 ``python -m fedlab.report --samples dataset=mnist`` instead draws the first 25 training images
 of a data set with their class names (``samples.png``).
 """
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Sequence
@@ -26,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
+from scipy import stats  # noqa: E402
 
 RUN_MARKER = Path(".hydra") / "config.yaml"
 REQUIRED_COLUMNS = ("round", "train_loss", "eval_accuracy", "eval_loss", "bits_up_cumulative")
@@ -33,6 +42,11 @@ SEED_KEYS = ("schedule.seed",)
 FIGURES = ("final_eval_accuracy", "best_eval_accuracy", "final_eval_loss", "rounds_to_target",
            "uploaded_MiB", "training_seconds")
 BITS_PER_MIB = 8 * 2**20
+# summary.json provenance entries copied into runs.csv.
+FINGERPRINTS = ("test_set_sha256", "partition_sha256", "git_commit")
+# Figures compared between paired runs, and how many decimals the verdicts print.
+PAIRED_FIGURES = {"final_eval_accuracy": 4, "rounds_to_target": 1, "uploaded_MiB": 1}
+CONFIDENCE = 0.95
 
 
 class ReportError(Exception):
@@ -82,7 +96,11 @@ def _status(metrics: pd.DataFrame | None, summary: dict) -> tuple[str, str]:
 
 
 def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame | None]:
-    """One row of figures for ``run_dir`` and its metrics table (``None`` if unreadable)."""
+    """One row of figures for ``run_dir`` and its metrics table (``None`` if unreadable).
+
+    The figures are filled in for completed and failed runs, and for incomplete runs whose
+    metrics table has every required column.
+    """
     metrics_path = run_dir / "metrics.csv"
     try:
         metrics = pd.read_csv(metrics_path) if metrics_path.exists() else None
@@ -95,6 +113,8 @@ def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame 
         summary = {}
     status, note = _status(metrics, summary)
     row = {"run": str(run_dir), "status": status, "note": note, **_run_config(run_dir)}
+    provenance = summary.get("provenance") or {}
+    row.update({key: provenance.get(key) for key in FINGERPRINTS})
     if status != "incomplete" or (metrics is not None and set(REQUIRED_COLUMNS) <= set(metrics)):
         if metrics is not None and not metrics.empty:
             evaluated = metrics.dropna(subset=["eval_accuracy"])
@@ -111,13 +131,13 @@ def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame 
                 uploaded_MiB=metrics["bits_up_cumulative"].iloc[-1] / BITS_PER_MIB,
                 training_seconds=float(metrics.get("round_seconds", pd.Series([np.nan])).sum()),
             )
-    return row, metrics if status == "completed" else None
+    return row, metrics
 
 
 def varying_columns(runs: pd.DataFrame) -> list[str]:
     """Config columns whose value differs between runs and is not implied by a group choice."""
     figures = {"run", "status", "note", "rounds_completed", "bits_up_total", "bits_down_total",
-               *FIGURES}
+               *FIGURES, *FINGERPRINTS}
     candidates = [c for c in runs.columns if c not in figures]
     varying = [c for c in candidates if runs[c].astype(str).nunique() > 1]
     groups = {c for c in varying if "." not in c}
@@ -139,11 +159,81 @@ def summarize(runs: pd.DataFrame, group_columns: list[str]) -> pd.DataFrame:
     if completed.empty:
         return pd.DataFrame()
     keys = group_columns or (lambda _: "all runs")
-    table = completed.groupby(keys, dropna=False)[list(FIGURES)].agg(["mean", "std", "count"])
+    grouped = completed.groupby(keys, dropna=False)
+    table = grouped[list(FIGURES)].agg(["mean", "std", "count"])
     table.columns = [f"{figure}_{stat}" for figure, stat in table.columns]
     table = table.rename(columns={"final_eval_accuracy_count": "n"})
     table = table.drop(columns=[c for c in table.columns if c.endswith("_count")])
-    return table.reset_index().rename(columns={"index": "group"})
+    table["held_out_sets"] = grouped["test_set_sha256"].nunique()
+    table = table.reset_index().rename(columns={"index": "group"})
+    table["pareto_front"] = pareto_front(table["uploaded_MiB_mean"],
+                                         table["final_eval_accuracy_mean"])
+    return table
+
+
+def pareto_front(upload: pd.Series, accuracy: pd.Series) -> pd.Series:
+    """Whether each (upload, accuracy) point is on the Pareto front.
+
+    A point is on it when no other uploads at most as much and is at least as accurate while
+    being strictly better in one of the two.
+    """
+    points = list(zip(upload, accuracy, strict=True))
+    return pd.Series([
+        not any(u2 <= u and a2 >= a and (u2 < u or a2 > a) for u2, a2 in points)
+        for u, a in points
+    ], index=upload.index)
+
+
+def paired_comparisons(runs: pd.DataFrame, factors: list[str],
+                       pairing_columns: list[str]) -> pd.DataFrame:
+    """Mean paired differences ``a - b`` between the levels of each factor, with a t interval.
+
+    For a factor (a config column that varies) and two of its levels a and b, runs are paired
+    when they agree on every other column in ``pairing_columns`` (the seed included). Each
+    figure of ``PAIRED_FIGURES`` gets the mean difference over the pairs where both runs have
+    it, its 95 % confidence interval (t distribution, n - 1 degrees of freedom) and a verdict.
+    A pair of levels with no run in common is listed with n = 0 and "unpaired".
+    """
+    completed = runs[runs["status"] == "completed"]
+    rows = []
+    for factor in factors:
+        others = [c for c in pairing_columns if c != factor]
+        levels = sorted(completed[factor].dropna().astype(str).unique())
+        keyed = completed.assign(_level=completed[factor].astype(str),
+                                 _key=completed[others].astype(str).agg("|".join, axis=1)
+                                 if others else "")
+        for a, b in itertools.combinations(levels, 2):
+            pairs = keyed[keyed["_level"] == a].merge(keyed[keyed["_level"] == b], on="_key",
+                                                      suffixes=("_a", "_b"))
+            for figure, digits in PAIRED_FIGURES.items():
+                differences = (pairs[f"{figure}_a"] - pairs[f"{figure}_b"]).dropna()
+                rows.append({"factor": factor, "a": a, "b": b, "metric": figure,
+                             **_interval(differences, a, b, digits)})
+    columns = ["factor", "a", "b", "metric", "mean_diff", "ci_low", "ci_high", "n", "sd_diff",
+               "verdict"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _interval(differences: pd.Series, a: str, b: str, digits: int) -> dict:
+    n = len(differences)
+    if n == 0:
+        return {"n": 0, "verdict": "unpaired: no runs agree on everything else"}
+    mean = float(differences.mean())
+    sd = float(differences.std(ddof=1)) if n > 1 else np.nan
+    if n == 1:
+        return {"mean_diff": mean, "n": 1, "verdict": f"n=1: difference {mean:+.{digits}f}, "
+                                                      "no interval"}
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / np.sqrt(n))
+    low, high = mean - half, mean + half
+    if sd == 0 and mean == 0:
+        verdict = f"identical in all {n} pairs"
+    elif low > 0 or high < 0:
+        verdict = f"{a if mean > 0 else b} higher by {abs(mean):.{digits}f} ± {half:.{digits}f}"
+        verdict += f" (n={n})"
+    else:
+        verdict = f"no difference detected, n={n} ({mean:+.{digits}f} ± {half:.{digits}f})"
+    return {"mean_diff": mean, "ci_low": low, "ci_high": high, "n": n, "sd_diff": sd,
+            "verdict": verdict}
 
 
 def _label(row: pd.Series, group_columns: list[str]) -> str:
@@ -176,6 +266,12 @@ def plot_groups(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], group_colu
             series = stacked.dropna(subset=[y]).groupby("round").agg(
                 x=(x, "mean"), mean=(y, "mean"), std=(y, "std"))
             axes = figures[name][1]
+            if x == "uploaded_MiB" and not (series["x"] > 0).any():
+                # Nothing uploaded (mode=central): a reference line at its final accuracy.
+                axes.axhline(series["mean"].iloc[-1], color="gray",
+                             linestyle=styles[index % len(styles)],
+                             label=f"{label} (n={len(tables)}, no upload: final accuracy)")
+                continue
             line, = axes.plot(series["x"], series["mean"], styles[index % len(styles)],
                               label=f"{label} (n={len(tables)})")
             if len(tables) > 1:
@@ -213,11 +309,18 @@ def readable_summary(summary: pd.DataFrame, group_columns: list[str]) -> pd.Data
     table["rounds to target"] = _mean_std(summary, "rounds_to_target", 1)
     table["train s"] = _mean_std(summary, "training_seconds", 1)
     table["n"] = summary["n"].astype(int)
+    table["pareto front"] = summary["pareto_front"]
     return table
 
 
-def make_report(folders: Sequence[Path], out: Path, target_accuracy: float) -> pd.DataFrame:
-    """Write runs.csv, summary.csv, the plots and report.md into ``out``; return the summary."""
+def collect_runs(folders: Sequence[Path], target_accuracy: float = 0.9):
+    """Every run below ``folders``: the runs table, their metrics, group and seed columns.
+
+    Returns:
+      ``(runs, metrics, group_columns, seed_columns)``: one row per run (``runs.csv``), each
+      run's metrics table by run folder, the varying config columns runs are grouped by, and
+      the varying seed columns.
+    """
     rows, metrics = [], {}
     for run_dir in find_runs(folders):
         row, table = load_run(run_dir, target_accuracy)
@@ -230,28 +333,103 @@ def make_report(folders: Sequence[Path], out: Path, target_accuracy: float) -> p
             runs[figure] = np.nan
     group_columns = [c for c in varying_columns(runs) if c not in SEED_KEYS]
     seed_columns = [c for c in SEED_KEYS if c in runs and runs[c].astype(str).nunique() > 1]
-    out.mkdir(parents=True, exist_ok=True)
     columns = ["run", "status", *group_columns, *seed_columns, "rounds_completed", *FIGURES,
-               "bits_up_total", "bits_down_total", "note"]
-    runs = runs.reindex(columns=columns)
+               "bits_up_total", "bits_down_total", *FINGERPRINTS, "note"]
+    return runs.reindex(columns=columns), metrics, group_columns, seed_columns
+
+
+def rounds_table(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame],
+                 config_columns: list[str]) -> pd.DataFrame:
+    """Every run's metrics rows in one long table, with its status and ``config_columns``."""
+    tables = [metrics[run].assign(run=run, **{c: row[c] for c in ["status", *config_columns]})
+              for run, row in runs.set_index("run", drop=False).iterrows() if run in metrics]
+    if not tables:
+        return pd.DataFrame(columns=["run", "status", *config_columns, "round"])
+    table = pd.concat(tables, ignore_index=True)
+    first = ["run", "status", *config_columns, "round"]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def load_runs(folders: Path | str | Sequence[Path | str],
+              target_accuracy: float = 0.9) -> pd.DataFrame:
+    """One row per run and round of every run below ``folders``, as ``rounds.csv`` holds it.
+
+    The columns are ``run``, ``status``, the config columns that vary between the runs (as in
+    ``runs.csv``), then the ``metrics.csv`` columns. For a notebook::
+
+        from fedlab.report import load_runs
+        rounds = load_runs("multirun/seed_study")
+        rounds[rounds.status == "completed"].groupby(["aggregator", "round"]).eval_accuracy.mean()
+    """
+    if isinstance(folders, str | Path):
+        folders = [folders]
+    runs, metrics, group_columns, seed_columns = collect_runs(
+        [Path(f) for f in folders], target_accuracy)
+    return rounds_table(runs, metrics, group_columns + seed_columns)
+
+
+def held_out_warnings(runs: pd.DataFrame, group_columns: list[str]) -> list[str]:
+    """One line for each group whose completed runs were evaluated on different held-out sets."""
+    completed = runs[runs["status"] == "completed"]
+    groups = (completed.groupby(group_columns, dropna=False) if group_columns
+              else [("all runs", completed)])
+    warnings = []
+    for _, members in groups:
+        sets = members["test_set_sha256"].dropna().nunique()
+        unknown = members["test_set_sha256"].isna().sum()
+        if sets > 1:
+            warnings.append(f"{_label(members.iloc[0], group_columns)}: its {len(members)} runs "
+                            f"were evaluated on {sets} different held-out sets")
+        elif unknown and sets:
+            warnings.append(f"{_label(members.iloc[0], group_columns)}: {unknown} of its runs "
+                            "record no held-out set fingerprint")
+    return warnings
+
+
+def make_report(folders: Sequence[Path], out: Path, target_accuracy: float) -> pd.DataFrame:
+    """Write every table, plot and report.md into ``out``; return the readable summary."""
+    runs, metrics, group_columns, seed_columns = collect_runs(folders, target_accuracy)
+    out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
+    rounds_table(runs, metrics, group_columns + seed_columns).to_csv(out / "rounds.csv",
+                                                                       index=False)
     summary = summarize(runs, group_columns)
     summary.to_csv(out / "summary.csv", index=False)
-    plots = plot_groups(runs, metrics, group_columns, out) if metrics else []
+    paired = paired_comparisons(runs, group_columns, group_columns + seed_columns)
+    paired.to_csv(out / "paired.csv", index=False)
+    warnings = held_out_warnings(runs, group_columns)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    completed = {run: table for run, table in metrics.items()
+                 if run in set(runs.loc[runs["status"] == "completed", "run"])}
+    plots = plot_groups(runs, completed, group_columns, out) if completed else []
     readable = readable_summary(summary, group_columns) if len(summary) else pd.DataFrame()
-    _write_markdown(out, folders, runs, readable, plots, target_accuracy, group_columns)
+    _write_markdown(out, folders, runs, readable, plots, target_accuracy, group_columns,
+                    paired, warnings)
     return readable
 
 
 def _write_markdown(out: Path, folders, runs: pd.DataFrame, readable: pd.DataFrame,
-                    plots: list[str], target_accuracy: float, group_columns: list[str]) -> None:
+                    plots: list[str], target_accuracy: float, group_columns: list[str],
+                    paired: pd.DataFrame, warnings: list[str]) -> None:
     lines = ["# fedlab report", "",
              f"Runs under: {', '.join(f'`{f}`' for f in folders)}. "
              f"{(runs['status'] == 'completed').sum()} completed of {len(runs)}. "
              f"Accuracy is measured on held-out data; 'rounds to target' is the first round "
              f"with eval accuracy >= {target_accuracy}. Mean ± std over seeds.", ""]
+    lines += [f"**Warning: {w}.**" for w in warnings] + ([""] if warnings else [])
     if len(readable):
         lines += ["## Summary", "", readable.to_markdown(index=False), ""]
+        front = readable[readable["pareto front"]]
+        lines += ["Accuracy-vs-upload Pareto front (no other group uploads less and is at "
+                  "least as accurate): "
+                  + "; ".join(_label(row, group_columns) for _, row in front.iterrows()), ""]
+    if len(paired):
+        lines += ["## Paired comparisons", "",
+                  "Runs that agree on every other setting (seed included) are paired; the "
+                  "difference is a - b, with a 95 % t confidence interval over the n pairs.", "",
+                  paired[["factor", "a", "b", "metric", "n", "verdict"]].to_markdown(index=False),
+                  ""]
     lines += [f"![{p}]({p})" for p in plots] + [""]
     shown = ["run", "status", *group_columns, "final_eval_accuracy", "uploaded_MiB", "note"]
     shown = [c for c in shown if c in runs]

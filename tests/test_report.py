@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import run_cli
+from scipy import stats
 
 from fedlab import report
 
@@ -13,7 +14,7 @@ MIB = 8 * 2**20
 
 
 def fabricate_run(folder, model, aggregator, seed, accuracies, upload_bits=MIB, status="completed",
-                  columns=None):
+                  columns=None, test_set="a" * 64):
     """A run folder as fedlab writes it, with chosen eval accuracies per round."""
     (folder / ".hydra").mkdir(parents=True)
     config = {"model": {"_target_": f"fedlab.models.{model}"},
@@ -35,7 +36,9 @@ def fabricate_run(folder, model, aggregator, seed, accuracies, upload_bits=MIB, 
         table = table[columns]
     table.to_csv(folder / "metrics.csv", index=False)
     if status:
-        (folder / "summary.json").write_text(json.dumps({"status": status}))
+        (folder / "summary.json").write_text(json.dumps(
+            {"status": status, "provenance": {"test_set_sha256": test_set,
+                                              "partition_sha256": f"p{seed}", "git_commit": "c"}}))
 
 
 def test_report_on_fabricated_runs_has_exact_figures(tmp_path):
@@ -110,3 +113,98 @@ def test_report_on_a_real_two_run_sweep(tmp_path):
 def test_samples_grid_is_drawn(tmp_path):
     assert report.main(["--samples", "dataset=synthetic", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "samples.png").stat().st_size > 0
+
+
+def paired_sweep(root, deltas, upload_bits=None):
+    """Runs of models x aggregators x seeds whose accuracies differ by chosen paired deltas."""
+    for seed, delta in enumerate(deltas):
+        for model, base in (("fedavg_cnn", 0.8), ("simple_cnn", 0.7)):
+            fabricate_run(root / f"{model}-mean-{seed}", model, "mean", seed,
+                          [0.1, base + 0.01 * seed])
+            fabricate_run(root / f"{model}-compression-{seed}", model, "compression", seed,
+                          [0.1, base + 0.01 * seed - delta], upload_bits=upload_bits or MIB // 4)
+
+
+def test_paired_comparisons_have_exact_means_and_t_intervals(tmp_path):
+    deltas = [0.010, 0.012, 0.008, 0.011, 0.009]
+    paired_sweep(tmp_path / "sweep", deltas)
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "sweep"), "--out", str(out),
+                        "--target-accuracy", "0.5"]) == 0
+    paired = pd.read_csv(out / "paired.csv")
+    assert {"factor", "a", "b", "metric", "mean_diff", "ci_low", "ci_high", "n"} <= set(paired)
+    row = paired.set_index(["factor", "metric"]).loc[("aggregator", "final_eval_accuracy")]
+    assert (row["a"], row["b"]) == ("compression", "mean")
+    differences = [-d for d in deltas] * 2  # compression - mean, paired by model and seed
+    half = stats.t.ppf(0.975, 9) * pd.Series(differences).std() / 10 ** 0.5
+    assert row["n"] == 10
+    assert row["mean_diff"] == pytest.approx(-0.01)
+    assert row["ci_low"] == pytest.approx(-0.01 - half) and row["ci_high"] == pytest.approx(
+        -0.01 + half)
+    assert row["verdict"].startswith("mean higher by 0.0100 ± ")
+    upload = paired.set_index(["factor", "metric"]).loc[("aggregator", "uploaded_MiB")]
+    assert upload["mean_diff"] == pytest.approx(-1.5)  # 2 rounds x (0.25 - 1) MiB
+    rounds = paired.set_index(["factor", "metric"]).loc[("aggregator", "rounds_to_target")]
+    assert rounds["verdict"] == "identical in all 10 pairs"
+    page = (out / "report.md").read_text()
+    assert "## Paired comparisons" in page and "mean higher by 0.0100" in page
+
+
+def test_a_difference_within_noise_is_not_called_a_difference(tmp_path):
+    paired_sweep(tmp_path / "sweep", [0.02, -0.03, 0.01, -0.01, 0.005])
+    assert report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    paired = pd.read_csv(tmp_path / "out" / "paired.csv").set_index(["factor", "metric"])
+    row = paired.loc[("aggregator", "final_eval_accuracy")]
+    assert row["ci_low"] < 0 < row["ci_high"]
+    assert row["verdict"].startswith("no difference detected, n=10")
+
+
+def test_factors_without_matching_runs_are_called_unpaired(tmp_path):
+    fabricate_run(tmp_path / "a", "fedavg_cnn", "mean", 0, [0.5, 0.8])
+    fabricate_run(tmp_path / "b", "simple_cnn", "mean", 1, [0.5, 0.7])
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    paired = pd.read_csv(tmp_path / "out" / "paired.csv")
+    assert (paired["factor"] == "model").all() and (paired["n"] == 0).all()
+    assert paired["verdict"].str.startswith("unpaired").all()
+
+
+def test_pareto_front_marks_the_undominated_groups():
+    front = report.pareto_front(pd.Series([1.0, 2.0, 3.0, 2.0]), pd.Series([0.5, 0.9, 0.8, 0.6]))
+    assert front.tolist() == [True, True, False, False]
+
+
+def test_rounds_csv_and_load_runs_give_the_long_table(tmp_path):
+    paired_sweep(tmp_path / "sweep", [0.01, 0.02])
+    rounds = report.load_runs(tmp_path / "sweep")
+    assert len(rounds) == 8 * 2 and rounds["round"].tolist()[:2] == [1, 2]
+    assert {"run", "status", "model", "aggregator", "schedule.seed", "eval_accuracy"} <= set(
+        rounds)
+    assert report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    written = pd.read_csv(tmp_path / "out" / "rounds.csv")
+    pd.testing.assert_frame_equal(written, rounds.reset_index(drop=True), check_dtype=False)
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert (runs["test_set_sha256"] == "a" * 64).all() and runs["partition_sha256"].nunique() == 2
+
+
+def test_groups_mixing_held_out_sets_are_warned_about(tmp_path, capsys):
+    fabricate_run(tmp_path / "a", "simple_cnn", "mean", 0, [0.5], test_set="a" * 64)
+    fabricate_run(tmp_path / "b", "simple_cnn", "mean", 1, [0.6], test_set="b" * 64)
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert "evaluated on 2 different held-out sets" in capsys.readouterr().err
+    assert "different held-out sets" in (tmp_path / "out" / "report.md").read_text()
+    assert pd.read_csv(tmp_path / "out" / "summary.csv")["held_out_sets"].tolist() == [2]
+
+
+def test_runs_without_upload_stay_on_the_upload_plot_as_a_reference(tmp_path, monkeypatch):
+    fabricate_run(tmp_path / "fed", "simple_cnn", "mean", 0, [0.5, 0.6])
+    fabricate_run(tmp_path / "central", "fedavg_cnn", "mean", 0, [0.7, 0.9], upload_bits=0)
+    labels = []
+    original = report.plt.Axes.axhline
+
+    def recording_axhline(self, y, *args, **kwargs):
+        labels.append((kwargs.get("label"), y))
+        return original(self, y, *args, **kwargs)
+
+    monkeypatch.setattr(report.plt.Axes, "axhline", recording_axhline)
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert len(labels) == 1 and "model=fedavg_cnn" in labels[0][0] and labels[0][1] == 0.9
