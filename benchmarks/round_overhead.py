@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_federated as tff  # noqa: E402
 
-from fedlab import aggregators, comms, federated, models, runtime, task  # noqa: E402
+from fedlab import aggregators, algorithms, comms, models, runtime, task, trainers  # noqa: E402
 from fedlab.data.mnist import load_mnist  # noqa: E402
 from fedlab.training import RoundClients  # noqa: E402
 
@@ -64,8 +64,8 @@ def round_clients(data) -> RoundClients:
     """Fedlab's per-round client sampling and preprocessing for 10 clients."""
 
     def preprocess(dataset, seed):
-        return federated.client_dataset(dataset, local_epochs=1, batch_size=BATCH,
-                                        shuffle_buffer=data.shuffle_buffer, seed=seed)
+        return trainers.client_dataset(dataset, local_epochs=1, batch_size=BATCH,
+                                       shuffle_buffer=data.shuffle_buffer, seed=seed)
 
     return RoundClients(data.train, preprocess, clients_per_round=10, seed=0)
 
@@ -73,11 +73,10 @@ def round_clients(data) -> RoundClients:
 def build_process(model_name: str, data, clients: RoundClients, aggregator, loop):
     """Fedlab's FedAvg process for ``model_name`` with the given client loop."""
     spec = clients(1)[0].element_spec
-    return federated.build_fedavg(
-        getattr(models, model_name), data.input_shape, data.num_classes, spec, aggregator,
-        tff.learning.optimizers.build_sgdm(0.02), tff.learning.optimizers.build_sgdm(1.0),
-        loop_implementation=loop,
-    )
+    model = task.Task(getattr(models, model_name), data.input_shape, data.num_classes)
+    return algorithms.FedAvg().build(
+        model.tff_model_fn(spec), aggregator, tff.learning.optimizers.build_sgdm(0.02),
+        tff.learning.optimizers.build_sgdm(1.0), loop=loop)
 
 
 class FederatedRun:

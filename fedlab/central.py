@@ -12,8 +12,8 @@ import time
 import tensorflow as tf
 
 from fedlab import task
+from fedlab.callbacks.metrics import MetricsSink
 from fedlab.data import FederatedData
-from fedlab.training import MetricsSink
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from fedlab.choices import PartitionMethod, ServerSchedule
 from fedlab.schedule import Schedule
 
 
@@ -19,7 +20,7 @@ class PartitionSchema:
     """How training examples are dealt to clients: ``iid``, ``dirichlet`` or ``shards``."""
 
     _target_: str = "fedlab.data.partition.Partition"
-    method: str = "iid"
+    method: PartitionMethod = PartitionMethod.iid
     alpha: float = 0.5
     shards_per_client: int = 2
 
@@ -32,6 +33,8 @@ class MnistDatasetSchema:
     num_clients: int = 50
     test_fraction: float = 0.2
     partition: PartitionSchema = field(default_factory=PartitionSchema)
+    # Share of each client's examples kept as its own held-out set (client-level evaluation).
+    client_test_fraction: float = 0.0
     split_seed: int = 0
     partition_seed: int = 0
 
@@ -43,6 +46,7 @@ class Cifar10DatasetSchema:
     _target_: str = "fedlab.data.cifar10.load_cifar10"
     num_clients: int = 100
     partition: PartitionSchema = field(default_factory=PartitionSchema)
+    client_test_fraction: float = 0.0
     partition_seed: int = 0
     data_dir: str | None = None
 
@@ -155,11 +159,12 @@ class AdagradSchema:
 
 @dataclass
 class OptimizerPairSchema:
-    """Client and server optimizers of FedAvg, and the server's per-round learning-rate decay."""
+    """Client and server optimizers, and the server's per-round learning-rate decay."""
 
+    _target_: str = "fedlab.optimizers.OptimizerPair"
     client: SgdmSchema = field(default_factory=SgdmSchema)
     server: SgdmSchema = field(default_factory=SgdmSchema)
-    server_schedule: str = "constant"
+    server_schedule: ServerSchedule = ServerSchedule.constant
     server_decay: float = 0.99
 
 
@@ -195,11 +200,61 @@ class DpAggregatorSchema(AggregatorSchema):
 
 
 @dataclass
-class CentralSchema:
-    """``mode=central``: the Keras optimizer of the centralized baseline."""
+class FedAvgSchema:
+    """``fedlab.algorithms.FedAvg``."""
+
+    _target_: str = "fedlab.algorithms.FedAvg"
+
+
+@dataclass
+class FedProxSchema:
+    """``fedlab.algorithms.FedProx``: FedAvg plus a proximal term of weight mu."""
+
+    _target_: str = "fedlab.algorithms.FedProx"
+    proximal_strength: float = 0.01
+
+
+@dataclass
+class FedSgdSchema:
+    """``fedlab.algorithms.FedSgd``."""
+
+    _target_: str = "fedlab.algorithms.FedSgd"
+
+
+@dataclass
+class MimeLiteSchema:
+    """``fedlab.algorithms.MimeLite``."""
+
+    _target_: str = "fedlab.algorithms.MimeLite"
+
+
+@dataclass
+class KerasAdamSchema:
+    """The Keras optimizer of the centralized baseline."""
 
     _target_: str = "tensorflow.keras.optimizers.Adam"
     learning_rate: float = 0.001
+
+
+@dataclass
+class FederatedTrainerSchema:
+    """``trainer=federated``: the algorithm, aggregator, optimizers, executor and callbacks."""
+
+    _target_: str = "fedlab.trainers.FederatedTrainer"
+    algorithm: Any = "${algorithm}"
+    aggregator: Any = "${aggregator}"
+    optimizer: Any = "${optimizer}"
+    executor: Any = "${executor}"
+    callbacks: Any = "${callbacks}"
+
+
+@dataclass
+class CentralTrainerSchema:
+    """``trainer=central``: Keras ``fit`` on the pooled training data, with its own optimizer."""
+
+    _target_: str = "fedlab.trainers.CentralTrainer"
+    optimizer: KerasAdamSchema = field(default_factory=KerasAdamSchema)
+    tensorboard: bool = "${tensorboard}"
 
 
 @dataclass
@@ -208,14 +263,21 @@ class ScheduleSchema(Schedule):
 
 
 @dataclass
-class ExecutorSchema:
-    """Where TFF computations run: a private local worker, or remote workers."""
+class LocalExecutorSchema:
+    """A private TFF worker per run."""
 
-    kind: str = "local"
-    targets: list[str] = field(default_factory=list)
-    connect_timeout_seconds: float = 30.0
+    _target_: str = "fedlab.runtime.LocalExecution"
     # Computations the local worker runs at once: 0 = one per usable CPU core, -1 = no limit.
     concurrent_calls: int = 0
+
+
+@dataclass
+class RemoteExecutorSchema:
+    """Already running TFF workers (``python -m fedlab.worker --port P``)."""
+
+    _target_: str = "fedlab.runtime.RemoteExecution"
+    targets: list[str] = field(default_factory=list)
+    connect_timeout_seconds: float = 30.0
 
 
 @dataclass
@@ -224,14 +286,15 @@ class FedlabSchema:
 
     dataset: Any = MISSING
     model: Any = MISSING
+    trainer: Any = MISSING
+    algorithm: Any = MISSING
     aggregator: Any = MISSING
     optimizer: Any = MISSING
+    callbacks: Any = MISSING
     schedule: ScheduleSchema = field(default_factory=ScheduleSchema)
-    executor: ExecutorSchema = field(default_factory=ExecutorSchema)
+    executor: Any = MISSING
     run_dir: str = MISSING
     tensorboard: bool = True
-    mode: str = "federated"
-    central: CentralSchema = field(default_factory=CentralSchema)
 
 
 def register_schemas() -> None:
@@ -251,5 +314,12 @@ def register_schemas() -> None:
     store.store(group="schema/optimizer", name="adam", node=AdamPairSchema)
     store.store(group="schema/optimizer", name="yogi", node=YogiPairSchema)
     store.store(group="schema/optimizer", name="adagrad", node=AdagradPairSchema)
-    store.store(group="schema/executor", name="executor", node=ExecutorSchema)
+    store.store(group="schema/executor", name="local", node=LocalExecutorSchema)
+    store.store(group="schema/executor", name="remote", node=RemoteExecutorSchema)
+    store.store(group="schema/algorithm", name="fedavg", node=FedAvgSchema)
+    store.store(group="schema/algorithm", name="fedprox", node=FedProxSchema)
+    store.store(group="schema/algorithm", name="fedsgd", node=FedSgdSchema)
+    store.store(group="schema/algorithm", name="mime_lite", node=MimeLiteSchema)
+    store.store(group="schema/trainer", name="federated", node=FederatedTrainerSchema)
+    store.store(group="schema/trainer", name="central", node=CentralTrainerSchema)
     store.store(group="schema/schedule", name="schedule", node=ScheduleSchema)

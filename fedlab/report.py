@@ -44,8 +44,8 @@ FIGURES = ("final_eval_accuracy", "best_eval_accuracy", "final_eval_loss", "roun
 BITS_PER_MIB = 8 * 2**20
 # summary.json provenance entries copied into runs.csv.
 FINGERPRINTS = ("test_set_sha256", "partition_sha256", "git_commit")
-# Figures compared between paired runs, and how many decimals the verdicts print.
-PAIRED_FIGURES = {"final_eval_accuracy": 4, "rounds_to_target": 1, "uploaded_MiB": 1}
+# Figures compared between paired runs.
+PAIRED_FIGURES = ("final_eval_accuracy", "rounds_to_target", "uploaded_MiB")
 CONFIDENCE = 0.95
 
 
@@ -192,9 +192,24 @@ def paired_comparisons(runs: pd.DataFrame, factors: list[str],
     when they agree on every other column in ``pairing_columns`` (the seed included). Each
     figure of ``PAIRED_FIGURES`` gets the mean difference over the pairs where both runs have
     it, its 95 % confidence interval (t distribution, n - 1 degrees of freedom) and a verdict.
-    A pair of levels with no run in common is listed with n = 0 and "unpaired".
+    A pair of levels with no run in common is listed with n = 0 and "unpaired". The comparison
+    is made over all pairs (``within`` empty) and, for every other factor, within each of its
+    levels (``within`` = "model=simple_cnn").
     """
     completed = runs[runs["status"] == "completed"]
+    tables = [_paired(completed, factors, pairing_columns).assign(within="")]
+    for stratum in factors:
+        for level, members in completed.groupby(completed[stratum].astype(str)):
+            others = [f for f in factors if f != stratum]
+            tables.append(_paired(members, others, pairing_columns)
+                          .assign(within=f"{stratum}={level}"))
+    columns = ["factor", "within", "a", "b", "metric", "mean_diff", "ci_low", "ci_high", "n",
+               "sd_diff", "verdict"]
+    return pd.concat(tables, ignore_index=True).reindex(columns=columns)
+
+
+def _paired(completed: pd.DataFrame, factors: list[str],
+            pairing_columns: list[str]) -> pd.DataFrame:
     rows = []
     for factor in factors:
         others = [c for c in pairing_columns if c != factor]
@@ -205,33 +220,32 @@ def paired_comparisons(runs: pd.DataFrame, factors: list[str],
         for a, b in itertools.combinations(levels, 2):
             pairs = keyed[keyed["_level"] == a].merge(keyed[keyed["_level"] == b], on="_key",
                                                       suffixes=("_a", "_b"))
-            for figure, digits in PAIRED_FIGURES.items():
+            for figure in PAIRED_FIGURES:
                 differences = (pairs[f"{figure}_a"] - pairs[f"{figure}_b"]).dropna()
                 rows.append({"factor": factor, "a": a, "b": b, "metric": figure,
-                             **_interval(differences, a, b, digits)})
-    columns = ["factor", "a", "b", "metric", "mean_diff", "ci_low", "ci_high", "n", "sd_diff",
-               "verdict"]
-    return pd.DataFrame(rows, columns=columns)
+                             **_interval(differences, a, b)})
+    return pd.DataFrame(rows)
 
 
-def _interval(differences: pd.Series, a: str, b: str, digits: int) -> dict:
+def _interval(differences: pd.Series, a: str, b: str) -> dict:
     n = len(differences)
     if n == 0:
         return {"n": 0, "verdict": "unpaired: no runs agree on everything else"}
     mean = float(differences.mean())
-    sd = float(differences.std(ddof=1)) if n > 1 else np.nan
     if n == 1:
-        return {"mean_diff": mean, "n": 1, "verdict": f"n=1: difference {mean:+.{digits}f}, "
+        return {"mean_diff": mean, "n": 1, "verdict": f"n=1: difference {mean:+.4g}, "
                                                       "no interval"}
+    sd = float(differences.std(ddof=1))
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / np.sqrt(n))
     low, high = mean - half, mean + half
-    if sd == 0 and mean == 0:
-        verdict = f"identical in all {n} pairs"
+    higher = a if mean > 0 else b
+    if sd == 0:
+        verdict = (f"identical in all {n} pairs" if mean == 0
+                   else f"{higher} higher by {abs(mean):.4g} in all {n} pairs")
     elif low > 0 or high < 0:
-        verdict = f"{a if mean > 0 else b} higher by {abs(mean):.{digits}f} ± {half:.{digits}f}"
-        verdict += f" (n={n})"
+        verdict = f"{higher} higher by {abs(mean):.4g} ± {half:.4g} (n={n})"
     else:
-        verdict = f"no difference detected, n={n} ({mean:+.{digits}f} ± {half:.{digits}f})"
+        verdict = f"no difference detected, n={n} ({mean:+.4g} ± {half:.4g})"
     return {"mean_diff": mean, "ci_low": low, "ci_high": high, "n": n, "sd_diff": sd,
             "verdict": verdict}
 
@@ -427,8 +441,10 @@ def _write_markdown(out: Path, folders, runs: pd.DataFrame, readable: pd.DataFra
     if len(paired):
         lines += ["## Paired comparisons", "",
                   "Runs that agree on every other setting (seed included) are paired; the "
-                  "difference is a - b, with a 95 % t confidence interval over the n pairs.", "",
-                  paired[["factor", "a", "b", "metric", "n", "verdict"]].to_markdown(index=False),
+                  "difference is a - b, with a 95 % t confidence interval over the n pairs "
+                  "('within': the pairs of one level of another factor only).", "",
+                  paired[["factor", "within", "a", "b", "metric", "n", "verdict"]]
+                  .fillna("").to_markdown(index=False),
                   ""]
     lines += [f"![{p}]({p})" for p in plots] + [""]
     shown = ["run", "status", *group_columns, "final_eval_accuracy", "uploaded_MiB", "note"]

@@ -10,31 +10,52 @@ starts, so for ``python -m fedlab`` the check also runs as a Hydra callback (:cl
 ahead of that.
 """
 
-import copy
 import csv
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from fedlab.errors import RunFolderConflict
 
 RUN_CONFIG_FILE = "run_config.yaml"
 METRICS_FILE = "metrics.csv"
-# Top-level keys that may differ between invocations of one run.
-MAY_CHANGE = ("run_dir", "executor", "tensorboard")
+# Keys (and everything below them) that may differ between invocations of one run: where and
+# how it executes and what it prints, not its numbers.
+MAY_CHANGE = ("executor", "tensorboard", "trainer.tensorboard",
+              "callbacks.metrics_release.tensorboard", "callbacks.progress_line")
+
+
+REFERENCE = re.compile(r"\$\{([\w.]+)\}")
 
 
 def config_record(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved configuration of a run, without Hydra's node and the ``MAY_CHANGE`` keys."""
-    cfg = copy.deepcopy(cfg)
-    with open_dict(cfg):
-        for key in ("hydra", *MAY_CHANGE):
-            if key in cfg:
-                del cfg[key]  # unresolved: run_dir points into Hydra's runtime node
-    return OmegaConf.to_container(cfg, resolve=True)
+    """The resolved configuration of a run, as ``run_config.yaml`` keeps it.
+
+    Without Hydra's node, ``run_dir``, and the nodes that only point at another part of the
+    configuration (``trainer.aggregator: ${aggregator}``: recorded there).
+    """
+    tree = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    for key in ("hydra", "run_dir"):  # run_dir points into Hydra's runtime node
+        tree.pop(key, None)
+    _drop_node_references(tree, tree)
+    return OmegaConf.to_container(OmegaConf.create(tree), resolve=True)
+
+
+def _drop_node_references(node: dict, root: dict) -> None:
+    for key, value in list(node.items()):
+        if isinstance(value, dict):
+            _drop_node_references(value, root)
+        elif isinstance(value, str) and (target := REFERENCE.fullmatch(value)):
+            if isinstance(OmegaConf.select(OmegaConf.create(root), target.group(1)), DictConfig):
+                del node[key]
+
+
+def _may_change(key: str) -> bool:
+    return any(key == prefix or key.startswith(prefix + ".") for prefix in MAY_CHANGE)
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -71,8 +92,8 @@ def check_resume(run_dir: Path, record: dict[str, Any]) -> None:
     differences = [
         f"{key}: {started.get(key, '<absent>')!r} -> {requested.get(key, '<absent>')!r}"
         for key in sorted(set(started) | set(requested))
-        if key != "schedule.rounds" and started.get(key, "<absent>") != requested.get(key,
-                                                                                   "<absent>")
+        if key != "schedule.rounds" and not _may_change(key)
+        and started.get(key, "<absent>") != requested.get(key, "<absent>")
     ]
     if differences:
         raise RunFolderConflict(

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -34,7 +35,7 @@ from tensorflow_federated.python.core.impl.executors import (
     remote_executor_grpc_stub,
 )
 
-from fedlab.errors import WorkerError
+from fedlab.errors import ConfigError, WorkerError
 
 _GRPC_OPTIONS = [
     ("grpc.max_message_length", 2_000_000_000),
@@ -222,6 +223,44 @@ def remote_execution(targets: Sequence[str], timeout_seconds: float = 30.0) -> I
         )
     with tff.framework.get_context_stack().install(context):
         yield
+
+
+WORKER_LOG = "worker.log"
+
+
+@dataclass(frozen=True)
+class LocalExecution:
+    """``executor=local``: a private TFF worker per run, logging to the run's worker.log.
+
+    ``concurrent_calls``: computations the worker runs at once; 0 = one per usable CPU core,
+    -1 = no limit (TFF's default).
+    """
+
+    concurrent_calls: int = 0
+
+    def __post_init__(self):
+        """Reject an impossible concurrency before anything starts."""
+        if self.concurrent_calls < -1:
+            raise ConfigError(
+                "executor.concurrent_calls must be -1 (no limit), 0 (one per CPU core) or a "
+                f"positive count, got {self.concurrent_calls}")
+
+    def context(self, run_dir: Path):
+        """The execution block for a run writing into ``run_dir``."""
+        return local_execution(run_dir / WORKER_LOG, self.concurrent_calls)
+
+
+@dataclass(frozen=True)
+class RemoteExecution:
+    """``executor=remote``: already running workers (``python -m fedlab.worker --port P``)."""
+
+    targets: Sequence[str] = ()
+    connect_timeout_seconds: float = 30.0
+
+    def context(self, run_dir: Path):
+        """The execution block (``run_dir`` is unused: the workers log where they run)."""
+        del run_dir
+        return remote_execution(list(self.targets), self.connect_timeout_seconds)
 
 
 def drop_default_context() -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import CONF_DIR, compose_config, group_options, small_config
+from hydra.errors import HydraException
 from omegaconf import open_dict
 
 from fedlab.data import cifar10
@@ -36,6 +37,18 @@ def test_every_optimizer_trains(tmp_path, option):
     assert rows(tmp_path)["train_loss"].notna().all()
 
 
+@pytest.mark.parametrize("override,message", [
+    ("optimizer.server_schedule=cosine", "Invalid value 'cosine', expected one of"),
+    ("dataset.partition.method=dirchlet", "Invalid value 'dirchlet', expected one of"),
+    ("trainer=centralised", "Could not find 'trainer/centralised'"),
+    ("algorithm=fedprox algorithm.proximal_strenght=1", "Key 'proximal_strenght' not in"),
+])
+def test_closed_choices_fail_at_composition(override, message):
+    with pytest.raises(HydraException) as failure:
+        compose_config(override.split())
+    assert message in f"{failure.value} {failure.value.__cause__}"
+
+
 @pytest.mark.parametrize("option", group_options("model"))
 def test_every_model_trains_on_20px_images(tmp_path, option):
     run(small_config(tmp_path, f"model={option}", "dataset.image_size=20"))
@@ -51,7 +64,7 @@ def test_server_learning_rate_schedules_run(tmp_path, schedule):
 def test_central_mode_writes_the_same_columns_per_epoch(tmp_path):
     fed, central = tmp_path / "fed", tmp_path / "central"
     run(small_config(fed))
-    accuracy = run(small_config(central, "mode=central", "schedule.rounds=3"))
+    accuracy = run(small_config(central, "trainer=central", "schedule.rounds=3"))
     table = rows(central)
     assert set(table.columns) == set(rows(fed).columns)
     assert table["round"].tolist() == [1, 2, 3]
@@ -71,8 +84,6 @@ def test_partition_histogram_is_saved(tmp_path):
 @pytest.mark.parametrize("override,message", [
     ("aggregator=dp aggregator.noise_multiplier=-1", "noise_multiplier must be >= 0"),
     ("model=tutorial_cnn", "cannot take inputs of shape"),
-    ("optimizer.server_schedule=cosine", "server_schedule must be one of"),
-    ("mode=centralised", "mode must be 'federated' or 'central'"),
 ])
 def test_bad_breadth_settings_fail_before_training(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):

@@ -8,12 +8,19 @@ import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlab import aggregators, comms, federated, models, runtime
-from fedlab.evaluation import CentralEvaluator
+from fedlab import aggregators, algorithms, comms, models, runtime, task, trainers
 
 INPUT_SPEC = collections.OrderedDict(
     x=tf.TensorSpec([None, 28, 28, 1], tf.float32), y=tf.TensorSpec([None], tf.int32)
 )
+
+
+def fedavg_process(builder, aggregator, client_lr=0.02, **build_args):
+    """FedAvg on 28x28x1 inputs with 10 classes, client SGD and server SGD lr 1.0."""
+    model_fn = task.Task(builder, (28, 28, 1), 10).tff_model_fn(INPUT_SPEC)
+    return algorithms.FedAvg().build(model_fn, aggregator,
+                                     tff.learning.optimizers.build_sgdm(client_lr),
+                                     tff.learning.optimizers.build_sgdm(1.0), **build_args)
 AGGREGATORS = {
     "mean": lambda: tff.aggregators.MeanFactory(),
     "compression_only": lambda: tff.learning.compression_aggregator(zeroing=False, clipping=False),
@@ -58,10 +65,7 @@ def test_simple_cnn_parameter_count():
                                             (models.simple_cnn, SIMPLE_CNN_SHAPES)])
 @pytest.mark.parametrize("aggregator", sorted(AGGREGATORS))
 def test_round_bits_match_hand_count(builder, shapes, aggregator):
-    process = federated.build_fedavg(
-        builder, (28, 28, 1), 10, INPUT_SPEC, AGGREGATORS[aggregator](),
-        tff.learning.optimizers.build_sgdm(0.02), tff.learning.optimizers.build_sgdm(1.0),
-    )
+    process = fedavg_process(builder, AGGREGATORS[aggregator]())
     measured = comms.measure_round_communication(process.next)
     model_bits = sum(math.prod(s) for s in shapes) * 32
     assert measured.broadcast_bits_per_client == model_bits + CLIENT_LR_BITS
@@ -72,10 +76,7 @@ def test_round_bits_match_hand_count(builder, shapes, aggregator):
 
 def test_compression_cuts_fedavg_cnn_upload_about_fourfold():
     def upload(factory):
-        process = federated.build_fedavg(
-            models.fedavg_cnn, (28, 28, 1), 10, INPUT_SPEC, factory,
-            tff.learning.optimizers.build_sgdm(0.02), tff.learning.optimizers.build_sgdm(1.0),
-        )
+        process = fedavg_process(models.fedavg_cnn, factory)
         return comms.measure_round_communication(process.next).upload_bits_per_client
 
     ratio = upload(tff.aggregators.MeanFactory()) / upload(tff.learning.compression_aggregator())
@@ -101,16 +102,14 @@ def test_client_loops_train_identically(tmp_path):
                       rng.integers(0, 10, 12).astype(np.int32)) for _ in range(3)]
     datasets = [tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y)).batch(5)
                 for x, y in client_arrays]
-    weights = federated.keras_model_weights(
-        federated.seeded_keras_model(models.simple_cnn, (28, 28, 1), 10, seed=0))
+    weights = trainers.keras_model_weights(
+        task.Task(models.simple_cnn, (28, 28, 1), 10).keras_model(seed=0))
     results = []
     with runtime.local_execution(tmp_path / "worker.log"):
         for loop in (tff.learning.LoopImplementation.DATASET_REDUCE,
                      tff.learning.LoopImplementation.DATASET_ITERATOR):
-            process = federated.build_fedavg(
-                models.simple_cnn, (28, 28, 1), 10, INPUT_SPEC, tff.aggregators.MeanFactory(),
-                tff.learning.optimizers.build_sgdm(0.1), tff.learning.optimizers.build_sgdm(1.0),
-                loop_implementation=loop)
+            process = fedavg_process(models.simple_cnn, tff.aggregators.MeanFactory(),
+                                     client_lr=0.1, loop=loop)
             state = process.set_model_weights(process.initialize(), weights)
             for _ in range(2):
                 output = process.next(state, datasets)
@@ -128,20 +127,19 @@ def test_train_and_eval_loss_are_one_computation_even_for_a_diverged_model(tmp_p
     rng = np.random.default_rng(1)
     x = rng.random((40, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, 40).astype(np.int32)
-    model = federated.seeded_keras_model(models.simple_cnn, (28, 28, 1), 10, seed=0)
+    model = task.Task(models.simple_cnn, (28, 28, 1), 10).keras_model(seed=0)
     model.set_weights([w * 60.0 for w in model.get_weights()])  # logits in the thousands
     logits = model.predict(x, verbose=0).astype(np.float64)
     shifted = logits - logits.max(axis=1, keepdims=True)
     exact = float(np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(40), y]))
     assert exact > 100  # far beyond what clipped probabilities allow (-log 1e-7 = 16.1)
-    weights = federated.keras_model_weights(model)
-    evaluator = CentralEvaluator(models.simple_cnn((28, 28, 1), 10), x, y)
-    eval_loss = evaluator.evaluate(weights)["eval_loss"]
+    weights = trainers.keras_model_weights(model)
+    evaluator = task.Task(models.simple_cnn, (28, 28, 1), 10).compiled_keras_model()
+    weights.assign_weights_to(evaluator)
+    eval_loss = evaluator.evaluate(x, y, verbose=0, return_dict=True)["loss"]
     dataset = tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y)).batch(40)
     with runtime.local_execution(tmp_path / "worker.log"):
-        process = federated.build_fedavg(
-            models.simple_cnn, (28, 28, 1), 10, INPUT_SPEC, tff.aggregators.MeanFactory(),
-            tff.learning.optimizers.build_sgdm(0.0), tff.learning.optimizers.build_sgdm(1.0))
+        process = fedavg_process(models.simple_cnn, tff.aggregators.MeanFactory(), client_lr=0.0)
         state = process.set_model_weights(process.initialize(), weights)
         train_loss = float(process.next(state, [dataset]).metrics["client_work"]["train"]["loss"])
     assert train_loss == pytest.approx(exact, rel=1e-4)

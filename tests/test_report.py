@@ -133,7 +133,8 @@ def test_paired_comparisons_have_exact_means_and_t_intervals(tmp_path):
                         "--target-accuracy", "0.5"]) == 0
     paired = pd.read_csv(out / "paired.csv")
     assert {"factor", "a", "b", "metric", "mean_diff", "ci_low", "ci_high", "n"} <= set(paired)
-    row = paired.set_index(["factor", "metric"]).loc[("aggregator", "final_eval_accuracy")]
+    pooled = paired[paired["within"].isna()].set_index(["factor", "metric"])
+    row = pooled.loc[("aggregator", "final_eval_accuracy")]
     assert (row["a"], row["b"]) == ("compression", "mean")
     differences = [-d for d in deltas] * 2  # compression - mean, paired by model and seed
     half = stats.t.ppf(0.975, 9) * pd.Series(differences).std() / 10 ** 0.5
@@ -141,20 +142,26 @@ def test_paired_comparisons_have_exact_means_and_t_intervals(tmp_path):
     assert row["mean_diff"] == pytest.approx(-0.01)
     assert row["ci_low"] == pytest.approx(-0.01 - half) and row["ci_high"] == pytest.approx(
         -0.01 + half)
-    assert row["verdict"].startswith("mean higher by 0.0100 ± ")
-    upload = paired.set_index(["factor", "metric"]).loc[("aggregator", "uploaded_MiB")]
+    assert row["verdict"].startswith("mean higher by 0.01 ± ")
+    upload = pooled.loc[("aggregator", "uploaded_MiB")]
     assert upload["mean_diff"] == pytest.approx(-1.5)  # 2 rounds x (0.25 - 1) MiB
-    rounds = paired.set_index(["factor", "metric"]).loc[("aggregator", "rounds_to_target")]
+    assert upload["verdict"] == "mean higher by 1.5 in all 10 pairs"
+    rounds = pooled.loc[("aggregator", "rounds_to_target")]
     assert rounds["verdict"] == "identical in all 10 pairs"
+    # The same comparison within each model: 5 pairs each, the same deltas.
+    within = paired[paired["within"] == "model=simple_cnn"].set_index("metric")
+    assert within.loc["final_eval_accuracy", "n"] == 5
+    assert within.loc["final_eval_accuracy", "mean_diff"] == pytest.approx(-0.01)
     page = (out / "report.md").read_text()
-    assert "## Paired comparisons" in page and "mean higher by 0.0100" in page
+    assert "## Paired comparisons" in page and "mean higher by 0.01 ± " in page
 
 
 def test_a_difference_within_noise_is_not_called_a_difference(tmp_path):
     paired_sweep(tmp_path / "sweep", [0.02, -0.03, 0.01, -0.01, 0.005])
     assert report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
-    paired = pd.read_csv(tmp_path / "out" / "paired.csv").set_index(["factor", "metric"])
-    row = paired.loc[("aggregator", "final_eval_accuracy")]
+    paired = pd.read_csv(tmp_path / "out" / "paired.csv")
+    row = paired[paired["within"].isna()].set_index(["factor", "metric"]).loc[
+        ("aggregator", "final_eval_accuracy")]
     assert row["ci_low"] < 0 < row["ci_high"]
     assert row["verdict"].startswith("no difference detected, n=10")
 

@@ -158,7 +158,7 @@ def test_provenance_fingerprints_data_code_and_environment(tmp_path):
 
 def test_central_mode_logs_each_epoch_and_ignores_client_sampling(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="fedlab")
-    run(small_config(tmp_path / "run", "mode=central", "schedule.rounds=2",
+    run(small_config(tmp_path / "run", "trainer=central", "schedule.rounds=2",
                      "schedule.clients_per_round=99"))
     epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch")]
     assert [line.split(" |")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"]

@@ -33,6 +33,7 @@ def read_cifar10_batches(folder: Path) -> tuple[tuple, tuple]:
 def load_cifar10(
     num_clients: int = 100,
     partition: Partition | None = None,
+    client_test_fraction: float = 0.0,
     partition_seed: int = 0,
     data_dir: str | None = None,
 ) -> FederatedData:
@@ -40,7 +41,8 @@ def load_cifar10(
 
     Reads ``data_dir`` (default: Keras' cache folder) when it holds the extracted batches, and
     otherwise calls ``tf.keras.datasets.cifar10.load_data()``, which downloads them. The test
-    set is CIFAR-10's own; ``partition_seed`` deals the training images to clients.
+    set is CIFAR-10's own; ``partition_seed`` deals the training images to clients, each
+    keeping ``client_test_fraction`` of its own for client-level evaluation.
 
     Raises:
       DataError: the data set is not on disk and cannot be downloaded; names the folder.
@@ -65,4 +67,5 @@ def load_cifar10(
         (train_x / 255.0).astype(np.float32), train_y.reshape(-1).astype(np.int32),
         (test_x / 255.0).astype(np.float32), test_y.reshape(-1).astype(np.int32),
         num_clients, partition, rng, CLASS_NAMES,
+        client_test_fraction, np.random.default_rng([partition_seed, 6]),
     )

@@ -49,6 +49,9 @@ def load_emnist(
 ) -> FederatedData:
     """Federated EMNIST: writers as clients, their test examples pooled as the held-out set.
 
+    Each writer's own test examples are also kept apart (``client_test``), so the client-level
+    evaluation uses EMNIST's natural per-client test data.
+
     Raises:
       DataError: the database is absent and cannot be downloaded (the message names the path).
     """
@@ -64,20 +67,21 @@ def load_emnist(
             "or set dataset.cache_dir to the folder that holds it."
         ) from error
     test_ids = test.client_ids[:max_test_clients] if max_test_clients else test.client_ids
-    test_examples = list(
-        test.from_clients_and_tf_fn(test_ids, test.serializable_dataset_fn)
-        .create_tf_dataset_from_all_clients()
-        .map(_to_xy)
-        .batch(4096)
-        .as_numpy_iterator()
-    )
-    if not test_examples:
+    client_test = {}
+    for client_id in test_ids:  # each writer's own test examples: client-level evaluation
+        batches = list(test.create_tf_dataset_for_client(client_id).map(_to_xy).batch(4096)
+                       .as_numpy_iterator())
+        if batches:
+            client_test[client_id] = (np.concatenate([b["x"] for b in batches]),
+                                      np.concatenate([b["y"] for b in batches]))
+    if not client_test:
         raise DataError(f"EMNIST database {path} has no test examples")
     return FederatedData(
         partition_sha256=database_partition_sha256(path, train.client_ids),
         train=train.preprocess(lambda ds: ds.map(_to_xy)),
-        test_x=np.concatenate([b["x"] for b in test_examples]),
-        test_y=np.concatenate([b["y"] for b in test_examples]),
+        test_x=np.concatenate([x for x, _ in client_test.values()]),
+        test_y=np.concatenate([y for _, y in client_test.values()]),
+        client_test=client_test,
         input_shape=(28, 28, 1),
         num_classes=10 if only_digits else 62,
         class_names=EMNIST62_CLASS_NAMES[: 10 if only_digits else 62],

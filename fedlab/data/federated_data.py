@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedlab.data.partition import Partition, label_histogram
+from fedlab.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class FederatedData:
     class_names: Sequence[str]
     shuffle_buffer: int
     client_label_counts: np.ndarray | None = None  # (clients x classes), when cheap to know
-    partition_sha256: str | None = None  # client ids and their examples, see client_fingerprint
+    partition_sha256: str | None = None  # client ids and their examples, see clients_sha256
+    # Each client's own held-out examples, by client id (client-level evaluation), if any.
+    client_test: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def test_set_sha256(self) -> str:
@@ -81,9 +84,38 @@ def partitioned_federated_data(
     partition: Partition,
     rng: np.random.Generator,
     class_names: Sequence[str],
+    client_test_fraction: float = 0.0,
+    client_test_rng: np.random.Generator | None = None,
 ) -> FederatedData:
-    """Deal centrally held training arrays to clients and wrap everything as FederatedData."""
+    """Deal centrally held training arrays to clients and wrap everything as FederatedData.
+
+    With ``client_test_fraction > 0`` each client keeps that share of its own examples
+    (rounded, drawn with ``client_test_rng``) as its held-out set for client-level evaluation;
+    its training examples are the rest.
+
+    Raises:
+      ConfigError: a fraction outside [0, 1), or one that leaves a client no training example.
+    """
+    if not 0 <= client_test_fraction < 1:
+        raise ConfigError(
+            f"dataset.client_test_fraction must be in [0, 1), got {client_test_fraction}")
     parts = partition.split(train_y, num_clients, rng)
+    client_test = None
+    if client_test_fraction > 0:
+        client_test_rng = client_test_rng or np.random.default_rng(0)
+        held_out, kept = [], []
+        for index, part in enumerate(parts):
+            shuffled = client_test_rng.permutation(part)
+            count = round(client_test_fraction * len(part))
+            if count == len(part):
+                raise ConfigError(
+                    f"dataset.client_test_fraction={client_test_fraction} leaves client_"
+                    f"{index:04d} ({len(part)} examples) with no training example")
+            held_out.append(np.sort(shuffled[:count]))
+            kept.append(np.sort(shuffled[count:]))
+        parts = kept
+        client_test = {f"client_{i:04d}": (train_x[p], train_y[p])
+                       for i, p in enumerate(held_out)}
     clients = {f"client_{i:04d}": (train_x[p], train_y[p]) for i, p in enumerate(parts)}
     return FederatedData(
         train=client_data_from_arrays(clients),
@@ -94,7 +126,9 @@ def partitioned_federated_data(
         class_names=tuple(class_names),
         shuffle_buffer=max(len(p) for p in parts),
         client_label_counts=label_histogram(train_y, parts, len(class_names)),
-        partition_sha256=clients_sha256(clients),
+        partition_sha256=clients_sha256({**clients, **{
+            f"{c} test": arrays for c, arrays in (client_test or {}).items()}}),
+        client_test=client_test,
     )
 
 

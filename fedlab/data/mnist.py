@@ -36,6 +36,7 @@ def load_mnist(
     num_clients: int = 50,
     test_fraction: float = 0.2,
     partition: Partition | None = None,
+    client_test_fraction: float = 0.0,
     split_seed: int = 0,
     partition_seed: int = 0,
 ) -> FederatedData:
@@ -43,7 +44,8 @@ def load_mnist(
 
     Pixels are scaled to [0, 1] and shaped 28x28x1. The test split is stratified by class and
     drawn from ``split_seed`` alone, so runs with different training seeds are evaluated on the
-    same examples; the remaining examples are dealt to clients with ``partition_seed``.
+    same examples; the remaining examples are dealt to clients with ``partition_seed``, each
+    client keeping ``client_test_fraction`` of its own for client-level evaluation.
     """
     images, labels = read_embedded_mnist()
     images = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
@@ -53,4 +55,5 @@ def load_mnist(
     return partitioned_federated_data(
         images[~test], labels[~test], images[test], labels[test], num_clients, partition,
         np.random.default_rng([partition_seed, 4]), CLASS_NAMES,
+        client_test_fraction, np.random.default_rng([partition_seed, 6]),
     )

@@ -4,15 +4,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedlab.choices import PartitionMethod
 from fedlab.errors import ConfigError
-
-PARTITIONS = ("iid", "dirichlet", "shards")
 
 
 def partition_indices(
     labels: np.ndarray,
     num_clients: int,
-    method: str,
+    method: PartitionMethod | str,
     rng: np.random.Generator,
     alpha: float = 0.5,
     shards_per_client: int = 2,
@@ -31,26 +30,28 @@ def partition_indices(
         raise ConfigError(
             f"dataset.num_clients={num_clients} exceeds the {num_examples} training examples"
         )
-    if method == "iid":
+    try:
+        method = PartitionMethod(method)
+    except ValueError:
+        raise ConfigError(f"dataset.partition.method must be one of "
+                          f"{[m.value for m in PartitionMethod]}, got {method!r}") from None
+    if method is PartitionMethod.iid:
         shuffled = rng.permutation(num_examples)
         return [np.sort(part) for part in np.array_split(shuffled, num_clients)]
-    if method == "dirichlet":
+    if method is PartitionMethod.dirichlet:
         if alpha <= 0:
             raise ConfigError(f"dataset.partition.alpha must be > 0 for dirichlet, got {alpha}")
         return _dirichlet(labels, num_clients, alpha, rng)
-    if method == "shards":
-        num_shards = num_clients * shards_per_client
-        if shards_per_client < 1 or num_shards > num_examples:
-            raise ConfigError(
-                f"dataset.partition.shards_per_client={shards_per_client} with {num_clients} "
-                "clients "
-                f"needs 1..{num_examples // num_clients} shards per client"
-            )
-        by_label = np.argsort(labels, kind="stable")
-        shards = np.array_split(by_label, num_shards)
-        order = rng.permutation(num_shards).reshape(num_clients, shards_per_client)
-        return [np.sort(np.concatenate([shards[s] for s in row])) for row in order]
-    raise ConfigError(f"dataset.partition.method must be one of {PARTITIONS}, got {method!r}")
+    num_shards = num_clients * shards_per_client
+    if shards_per_client < 1 or num_shards > num_examples:
+        raise ConfigError(
+            f"dataset.partition.shards_per_client={shards_per_client} with {num_clients} "
+            f"clients needs 1..{num_examples // num_clients} shards per client"
+        )
+    by_label = np.argsort(labels, kind="stable")
+    shards = np.array_split(by_label, num_shards)
+    order = rng.permutation(num_shards).reshape(num_clients, shards_per_client)
+    return [np.sort(np.concatenate([shards[s] for s in row])) for row in order]
 
 
 def _dirichlet(
@@ -82,7 +83,7 @@ def label_histogram(labels: np.ndarray, parts: list[np.ndarray], num_classes: in
 class Partition:
     """How a data set is dealt to clients: ``method`` plus its parameters (a config object)."""
 
-    method: str = "iid"
+    method: PartitionMethod = PartitionMethod.iid
     alpha: float = 0.5
     shards_per_client: int = 2
 

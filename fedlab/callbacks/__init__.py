@@ -1,0 +1,17 @@
+"""The federated loop's callbacks: each round is handed to them in the configured order.
+
+Evaluation, checkpointing, metrics release, the progress line and the divergence stop are
+callbacks (``conf/callbacks/``); a new capability is a new callback and its config entry.
+"""
+
+from fedlab.callbacks.base import Callback, TrainingContext
+from fedlab.callbacks.checkpointing import Checkpointing
+from fedlab.callbacks.communication import Communication
+from fedlab.callbacks.divergence import DivergenceStop
+from fedlab.callbacks.evaluation import ClientEvaluation, HeldOutEvaluation
+from fedlab.callbacks.metrics import METRICS_FILE, MetricsRelease, MetricsSink
+from fedlab.callbacks.progress import ProgressLine
+
+__all__ = ["METRICS_FILE", "Callback", "Checkpointing", "ClientEvaluation", "Communication",
+           "DivergenceStop", "HeldOutEvaluation", "MetricsRelease", "MetricsSink", "ProgressLine",
+           "TrainingContext"]

@@ -1,0 +1,112 @@
+"""Evaluation of the global model: on the pooled held-out set, and on each client's own share."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from fedlab import task
+from fedlab.callbacks.base import Callback, TrainingContext
+
+CLIENT_EVAL_FILE = "client_eval.csv"
+
+
+def _due(every: int, round_num: int, context: TrainingContext) -> bool:
+    return round_num % every == 0 or round_num == context.rounds
+
+
+class HeldOutEvaluation(Callback):
+    """``eval_loss``, ``eval_accuracy`` (and ``eval_seconds``) on every held-out example.
+
+    Runs every ``every`` rounds and after the schedule's last round, centrally with Keras: the
+    exact figures over the whole test set, without client sampling noise.
+    """
+
+    def __init__(self, every: int = 1):
+        """Evaluate every ``every`` rounds."""
+        self.every = every
+        self._model: tf.keras.Model | None = None
+        self._test: tf.data.Dataset | None = None
+
+    def on_train_start(self, context: TrainingContext) -> None:
+        """Compile the evaluation model and cache the test set."""
+        self._model = context.task.compiled_keras_model()
+        self._test = tf.data.Dataset.from_tensor_slices(
+            (context.data.test_x, context.data.test_y)).batch(500).cache()
+
+    def on_round_end(self, context: TrainingContext, round_num: int, result, row) -> None:
+        """Add the held-out figures (NaN on rounds without evaluation)."""
+        row.update(eval_loss=np.nan, eval_accuracy=np.nan, eval_seconds=np.nan)
+        if not _due(self.every, round_num, context):
+            return
+        started = time.perf_counter()
+        context.model_weights().assign_weights_to(self._model)
+        result = self._model.evaluate(self._test, verbose=0, return_dict=True)
+        row.update(eval_loss=float(result["loss"]), eval_accuracy=float(result[task.ACCURACY]),
+                   eval_seconds=time.perf_counter() - started)
+
+
+class ClientEvaluation(Callback):
+    """The global model on each client's own held-out examples: how the worst clients fare.
+
+    Active when the data set keeps per-client test examples (``dataset.client_test_fraction >
+    0``, or EMNIST's own per-writer test data). Every ``every`` rounds and after the last, all
+    clients' examples are predicted in one batched pass and grouped by client; the row gets
+    ``client_accuracy_mean`` (unweighted over clients), ``client_accuracy_p10`` (10th percentile,
+    linear interpolation) and ``client_accuracy_min``. At the end, ``client_eval.csv`` holds one
+    row per client of the final model: ``client, examples, loss, accuracy``.
+    """
+
+    def __init__(self, every: int = 1):
+        """Evaluate every ``every`` rounds."""
+        self.every = every
+        self._active = False
+        self._client_ids: list[str] = []
+
+    def on_train_start(self, context: TrainingContext) -> None:
+        """Stack every client's test examples with the index of their client."""
+        clients = context.data.client_test
+        self._active = bool(clients)
+        if not self._active:
+            return
+        self._client_ids = sorted(clients)
+        xs = [clients[c][0] for c in self._client_ids]
+        ys = [clients[c][1] for c in self._client_ids]
+        self._owner = np.repeat(np.arange(len(xs)), [len(y) for y in ys])
+        self._counts = np.bincount(self._owner, minlength=len(xs))
+        self._x, self._y = np.concatenate(xs), np.concatenate(ys)
+        self._model = context.task.keras_model()
+        self._loss = task.loss(reduction="none")
+
+    def evaluate(self, context: TrainingContext) -> pd.DataFrame:
+        """Per-client ``examples``, ``loss`` (mean over its examples) and ``accuracy``."""
+        context.model_weights().assign_weights_to(self._model)
+        logits = self._model.predict(self._x, batch_size=1000, verbose=0)
+        losses = self._loss(self._y, logits).numpy().astype(np.float64)
+        correct = (logits.argmax(axis=1) == self._y).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return pd.DataFrame({
+                "client": self._client_ids,
+                "examples": self._counts,
+                "loss": np.bincount(self._owner, losses, len(self._counts)) / self._counts,
+                "accuracy": np.bincount(self._owner, correct, len(self._counts)) / self._counts,
+            })
+
+    def on_round_end(self, context: TrainingContext, round_num: int, result, row) -> None:
+        """Add the client-level accuracy columns (NaN on rounds without evaluation)."""
+        if not self._active:
+            return
+        row.update(client_accuracy_mean=np.nan, client_accuracy_p10=np.nan,
+                   client_accuracy_min=np.nan)
+        if not _due(self.every, round_num, context):
+            return
+        accuracy = self.evaluate(context)["accuracy"].dropna().to_numpy()
+        row.update(client_accuracy_mean=float(accuracy.mean()),
+                   client_accuracy_p10=float(np.percentile(accuracy, 10)),
+                   client_accuracy_min=float(accuracy.min()))
+
+    def on_train_end(self, context: TrainingContext, last_round: int) -> None:
+        """Write ``client_eval.csv`` for the final model."""
+        if self._active:
+            self.evaluate(context).to_csv(context.run_dir / CLIENT_EVAL_FILE, index=False)

@@ -1,0 +1,22 @@
+"""Closed choices of the configuration, as enums: a misspelled value fails at composition.
+
+Kept free of heavy imports: the config schemas (and ``python -m fedlab --help``) load this.
+"""
+
+from enum import Enum
+
+
+class PartitionMethod(str, Enum):
+    """How examples are dealt to clients."""
+
+    iid = "iid"
+    dirichlet = "dirichlet"
+    shards = "shards"
+
+
+class ServerSchedule(str, Enum):
+    """How the server learning rate changes over rounds."""
+
+    constant = "constant"
+    exponential = "exponential"
+    inverse_sqrt = "inverse_sqrt"

@@ -1,0 +1,131 @@
+"""Trainers: how a run trains its model, federated (TFF) or central (Keras ``fit``).
+
+Options of the ``trainer`` group. Each takes the run's task, data, schedule, initial model and
+folder, trains, saves the final model, and returns figures for ``summary.json``.
+"""
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from fedlab import central
+from fedlab.algorithms import Aggregator, IncompatibleAggregator
+from fedlab.callbacks import Callback, Checkpointing, MetricsSink, TrainingContext
+from fedlab.data import FederatedData
+from fedlab.errors import ConfigError
+from fedlab.optimizers import OptimizerPair
+from fedlab.schedule import Schedule
+from fedlab.task import Task
+from fedlab.training import RoundClients, train
+
+log = logging.getLogger("fedlab")
+MODEL_FILE = "model.keras"
+
+
+def client_dataset(
+    dataset: tf.data.Dataset, *, local_epochs: int, batch_size: int, shuffle_buffer: int, seed: int
+) -> tf.data.Dataset:
+    """The reference study's client preprocessing: shuffle, repeat for local epochs, batch."""
+    return dataset.shuffle(shuffle_buffer, seed=seed).repeat(local_epochs).batch(batch_size)
+
+
+def keras_model_weights(model: tf.keras.Model) -> tff.learning.models.ModelWeights:
+    """The model's weights in TFF's ``ModelWeights`` form."""
+    return tff.learning.models.ModelWeights(
+        trainable=[w.numpy() for w in model.trainable_weights],
+        non_trainable=[w.numpy() for w in model.non_trainable_weights],
+    )
+
+
+class FederatedTrainer:
+    """Federated training with a TFF learning process, round by round, through callbacks."""
+
+    def __init__(self, algorithm, aggregator: Aggregator, optimizer: OptimizerPair, executor,
+                 callbacks: Mapping[str, Callback]):
+        """The algorithm, aggregator, optimizers, executor and callbacks of the config groups."""
+        self.algorithm, self.aggregator, self.optimizer = algorithm, aggregator, optimizer
+        self.executor = executor
+        self.callbacks = [c for c in callbacks.values() if c is not None]
+
+    def build_process(self, task: Task, input_spec) -> tff.learning.templates.LearningProcess:
+        """The algorithm's learning process for ``task``.
+
+        Raises:
+          ConfigError: TFF cannot build the algorithm with the aggregator (both named).
+        """
+        try:
+            return self.algorithm.build(task.tff_model_fn(input_spec), self.aggregator,
+                                        self.optimizer.client, self.optimizer.server)
+        except IncompatibleAggregator as error:
+            raise ConfigError(
+                f"algorithm '{self.algorithm.name}' cannot use the aggregator "
+                f"{type(self.aggregator).__name__}: {error}") from None
+
+    def train(self, task: Task, data: FederatedData, schedule: Schedule, run_dir: Path,
+              initial_model: tf.keras.Model) -> dict:
+        """Train ``schedule.rounds`` rounds (resuming from a checkpoint); save the final model.
+
+        Raises:
+          FedlabError: bad settings, divergence, unusable checkpoints, unreachable workers.
+        """
+        if schedule.clients_per_round > data.num_clients:
+            raise ConfigError(
+                f"schedule.clients_per_round={schedule.clients_per_round} exceeds the "
+                f"{data.num_clients} clients of the dataset")
+
+        def preprocess(dataset, shuffle_seed):
+            return client_dataset(dataset, local_epochs=schedule.local_epochs,
+                                  batch_size=schedule.batch_size,
+                                  shuffle_buffer=data.shuffle_buffer, seed=shuffle_seed)
+
+        round_clients = RoundClients(data.train, preprocess, schedule.clients_per_round,
+                                     seed=schedule.seed)
+        first_client = data.train.create_tf_dataset_for_client(data.train.client_ids[0])
+        process = self.build_process(task, preprocess(first_client, 0).element_spec)
+        log.info("%s (%s) on %d clients, %d per round, %d parameters", initial_model.name,
+                 self.algorithm.name, data.num_clients, schedule.clients_per_round,
+                 initial_model.count_params())
+        with self.executor.context(run_dir):
+            context = TrainingContext(
+                process=process,
+                state=process.set_model_weights(process.initialize(),
+                                                keras_model_weights(initial_model)),
+                rounds=schedule.rounds, clients_per_round=schedule.clients_per_round,
+                run_dir=run_dir, data=data, task=task)
+            first_round = context.next_round
+            last_round = train(context, round_clients, self.callbacks)
+            trained = max(0, last_round - first_round + 1) if last_round >= first_round else 0
+            final_weights = context.model_weights()
+        final_model = task.keras_model()
+        final_weights.assign_weights_to(final_model)
+        final_model.save(run_dir / MODEL_FILE)
+        checkpoint_seconds = [s for c in self.callbacks if isinstance(c, Checkpointing)
+                              for s in c.seconds]
+        return {"rounds_trained_this_invocation": trained,
+                "checkpoint_seconds_mean": (sum(checkpoint_seconds) / len(checkpoint_seconds)
+                                            if checkpoint_seconds else None)}
+
+
+class CentralTrainer:
+    """The centralized baseline: Keras ``fit`` on every client's examples pooled.
+
+    ``schedule.rounds`` is the number of epochs; client sampling settings do not apply.
+    """
+
+    def __init__(self, optimizer: tf.keras.optimizers.Optimizer, tensorboard: bool = True):
+        """Fit with ``optimizer``; write TensorBoard events when ``tensorboard``."""
+        self.optimizer, self.tensorboard = optimizer, tensorboard
+
+    def train(self, task: Task, data: FederatedData, schedule: Schedule, run_dir: Path,
+              initial_model: tf.keras.Model) -> dict:
+        """Fit ``schedule.rounds`` epochs, one metrics row per epoch; save the model."""
+        model = central.train_central(
+            initial_model, data, self.optimizer, epochs=schedule.rounds,
+            batch_size=schedule.batch_size, seed=schedule.seed,
+            sink=MetricsSink(run_dir, tensorboard=self.tensorboard))
+        model.save(run_dir / MODEL_FILE)
+        return {"rounds_trained_this_invocation": schedule.rounds,
+                "checkpoint_seconds_mean": None}
