@@ -243,6 +243,7 @@ class FederatedTrainerSchema:
     _target_: str = "fedlab.trainers.FederatedTrainer"
     algorithm: Any = "${algorithm}"
     aggregator: Any = "${aggregator}"
+    aggregator_name: str = "${aggregator._target_}"
     optimizer: Any = "${optimizer}"
     executor: Any = "${executor}"
     callbacks: Any = "${callbacks}"

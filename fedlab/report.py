@@ -40,12 +40,15 @@ RUN_MARKER = Path(".hydra") / "config.yaml"
 REQUIRED_COLUMNS = ("round", "train_loss", "eval_accuracy", "eval_loss", "bits_up_cumulative")
 SEED_KEYS = ("schedule.seed",)
 FIGURES = ("final_eval_accuracy", "best_eval_accuracy", "final_eval_loss", "rounds_to_target",
-           "uploaded_MiB", "training_seconds")
+           "uploaded_MiB", "training_seconds", "final_client_accuracy_mean",
+           "final_client_accuracy_p10")
+CLIENT_COLUMNS = ("client_accuracy_mean", "client_accuracy_p10")
 BITS_PER_MIB = 8 * 2**20
 # summary.json provenance entries copied into runs.csv.
 FINGERPRINTS = ("test_set_sha256", "partition_sha256", "git_commit")
 # Figures compared between paired runs.
-PAIRED_FIGURES = ("final_eval_accuracy", "rounds_to_target", "uploaded_MiB")
+PAIRED_FIGURES = ("final_eval_accuracy", "rounds_to_target", "uploaded_MiB",
+                  "final_client_accuracy_p10")
 CONFIDENCE = 0.95
 
 
@@ -131,6 +134,10 @@ def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame 
                 uploaded_MiB=metrics["bits_up_cumulative"].iloc[-1] / BITS_PER_MIB,
                 training_seconds=float(metrics.get("round_seconds", pd.Series([np.nan])).sum()),
             )
+            if set(CLIENT_COLUMNS) <= set(metrics):
+                scored = metrics.dropna(subset=list(CLIENT_COLUMNS))
+                if len(scored):
+                    row.update({f"final_{c}": scored[c].iloc[-1] for c in CLIENT_COLUMNS})
     return row, metrics
 
 
@@ -221,6 +228,8 @@ def _paired(completed: pd.DataFrame, factors: list[str],
             pairs = keyed[keyed["_level"] == a].merge(keyed[keyed["_level"] == b], on="_key",
                                                       suffixes=("_a", "_b"))
             for figure in PAIRED_FIGURES:
+                if completed[figure].isna().all():
+                    continue  # e.g. client-level figures of runs without client test data
                 differences = (pairs[f"{figure}_a"] - pairs[f"{figure}_b"]).dropna()
                 rows.append({"factor": factor, "a": a, "b": b, "metric": figure,
                              **_interval(differences, a, b)})
@@ -258,8 +267,7 @@ def plot_groups(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], group_colu
                 out: Path) -> list[str]:
     """Draw the three comparison plots; returns their file names."""
     completed = runs[runs["status"] == "completed"]
-    groups = (completed.groupby(group_columns, dropna=False) if group_columns
-              else [("all runs", completed)])
+    groups = groups_of(completed, group_columns)
     specs = [
         ("eval_accuracy.png", "round", "eval_accuracy", "round", "held-out accuracy"),
         ("train_loss.png", "round", "train_loss", "round", "training loss (clients' mean)"),
@@ -304,7 +312,46 @@ def plot_groups(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], group_colu
         fig.tight_layout()
         fig.savefig(out / name, dpi=120)
         plt.close(fig)
-    return [name for name, *_ in specs]
+    names = [name for name, *_ in specs]
+    if any(set(CLIENT_COLUMNS) <= set(metrics[run]) for run in completed["run"]):
+        names.append(plot_client_accuracy(groups_of(completed, group_columns), metrics,
+                                          group_columns, out))
+    return names
+
+
+def groups_of(runs: pd.DataFrame, group_columns: list[str]):
+    """``(key, members)`` of each group of ``runs`` (one group without group columns)."""
+    return runs.groupby(group_columns, dropna=False) if group_columns else [("all runs", runs)]
+
+
+def plot_client_accuracy(groups, metrics: dict[str, pd.DataFrame], group_columns: list[str],
+                         out: Path) -> str:
+    """Client-level accuracy per round, mean over clients and 10th percentile, side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for _, members in groups:
+        tables = [metrics[run] for run in members["run"] if set(CLIENT_COLUMNS) <= set(
+            metrics[run])]
+        if not tables:
+            continue
+        stacked = pd.concat(tables).dropna(subset=list(CLIENT_COLUMNS))
+        label = f"{_label(members.iloc[0], group_columns)} (n={len(tables)})"
+        for panel, column in zip(axes, CLIENT_COLUMNS, strict=True):
+            series = stacked.groupby("round")[column].agg(["mean", "std"])
+            line, = panel.plot(series.index, series["mean"], label=label)
+            panel.fill_between(series.index, series["mean"] - series["std"].fillna(0),
+                               series["mean"] + series["std"].fillna(0),
+                               color=line.get_color(), alpha=0.2)
+    for panel, title in zip(axes, ("mean over clients", "10th percentile of clients"),
+                            strict=True):
+        panel.set_title(f"client-level accuracy: {title}")
+        panel.set_xlabel("round")
+        panel.grid(True, alpha=0.3)
+    axes[0].set_ylabel("accuracy on the clients' own held-out examples")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "client_accuracy.png", dpi=120)
+    plt.close(fig)
+    return "client_accuracy.png"
 
 
 def _mean_std(summary: pd.DataFrame, figure: str, digits: int) -> pd.Series:
@@ -322,6 +369,9 @@ def readable_summary(summary: pd.DataFrame, group_columns: list[str]) -> pd.Data
     table["uploaded MiB"] = _mean_std(summary, "uploaded_MiB", 1)
     table["rounds to target"] = _mean_std(summary, "rounds_to_target", 1)
     table["train s"] = _mean_std(summary, "training_seconds", 1)
+    if summary["final_client_accuracy_p10_mean"].notna().any():
+        table["client acc mean"] = _mean_std(summary, "final_client_accuracy_mean", 4)
+        table["client acc p10"] = _mean_std(summary, "final_client_accuracy_p10", 4)
     table["n"] = summary["n"].astype(int)
     table["pareto front"] = summary["pareto_front"]
     return table

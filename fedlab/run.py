@@ -42,29 +42,33 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
     """Summarise ``metrics.csv`` (final and best figures) plus ``extra`` into summary.json."""
     summary = dict(extra)
     metrics_path = run_dir / METRICS_FILE
-    if metrics_path.exists():
-        metrics = pd.read_csv(metrics_path)
-        if len(metrics):
-            last = metrics.iloc[-1]
-            evaluated = metrics.dropna(subset=["eval_accuracy"])
-            summary.update(
-                rounds_completed=int(last["round"]),
-                final_train_loss=float(last["train_loss"]),
-                final_train_accuracy=float(last["train_accuracy"]),
-                final_eval_loss=float(evaluated["eval_loss"].iloc[-1]) if len(evaluated) else None,
-                final_eval_accuracy=(
-                    float(evaluated["eval_accuracy"].iloc[-1]) if len(evaluated) else None
-                ),
-                best_eval_accuracy=(
-                    float(evaluated["eval_accuracy"].max()) if len(evaluated) else None
-                ),
-                bits_up_total=int(last["bits_up_cumulative"]),
-                bits_down_total=int(last["bits_down_cumulative"]),
-                bits_up_per_client_per_round=int(last["bits_up_per_client"]),
-                bits_down_per_client_per_round=int(last["bits_down_per_client"]),
-                training_seconds=float(metrics["round_seconds"].sum()),
-                evaluation_seconds=float(metrics.get("eval_seconds", pd.Series(dtype=float)).sum()),
-            )
+    metrics = pd.read_csv(metrics_path) if metrics_path.exists() else pd.DataFrame()
+    if len(metrics):
+        last = metrics.iloc[-1]
+        summary.update(rounds_completed=int(last["round"]),
+                       final_train_loss=float(last["train_loss"]),
+                       final_train_accuracy=float(last["train_accuracy"]))
+        for prefix, columns in (("eval", ["eval_loss", "eval_accuracy"]),
+                                ("client", ["client_accuracy_mean", "client_accuracy_p10",
+                                            "client_accuracy_min"])):
+            if set(columns) <= set(metrics):
+                evaluated = metrics.dropna(subset=columns[-1:])
+                final = evaluated.iloc[-1] if len(evaluated) else {}
+                summary.update({f"final_{c}": (float(final[c]) if len(evaluated) else None)
+                                for c in columns})
+        if "eval_accuracy" in metrics:
+            best = metrics["eval_accuracy"].max()
+            summary["best_eval_accuracy"] = None if pd.isna(best) else float(best)
+        for direction in ("up", "down"):
+            if f"bits_{direction}_cumulative" in metrics:
+                summary[f"bits_{direction}_total"] = int(last[f"bits_{direction}_cumulative"])
+                summary[f"bits_{direction}_per_client_per_round"] = int(
+                    last[f"bits_{direction}_per_client"])
+        summary.update({f"{name}_seconds": float(metrics[column].sum())
+                        for name, column in (("training", "round_seconds"),
+                                             ("evaluation", "eval_seconds"),
+                                             ("client_evaluation", "client_eval_seconds"))
+                        if column in metrics})
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -44,9 +44,13 @@ class FederatedTrainer:
     """Federated training with a TFF learning process, round by round, through callbacks."""
 
     def __init__(self, algorithm, aggregator: Aggregator, optimizer: OptimizerPair, executor,
-                 callbacks: Mapping[str, Callback]):
-        """The algorithm, aggregator, optimizers, executor and callbacks of the config groups."""
+                 callbacks: Mapping[str, Callback], aggregator_name: str = ""):
+        """The algorithm, aggregator, optimizers, executor and callbacks of the config groups.
+
+        ``aggregator_name`` names the aggregator in messages (default: its type).
+        """
         self.algorithm, self.aggregator, self.optimizer = algorithm, aggregator, optimizer
+        self.aggregator_name = aggregator_name or type(aggregator).__name__
         self.executor = executor
         self.callbacks = [c for c in callbacks.values() if c is not None]
 
@@ -62,7 +66,7 @@ class FederatedTrainer:
         except IncompatibleAggregator as error:
             raise ConfigError(
                 f"algorithm '{self.algorithm.name}' cannot use the aggregator "
-                f"{type(self.aggregator).__name__}: {error}") from None
+                f"{self.aggregator_name}: {error}") from None
 
     def train(self, task: Task, data: FederatedData, schedule: Schedule, run_dir: Path,
               initial_model: tf.keras.Model) -> dict:
@@ -95,16 +99,14 @@ class FederatedTrainer:
                                                 keras_model_weights(initial_model)),
                 rounds=schedule.rounds, clients_per_round=schedule.clients_per_round,
                 run_dir=run_dir, data=data, task=task)
-            first_round = context.next_round
             last_round = train(context, round_clients, self.callbacks)
-            trained = max(0, last_round - first_round + 1) if last_round >= first_round else 0
             final_weights = context.model_weights()
         final_model = task.keras_model()
         final_weights.assign_weights_to(final_model)
         final_model.save(run_dir / MODEL_FILE)
         checkpoint_seconds = [s for c in self.callbacks if isinstance(c, Checkpointing)
                               for s in c.seconds]
-        return {"rounds_trained_this_invocation": trained,
+        return {"rounds_trained_this_invocation": last_round - context.resumed_from,
                 "checkpoint_seconds_mean": (sum(checkpoint_seconds) / len(checkpoint_seconds)
                                             if checkpoint_seconds else None)}
 

@@ -71,6 +71,7 @@ def train(
     """
     for callback in callbacks:
         callback.on_restore(context)
+    context.resumed_from = context.next_round - 1
     for callback in callbacks:
         callback.on_train_start(context)
     last_round = context.next_round - 1

@@ -215,3 +215,20 @@ def test_runs_without_upload_stay_on_the_upload_plot_as_a_reference(tmp_path, mo
     monkeypatch.setattr(report.plt.Axes, "axhline", recording_axhline)
     assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     assert len(labels) == 1 and "model=fedavg_cnn" in labels[0][0] and labels[0][1] == 0.9
+
+
+def test_client_level_accuracy_is_reported_and_drawn(tmp_path):
+    fabricate_run(tmp_path / "a", "simple_cnn", "mean", 0, [0.5, 0.6])
+    fabricate_run(tmp_path / "b", "simple_cnn", "mean", 1, [0.5, 0.7])
+    for name, p10 in (("a", 0.2), ("b", 0.4)):
+        table = pd.read_csv(tmp_path / name / "metrics.csv")
+        table["client_accuracy_mean"] = [0.4, 0.55]
+        table["client_accuracy_p10"] = [0.1, p10]
+        table.to_csv(tmp_path / name / "metrics.csv", index=False)
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert sorted(runs["final_client_accuracy_p10"]) == [0.2, 0.4]
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert summary["final_client_accuracy_p10_mean"].tolist() == [pytest.approx(0.3)]
+    assert (tmp_path / "out" / "client_accuracy.png").stat().st_size > 0
+    assert "client acc p10" in (tmp_path / "out" / "report.md").read_text()

@@ -27,6 +27,7 @@ class TrainingContext:
     data: FederatedData
     task: Task
     next_round: int = 1
+    resumed_from: int = 0  # the round restored before training (0: a fresh start)
     last_checkpoint: int = 0
     history: list[dict[str, str]] = field(default_factory=list)
     _weights: tuple[int, Any] | None = field(default=None, repr=False)

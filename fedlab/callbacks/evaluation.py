@@ -55,8 +55,8 @@ class ClientEvaluation(Callback):
     clients' examples are predicted in one batched pass and grouped by client; the row gets
     ``client_accuracy_mean`` (unweighted over clients), ``client_accuracy_p10`` (10th percentile,
     linear interpolation), ``client_accuracy_min`` and ``client_eval_seconds``. Clients whose
-    share rounds to no example are left out of these figures. At the end, ``client_eval.csv`` holds one
-    row per client of the final model: ``client, examples, loss, accuracy``.
+    share rounds to no example are left out of these figures. At the end, ``client_eval.csv``
+    holds one row per client of the final model: ``client, examples, loss, accuracy``.
     """
 
     def __init__(self, every: int = 1):

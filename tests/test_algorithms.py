@@ -1,0 +1,88 @@
+"""The algorithm group: every algorithm x aggregator pair builds or is refused with both named,
+each algorithm trains, FedProx with mu=0 is FedAvg, bad values fail before training."""
+
+import collections
+
+import pandas as pd
+import pytest
+import tensorflow as tf
+from conftest import compose_config, group_options, small_config
+from hydra.utils import instantiate
+
+from fedlab import models
+from fedlab.errors import ConfigError
+from fedlab.run import run
+from fedlab.task import Task
+
+TIMING = ["round_seconds", "eval_seconds"]
+SPEC = collections.OrderedDict(x=tf.TensorSpec([None, 8, 8, 1], tf.float32),
+                               y=tf.TensorSpec([None], tf.int32))
+# What TFF cannot build: fedsgd has no unweighted variant, and DP-FedAvg weighs clients uniformly.
+REFUSED = {("fedsgd", "dp")}
+
+
+def metrics(run_dir):
+    return pd.read_csv(run_dir / "metrics.csv")
+
+
+@pytest.mark.parametrize("aggregator", group_options("aggregator"))
+@pytest.mark.parametrize("algorithm", group_options("algorithm"))
+def test_every_algorithm_aggregator_pair_builds_or_is_refused(algorithm, aggregator):
+    cfg = compose_config([f"algorithm={algorithm}", f"aggregator={aggregator}"])
+    trainer = instantiate(cfg.trainer)
+    task = Task(models.mlp, (8, 8, 1), 3)
+    if (algorithm, aggregator) in REFUSED:
+        with pytest.raises(ConfigError, match=f"algorithm '{algorithm}' cannot use the "
+                                              "aggregator"):
+            trainer.build_process(task, SPEC)
+    else:
+        process = trainer.build_process(task, SPEC)
+        assert process.next.type_signature.parameter is not None
+
+
+def test_an_impossible_pair_fails_before_training_with_both_named(tmp_path):
+    with pytest.raises(ConfigError, match="algorithm 'fedsgd' cannot use the aggregator "
+                                          "fedlab.aggregators.dp_aggregator: TFF's build_fed_sgd"):
+        run(small_config(tmp_path, "algorithm=fedsgd", "aggregator=dp"))
+    assert not (tmp_path / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize("algorithm", group_options("algorithm"))
+def test_every_algorithm_trains_and_resumes(tmp_path, algorithm):
+    run(small_config(tmp_path, f"algorithm={algorithm}", "schedule.rounds=2",
+                     "schedule.checkpoint_every=1"))
+    run(small_config(tmp_path, f"algorithm={algorithm}", "schedule.rounds=3",
+                     "schedule.checkpoint_every=1"))
+    table = metrics(tmp_path)
+    assert table["round"].tolist() == [1, 2, 3]
+    assert table["train_loss"].notna().all() and (table["bits_up_per_client"] > 0).all()
+
+
+def test_fedprox_with_zero_proximal_strength_is_fedavg(tmp_path):
+    run(small_config(tmp_path / "fedavg", "schedule.rounds=3"))
+    run(small_config(tmp_path / "fedprox", "algorithm=fedprox",
+                     "algorithm.proximal_strength=0", "schedule.rounds=3"))
+    pd.testing.assert_frame_equal(metrics(tmp_path / "fedavg").drop(columns=TIMING),
+                                  metrics(tmp_path / "fedprox").drop(columns=TIMING))
+
+
+def test_fedprox_with_a_strong_proximal_term_trains_differently(tmp_path):
+    run(small_config(tmp_path / "fedavg", "schedule.rounds=2"))
+    run(small_config(tmp_path / "fedprox", "algorithm=fedprox",
+                     "algorithm.proximal_strength=10", "schedule.rounds=2"))
+    assert not metrics(tmp_path / "fedavg")["train_loss"].equals(
+        metrics(tmp_path / "fedprox")["train_loss"])
+
+
+def test_mime_lite_uploads_the_full_gradient_too(tmp_path):
+    run(small_config(tmp_path / "fedavg", "schedule.rounds=1"))
+    run(small_config(tmp_path / "mime", "algorithm=mime_lite", "schedule.rounds=1"))
+    fedavg, mime = metrics(tmp_path / "fedavg"), metrics(tmp_path / "mime")
+    # The model update and the full-batch gradient: twice the model (plus the metrics).
+    assert mime["bits_up_per_client"][0] > 1.9 * fedavg["bits_up_per_client"][0]
+
+
+def test_negative_proximal_strength_fails_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="algorithm.proximal_strength must be >= 0"):
+        run(small_config(tmp_path, "algorithm=fedprox", "algorithm.proximal_strength=-0.1"))
+    assert not (tmp_path / "metrics.csv").exists()
