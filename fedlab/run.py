@@ -48,9 +48,8 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
         summary.update(rounds_completed=int(last["round"]),
                        final_train_loss=float(last["train_loss"]),
                        final_train_accuracy=float(last["train_accuracy"]))
-        for prefix, columns in (("eval", ["eval_loss", "eval_accuracy"]),
-                                ("client", ["client_accuracy_mean", "client_accuracy_p10",
-                                            "client_accuracy_min"])):
+        for columns in (["eval_loss", "eval_accuracy"],
+                        ["client_accuracy_mean", "client_accuracy_p10", "client_accuracy_min"]):
             if set(columns) <= set(metrics):
                 evaluated = metrics.dropna(subset=columns[-1:])
                 final = evaluated.iloc[-1] if len(evaluated) else {}
