@@ -33,30 +33,53 @@ def is_unweighted(aggregator: Aggregator) -> bool:
     return isinstance(aggregator, tff.aggregators.UnweightedAggregationFactory)
 
 
-class FedAvg:
-    """Federated averaging (McMahan et al. 2017): ``build_weighted_fed_avg``."""
+class Algorithm:
+    """A TFF learning algorithm: its weighted and unweighted builders and their arguments."""
 
-    name = "fedavg"
+    name = ""
+    # TFF's builders for example-weighted and uniformly weighted aggregators (None: none).
+    weighted_builder: Callable | None = None
+    unweighted_builder: Callable | None = None
+
+    def arguments(self, client_optimizer: Optimizer, server_optimizer: Optimizer) -> dict:
+        """The builder's keyword arguments besides the model, aggregator and client loop."""
+        return {"client_optimizer_fn": client_optimizer, "server_optimizer_fn": server_optimizer}
 
     def build(self, model_fn: ModelFn, aggregator: Aggregator, client_optimizer: Optimizer,
               server_optimizer: Optimizer,
               loop: tff.learning.LoopImplementation = DEFAULT_LOOP,
               ) -> tff.learning.templates.LearningProcess:
-        """The learning process; unweighted aggregators get ``build_unweighted_fed_avg``."""
-        builder = (tff.learning.algorithms.build_unweighted_fed_avg if is_unweighted(aggregator)
-                   else tff.learning.algorithms.build_weighted_fed_avg)
-        return builder(model_fn, client_optimizer_fn=client_optimizer,
-                       server_optimizer_fn=server_optimizer, model_aggregator=aggregator,
-                       loop_implementation=loop)
+        """The learning process with TFF's builder for this kind of aggregator.
+
+        Raises:
+          IncompatibleAggregator: TFF has no builder of this algorithm for this aggregator.
+        """
+        unweighted = is_unweighted(aggregator)
+        builder = self.unweighted_builder if unweighted else self.weighted_builder
+        if builder is None:
+            kind = "uniformly weighted" if unweighted else "example-weighted"
+            raise IncompatibleAggregator(f"TFF has no {self.name} builder for a {kind} aggregator")
+        return builder(model_fn, model_aggregator=aggregator, loop_implementation=loop,
+                       **self.arguments(client_optimizer, server_optimizer))
 
 
-class FedProx:
+class FedAvg(Algorithm):
+    """Federated averaging (McMahan et al. 2017)."""
+
+    name = "fedavg"
+    weighted_builder = staticmethod(tff.learning.algorithms.build_weighted_fed_avg)
+    unweighted_builder = staticmethod(tff.learning.algorithms.build_unweighted_fed_avg)
+
+
+class FedProx(Algorithm):
     """FedProx (Li et al. 2020): FedAvg with a proximal term ``proximal_strength/2 ||w - w_0||²``.
 
     With ``proximal_strength=0`` it computes what FedAvg does.
     """
 
     name = "fedprox"
+    weighted_builder = staticmethod(tff.learning.algorithms.build_weighted_fed_prox)
+    unweighted_builder = staticmethod(tff.learning.algorithms.build_unweighted_fed_prox)
 
     def __init__(self, proximal_strength: float = 0.01):
         """``proximal_strength``: the weight mu of the proximal term (>= 0).
@@ -69,60 +92,37 @@ class FedProx:
                 f"algorithm.proximal_strength must be >= 0, got {proximal_strength}")
         self.proximal_strength = proximal_strength
 
-    def build(self, model_fn: ModelFn, aggregator: Aggregator, client_optimizer: Optimizer,
-              server_optimizer: Optimizer,
-              loop: tff.learning.LoopImplementation = DEFAULT_LOOP,
-              ) -> tff.learning.templates.LearningProcess:
-        """``build_weighted_fed_prox`` (``build_unweighted_fed_prox`` for unweighted ones)."""
-        builder = (tff.learning.algorithms.build_unweighted_fed_prox if is_unweighted(aggregator)
-                   else tff.learning.algorithms.build_weighted_fed_prox)
-        return builder(model_fn, proximal_strength=self.proximal_strength,
-                       client_optimizer_fn=client_optimizer, server_optimizer_fn=server_optimizer,
-                       model_aggregator=aggregator, loop_implementation=loop)
+    def arguments(self, client_optimizer: Optimizer, server_optimizer: Optimizer) -> dict:
+        """FedAvg's arguments and the proximal strength."""
+        return {**super().arguments(client_optimizer, server_optimizer),
+                "proximal_strength": self.proximal_strength}
 
 
-class FedSgd:
+class FedSgd(Algorithm):
     """Federated SGD: each client sends the gradient of its whole local data, the server steps.
 
-    The client optimizer is unused (clients take no local steps).
+    The client optimizer is unused (clients take no local steps); TFF's ``build_fed_sgd`` takes
+    only example-weighted aggregators.
     """
 
     name = "fedsgd"
+    weighted_builder = staticmethod(tff.learning.algorithms.build_fed_sgd)
 
-    def build(self, model_fn: ModelFn, aggregator: Aggregator, client_optimizer: Optimizer,
-              server_optimizer: Optimizer,
-              loop: tff.learning.LoopImplementation = DEFAULT_LOOP,
-              ) -> tff.learning.templates.LearningProcess:
-        """``build_fed_sgd``; TFF has no unweighted variant.
-
-        Raises:
-          IncompatibleAggregator: an unweighted aggregator.
-        """
-        del client_optimizer
-        if is_unweighted(aggregator):
-            raise IncompatibleAggregator(
-                "TFF's build_fed_sgd takes only weighted aggregators, and this one weights "
-                "clients uniformly")
-        return tff.learning.algorithms.build_fed_sgd(
-            model_fn, server_optimizer_fn=server_optimizer, model_aggregator=aggregator,
-            loop_implementation=loop)
+    def arguments(self, client_optimizer: Optimizer, server_optimizer: Optimizer) -> dict:
+        """The server optimizer alone."""
+        return {"server_optimizer_fn": server_optimizer}
 
 
-class MimeLite:
+class MimeLite(Algorithm):
     """Mime Lite (Karimireddy et al. 2021): clients step with the server optimizer's state.
 
     The client optimizer of the ``optimizer`` group is Mime's base optimizer.
     """
 
     name = "mime_lite"
+    weighted_builder = staticmethod(tff.learning.algorithms.build_weighted_mime_lite)
+    unweighted_builder = staticmethod(tff.learning.algorithms.build_unweighted_mime_lite)
 
-    def build(self, model_fn: ModelFn, aggregator: Aggregator, client_optimizer: Optimizer,
-              server_optimizer: Optimizer,
-              loop: tff.learning.LoopImplementation = DEFAULT_LOOP,
-              ) -> tff.learning.templates.LearningProcess:
-        """``build_weighted_mime_lite`` (``build_unweighted_mime_lite`` for unweighted ones)."""
-        builder = (tff.learning.algorithms.build_unweighted_mime_lite if is_unweighted(aggregator)
-                   else tff.learning.algorithms.build_weighted_mime_lite)
-        return builder(model_fn, base_optimizer=client_optimizer,
-                       server_optimizer=server_optimizer, model_aggregator=aggregator,
-                       loop_implementation=loop)
+    def arguments(self, client_optimizer: Optimizer, server_optimizer: Optimizer) -> dict:
+        """Mime's base optimizer and server optimizer."""
+        return {"base_optimizer": client_optimizer, "server_optimizer": server_optimizer}
