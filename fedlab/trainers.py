@@ -26,10 +26,13 @@ MODEL_FILE = "model.keras"
 
 
 def client_dataset(
-    dataset: tf.data.Dataset, *, local_epochs: int, batch_size: int, shuffle_buffer: int, seed: int
+    dataset: tf.data.Dataset, *, local_epochs: int, batch_size: int, shuffle_buffer: int, seed: int,
+    reshuffle_each_iteration: bool = True,
 ) -> tf.data.Dataset:
     """The reference study's client preprocessing: shuffle, repeat for local epochs, batch."""
-    return dataset.shuffle(shuffle_buffer, seed=seed).repeat(local_epochs).batch(batch_size)
+    return (dataset.shuffle(shuffle_buffer, seed=seed,
+                            reshuffle_each_iteration=reshuffle_each_iteration)
+            .repeat(local_epochs).batch(batch_size))
 
 
 def keras_model_weights(model: tf.keras.Model) -> tff.learning.models.ModelWeights:
@@ -81,9 +84,10 @@ class FederatedTrainer:
                 f"{data.num_clients} clients of the dataset")
 
         def preprocess(dataset, shuffle_seed):
-            return client_dataset(dataset, local_epochs=schedule.local_epochs,
-                                  batch_size=schedule.batch_size,
-                                  shuffle_buffer=data.shuffle_buffer, seed=shuffle_seed)
+            return client_dataset(
+                dataset, local_epochs=schedule.local_epochs, batch_size=schedule.batch_size,
+                shuffle_buffer=data.shuffle_buffer, seed=shuffle_seed,
+                reshuffle_each_iteration=self.algorithm.reshuffle_each_iteration)
 
         round_clients = RoundClients(data.train, preprocess, schedule.clients_per_round,
                                      seed=schedule.seed)

@@ -41,6 +41,7 @@ def test_every_optimizer_trains(tmp_path, option):
     ("optimizer.server_schedule=cosine", "Invalid value 'cosine', expected one of"),
     ("dataset.partition.method=dirchlet", "Invalid value 'dirchlet', expected one of"),
     ("trainer=centralised", "Could not find 'trainer/centralised'"),
+    ("algorithm=fedavgg", "Could not find 'algorithm/fedavgg'"),
     ("algorithm=fedprox algorithm.proximal_strenght=1", "Key 'proximal_strenght' not in"),
 ])
 def test_closed_choices_fail_at_composition(override, message):

@@ -37,6 +37,10 @@ class Algorithm:
     """A TFF learning algorithm: its weighted and unweighted builders and their arguments."""
 
     name = ""
+    # Whether a client dataset may be reshuffled each time it is iterated. TFF's worker does
+    # not reproduce the reshuffle of a second iteration of a seeded dataset, so algorithms that
+    # iterate a client's data twice per round keep one seeded order (see MimeLite).
+    reshuffle_each_iteration = True
     # TFF's builders for example-weighted and uniformly weighted aggregators (None: none).
     weighted_builder: Callable | None = None
     unweighted_builder: Callable | None = None
@@ -116,10 +120,14 @@ class FedSgd(Algorithm):
 class MimeLite(Algorithm):
     """Mime Lite (Karimireddy et al. 2021): clients step with the server optimizer's state.
 
-    The client optimizer of the ``optimizer`` group is Mime's base optimizer.
+    The client optimizer of the ``optimizer`` group is Mime's base optimizer. Each round a
+    client iterates its data twice (the full-batch gradient, then local training), both passes
+    in the same seeded order, so runs reproduce; with ``schedule.local_epochs > 1`` every local
+    epoch also uses that order.
     """
 
     name = "mime_lite"
+    reshuffle_each_iteration = False
     weighted_builder = staticmethod(tff.learning.algorithms.build_weighted_mime_lite)
     unweighted_builder = staticmethod(tff.learning.algorithms.build_unweighted_mime_lite)
 
