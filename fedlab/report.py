@@ -201,9 +201,16 @@ def paired_comparisons(runs: pd.DataFrame, factors: list[str],
     it, its 95 % confidence interval (t distribution, n - 1 degrees of freedom) and a verdict.
     A pair of levels with no run in common is listed with n = 0 and "unpaired". The comparison
     is made over all pairs (``within`` empty) and, for every other factor, within each of its
-    levels (``within`` = "model=simple_cnn").
+    levels (``within`` = "model=simple_cnn"). A group's own settings belong to its level:
+    ``algorithm.proximal_strength`` makes ``fedprox (proximal_strength=0.1)`` a level of the
+    ``algorithm`` factor, not a factor of its own.
     """
-    completed = runs[runs["status"] == "completed"]
+    completed = runs[runs["status"] == "completed"].copy()
+    factors = [f for f in factors if f.split(".", 1)[0] == f or f.split(".", 1)[0] not in factors]
+    for factor in factors:
+        completed[factor] = _level_labels(completed, factor, pairing_columns)
+    pairing_columns = [c for c in pairing_columns if c in factors or "." not in c
+                       or c.split(".", 1)[0] not in factors]
     tables = [_paired(completed, factors, pairing_columns).assign(within="")]
     for stratum in factors:
         for level, members in completed.groupby(completed[stratum].astype(str)):
@@ -213,6 +220,16 @@ def paired_comparisons(runs: pd.DataFrame, factors: list[str],
     columns = ["factor", "within", "a", "b", "metric", "mean_diff", "ci_low", "ci_high", "n",
                "sd_diff", "verdict"]
     return pd.concat(tables, ignore_index=True).reindex(columns=columns)
+
+
+def _level_labels(runs: pd.DataFrame, factor: str, columns: list[str]) -> pd.Series:
+    """``factor``'s value with its own varying settings: "fedprox (proximal_strength=0.1)"."""
+    labels = runs[factor].astype(str)
+    for column in (c for c in columns if c.startswith(factor + ".")):
+        setting = column.split(".", 1)[1]
+        labels = labels + runs[column].map(
+            lambda value, setting=setting: "" if pd.isna(value) else f" ({setting}={value})")
+    return labels
 
 
 def _paired(completed: pd.DataFrame, factors: list[str],

@@ -14,14 +14,17 @@ MIB = 8 * 2**20
 
 
 def fabricate_run(folder, model, aggregator, seed, accuracies, upload_bits=MIB, status="completed",
-                  columns=None, test_set="a" * 64):
+                  columns=None, test_set="a" * 64, algorithm=None):
     """A run folder as fedlab writes it, with chosen eval accuracies per round."""
     (folder / ".hydra").mkdir(parents=True)
     config = {"model": {"_target_": f"fedlab.models.{model}"},
               "aggregator": {"_target_": aggregator}, "schedule": {"seed": seed, "rounds": 3},
               "run_dir": str(folder)}
-    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     choices = {"model": model, "aggregator": aggregator, "hydra/launcher": "basic"}
+    if algorithm is not None:  # (option, {setting: value})
+        config["algorithm"] = {"_target_": f"fedlab.algorithms.{algorithm[0]}", **algorithm[1]}
+        choices["algorithm"] = algorithm[0]
+    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     (folder / ".hydra" / "hydra.yaml").write_text(
         yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
     rounds = range(1, len(accuracies) + 1)
@@ -232,3 +235,20 @@ def test_client_level_accuracy_is_reported_and_drawn(tmp_path):
     assert summary["final_client_accuracy_p10_mean"].tolist() == [pytest.approx(0.3)]
     assert (tmp_path / "out" / "client_accuracy.png").stat().st_size > 0
     assert "client acc p10" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_groups_own_settings_are_part_of_its_level(tmp_path):
+    options = {"fedavg": ("fedavg", {}), "mu1": ("fedprox", {"proximal_strength": 0.01}),
+               "mu2": ("fedprox", {"proximal_strength": 0.1})}
+    final = {"fedavg": 0.80, "mu1": 0.78, "mu2": 0.75}
+    for seed in range(3):
+        for name, algorithm in options.items():
+            fabricate_run(tmp_path / f"{name}-{seed}", "simple_cnn", "mean", seed,
+                          [0.5, final[name] + 0.01 * seed], algorithm=algorithm)
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    paired = pd.read_csv(tmp_path / "out" / "paired.csv")
+    accuracy = paired[(paired["metric"] == "final_eval_accuracy") & paired["within"].isna()]
+    assert set(accuracy["factor"]) == {"algorithm"}
+    row = accuracy.set_index(["a", "b"]).loc[("fedavg", "fedprox (proximal_strength=0.1)")]
+    assert row["n"] == 3 and row["mean_diff"] == pytest.approx(0.05)
+    assert len(accuracy) == 3  # every pair of the three levels, each paired by seed
