@@ -142,10 +142,15 @@ def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame 
 
 
 def varying_columns(runs: pd.DataFrame) -> list[str]:
-    """Config columns whose value differs between runs and is not implied by a group choice."""
+    """Config columns whose value differs between runs and is not implied by a group choice.
+
+    Interpolations (``${aggregator._target_}``, as Hydra saves them) follow another column and
+    are left out, also where some runs lack the key.
+    """
     figures = {"run", "status", "note", "rounds_completed", "bits_up_total", "bits_down_total",
                *FIGURES, *FINGERPRINTS}
-    candidates = [c for c in runs.columns if c not in figures]
+    candidates = [c for c in runs.columns if c not in figures
+                  and not runs[c].map(lambda v: isinstance(v, str) and v.startswith("${")).any()]
     varying = [c for c in candidates if runs[c].astype(str).nunique() > 1]
     groups = {c for c in varying if "." not in c}
     kept = []
@@ -253,13 +258,18 @@ def _paired(completed: pd.DataFrame, factors: list[str],
     return pd.DataFrame(rows)
 
 
+def _fmt(value: float, sign: str = "") -> str:
+    """4 decimals (accuracies), 1 for large figures (MiB)."""
+    return f"{value:{sign}.1f}" if abs(value) >= 100 else f"{value:{sign}.4f}"
+
+
 def _interval(differences: pd.Series, a: str, b: str) -> dict:
     n = len(differences)
     if n == 0:
         return {"n": 0, "verdict": "unpaired: no runs agree on everything else"}
     mean = float(differences.mean())
     if n == 1:
-        return {"mean_diff": mean, "n": 1, "verdict": f"n=1: difference {mean:+.4g}, "
+        return {"mean_diff": mean, "n": 1, "verdict": f"n=1: difference {_fmt(mean, '+')}, "
                                                       "no interval"}
     sd = float(differences.std(ddof=1))
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / np.sqrt(n))
@@ -267,11 +277,11 @@ def _interval(differences: pd.Series, a: str, b: str) -> dict:
     higher = a if mean > 0 else b
     if sd == 0:
         verdict = (f"identical in all {n} pairs" if mean == 0
-                   else f"{higher} higher by {abs(mean):.4g} in all {n} pairs")
+                   else f"{higher} higher by {_fmt(abs(mean))} in all {n} pairs")
     elif low > 0 or high < 0:
-        verdict = f"{higher} higher by {abs(mean):.4g} ± {half:.4g} (n={n})"
+        verdict = f"{higher} higher by {_fmt(abs(mean))} ± {_fmt(half)} (n={n})"
     else:
-        verdict = f"no difference detected, n={n} ({mean:+.4g} ± {half:.4g})"
+        verdict = f"no difference detected, n={n} ({_fmt(mean, '+')} ± {_fmt(half)})"
     return {"mean_diff": mean, "ci_low": low, "ci_high": high, "n": n, "sd_diff": sd,
             "verdict": verdict}
 

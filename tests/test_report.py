@@ -24,6 +24,8 @@ def fabricate_run(folder, model, aggregator, seed, accuracies, upload_bits=MIB, 
     if algorithm is not None:  # (option, {setting: value})
         config["algorithm"] = {"_target_": f"fedlab.algorithms.{algorithm[0]}", **algorithm[1]}
         choices["algorithm"] = algorithm[0]
+        if seed == 0:  # a key some runs' fedlab version added, as an interpolation
+            config["trainer"] = {"aggregator_name": "${aggregator._target_}"}
     (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     (folder / ".hydra" / "hydra.yaml").write_text(
         yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
@@ -145,10 +147,10 @@ def test_paired_comparisons_have_exact_means_and_t_intervals(tmp_path):
     assert row["mean_diff"] == pytest.approx(-0.01)
     assert row["ci_low"] == pytest.approx(-0.01 - half) and row["ci_high"] == pytest.approx(
         -0.01 + half)
-    assert row["verdict"].startswith("mean higher by 0.01 ± ")
+    assert row["verdict"].startswith("mean higher by 0.0100 ± ")
     upload = pooled.loc[("aggregator", "uploaded_MiB")]
     assert upload["mean_diff"] == pytest.approx(-1.5)  # 2 rounds x (0.25 - 1) MiB
-    assert upload["verdict"] == "mean higher by 1.5 in all 10 pairs"
+    assert upload["verdict"] == "mean higher by 1.5000 in all 10 pairs"
     rounds = pooled.loc[("aggregator", "rounds_to_target")]
     assert rounds["verdict"] == "identical in all 10 pairs"
     # The same comparison within each model: 5 pairs each, the same deltas.
@@ -156,7 +158,7 @@ def test_paired_comparisons_have_exact_means_and_t_intervals(tmp_path):
     assert within.loc["final_eval_accuracy", "n"] == 5
     assert within.loc["final_eval_accuracy", "mean_diff"] == pytest.approx(-0.01)
     page = (out / "report.md").read_text()
-    assert "## Paired comparisons" in page and "mean higher by 0.01 ± " in page
+    assert "## Paired comparisons" in page and "mean higher by 0.0100 ± " in page
 
 
 def test_a_difference_within_noise_is_not_called_a_difference(tmp_path):
