@@ -191,12 +191,21 @@ class AdagradPairSchema(OptimizerPairSchema):
 
 @dataclass
 class DpAggregatorSchema(AggregatorSchema):
-    """``tff.learning.dp_aggregator``: Gaussian noise with adaptive clipping."""
+    """``fedlab.aggregators.DpAggregator``: DP-FedAvg's clipping and Gaussian noise."""
 
-    _target_: str = "fedlab.aggregators.dp_aggregator"
-    noise_multiplier: float = 0.1
+    _target_: str = "fedlab.aggregators.DpAggregator"
+    # A number, or "auto": the smallest that keeps epsilon <= target_epsilon after the rounds.
+    noise_multiplier: str = "0.1"
     clients_per_round: int = 10
+    target_epsilon: float | None = None
+    target_delta: float = 1e-5
+    clipping: str = "adaptive"
+    clip: float = 0.1
     zeroing: bool = True
+    initial_l2_norm_clip: float = 0.1
+    target_unclipped_quantile: float = 0.5
+    clip_learning_rate: float = 0.2
+    clipped_count_stddev: float | None = None
 
 
 @dataclass

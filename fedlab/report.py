@@ -41,7 +41,7 @@ REQUIRED_COLUMNS = ("round", "train_loss", "eval_accuracy", "eval_loss", "bits_u
 SEED_KEYS = ("schedule.seed",)
 FIGURES = ("final_eval_accuracy", "best_eval_accuracy", "final_eval_loss", "rounds_to_target",
            "uploaded_MiB", "training_seconds", "final_client_accuracy_mean",
-           "final_client_accuracy_p10")
+           "final_client_accuracy_p10", "dp_epsilon")
 CLIENT_COLUMNS = ("client_accuracy_mean", "client_accuracy_p10")
 BITS_PER_MIB = 8 * 2**20
 # summary.json provenance entries copied into runs.csv.
@@ -118,6 +118,7 @@ def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame 
     row = {"run": str(run_dir), "status": status, "note": note, **_run_config(run_dir)}
     provenance = summary.get("provenance") or {}
     row.update({key: provenance.get(key) for key in FINGERPRINTS})
+    row["dp_epsilon"] = summary.get("dp_epsilon", np.nan)  # final epsilon of a DP run
     if status != "incomplete" or (metrics is not None and set(REQUIRED_COLUMNS) <= set(metrics)):
         if metrics is not None and not metrics.empty:
             evaluated = metrics.dropna(subset=["eval_accuracy"])
@@ -340,10 +341,36 @@ def plot_groups(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], group_colu
         fig.savefig(out / name, dpi=120)
         plt.close(fig)
     names = [name for name, *_ in specs]
+    if any("dp_epsilon" in metrics[run] for run in completed["run"]):
+        names.append(plot_accuracy_vs_epsilon(groups_of(completed, group_columns), metrics,
+                                              group_columns, out))
     if any(set(CLIENT_COLUMNS) <= set(metrics[run]) for run in completed["run"]):
         names.append(plot_client_accuracy(groups_of(completed, group_columns), metrics,
                                           group_columns, out))
     return names
+
+
+def plot_accuracy_vs_epsilon(groups, metrics: dict[str, pd.DataFrame],
+                             group_columns: list[str], out: Path) -> str:
+    """Held-out accuracy against the privacy spent (epsilon at the run's delta), DP runs only."""
+    fig, axes = plt.subplots(figsize=(8, 5))
+    for _, members in groups:
+        tables = [metrics[run] for run in members["run"] if "dp_epsilon" in metrics[run]]
+        if not tables:
+            continue
+        series = (pd.concat(tables).dropna(subset=["eval_accuracy", "dp_epsilon"])
+                  .groupby("round")[["dp_epsilon", "eval_accuracy"]].mean())
+        axes.plot(series["dp_epsilon"], series["eval_accuracy"],
+                  label=f"{_label(members.iloc[0], group_columns)} (n={len(tables)})")
+    axes.set_xlabel("epsilon spent (client level, RDP)")
+    axes.set_ylabel("held-out accuracy")
+    axes.set_title("held-out accuracy vs privacy spent (mean over seeds)")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_epsilon.png", dpi=120)
+    plt.close(fig)
+    return "accuracy_vs_epsilon.png"
 
 
 def groups_of(runs: pd.DataFrame, group_columns: list[str]):
@@ -396,6 +423,8 @@ def readable_summary(summary: pd.DataFrame, group_columns: list[str]) -> pd.Data
     table["uploaded MiB"] = _mean_std(summary, "uploaded_MiB", 1)
     table["rounds to target"] = _mean_std(summary, "rounds_to_target", 1)
     table["train s"] = _mean_std(summary, "training_seconds", 1)
+    if summary["dp_epsilon_mean"].notna().any():
+        table["epsilon"] = _mean_std(summary, "dp_epsilon", 2)
     if summary["final_client_accuracy_p10_mean"].notna().any():
         table["client acc mean"] = _mean_std(summary, "final_client_accuracy_mean", 4)
         table["client acc p10"] = _mean_std(summary, "final_client_accuracy_p10", 4)

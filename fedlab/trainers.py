@@ -57,14 +57,25 @@ class FederatedTrainer:
         self.executor = executor
         self.callbacks = [c for c in callbacks.values() if c is not None]
 
-    def build_process(self, task: Task, input_spec) -> tff.learning.templates.LearningProcess:
-        """The algorithm's learning process for ``task``.
+    def aggregator_for(self, num_clients: int, rounds: int):
+        """The TFF aggregator for a federation, and its DP guarantee (``None`` without DP).
+
+        A DP aggregator's noise (calibrated to a budget) and guarantee depend on the number of
+        clients and rounds; other aggregators are used as built.
+        """
+        if hasattr(self.aggregator, "for_federation"):
+            return self.aggregator.for_federation(num_clients, rounds)
+        return self.aggregator, None
+
+    def build_process(self, task: Task, input_spec, aggregator: Aggregator
+                      ) -> tff.learning.templates.LearningProcess:
+        """The algorithm's learning process for ``task`` with the TFF ``aggregator``.
 
         Raises:
           ConfigError: TFF cannot build the algorithm with the aggregator (both named).
         """
         try:
-            return self.algorithm.build(task.tff_model_fn(input_spec), self.aggregator,
+            return self.algorithm.build(task.tff_model_fn(input_spec), aggregator,
                                         self.optimizer.client, self.optimizer.server)
         except IncompatibleAggregator as error:
             raise ConfigError(
@@ -92,7 +103,8 @@ class FederatedTrainer:
         round_clients = RoundClients(data.train, preprocess, schedule.clients_per_round,
                                      seed=schedule.seed)
         first_client = data.train.create_tf_dataset_for_client(data.train.client_ids[0])
-        process = self.build_process(task, preprocess(first_client, 0).element_spec)
+        aggregator, guarantee = self.aggregator_for(data.num_clients, schedule.rounds)
+        process = self.build_process(task, preprocess(first_client, 0).element_spec, aggregator)
         log.info("%s (%s) on %d clients, %d per round, %d parameters", initial_model.name,
                  self.algorithm.name, data.num_clients, schedule.clients_per_round,
                  initial_model.count_params())
@@ -102,7 +114,7 @@ class FederatedTrainer:
                 state=process.set_model_weights(process.initialize(),
                                                 keras_model_weights(initial_model)),
                 rounds=schedule.rounds, clients_per_round=schedule.clients_per_round,
-                run_dir=run_dir, data=data, task=task)
+                run_dir=run_dir, data=data, task=task, privacy=guarantee)
             last_round = train(context, round_clients, self.callbacks)
             final_weights = context.model_weights()
         final_model = task.keras_model()
@@ -110,7 +122,8 @@ class FederatedTrainer:
         final_model.save(run_dir / MODEL_FILE)
         checkpoint_seconds = [s for c in self.callbacks if isinstance(c, Checkpointing)
                               for s in c.seconds]
-        return {"rounds_trained_this_invocation": last_round - context.resumed_from,
+        return {**context.summary,
+                "rounds_trained_this_invocation": last_round - context.resumed_from,
                 "checkpoint_seconds_mean": (sum(checkpoint_seconds) / len(checkpoint_seconds)
                                             if checkpoint_seconds else None)}
 

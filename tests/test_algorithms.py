@@ -18,7 +18,7 @@ TIMING = ["round_seconds", "eval_seconds"]
 SPEC = collections.OrderedDict(x=tf.TensorSpec([None, 8, 8, 1], tf.float32),
                                y=tf.TensorSpec([None], tf.int32))
 # What TFF cannot build: fedsgd has no unweighted variant, and DP-FedAvg weighs clients uniformly.
-REFUSED = {("fedsgd", "dp")}
+REFUSED = {("fedsgd", "dp"), ("fedsgd", "dp_fixed")}
 
 
 def metrics(run_dir):
@@ -34,15 +34,15 @@ def test_every_algorithm_aggregator_pair_builds_or_is_refused(algorithm, aggrega
     if (algorithm, aggregator) in REFUSED:
         with pytest.raises(ConfigError, match=f"algorithm '{algorithm}' cannot use the "
                                               "aggregator"):
-            trainer.build_process(task, SPEC)
+            trainer.build_process(task, SPEC, trainer.aggregator_for(50, 10)[0])
     else:
-        process = trainer.build_process(task, SPEC)
+        process = trainer.build_process(task, SPEC, trainer.aggregator_for(50, 10)[0])
         assert process.next.type_signature.parameter is not None
 
 
 def test_an_impossible_pair_fails_before_training_with_both_named(tmp_path):
     with pytest.raises(ConfigError, match="algorithm 'fedsgd' cannot use the aggregator "
-                                          "fedlab.aggregators.dp_aggregator: TFF has no fedsgd"):
+                                          "fedlab.aggregators.DpAggregator: TFF has no fedsgd"):
         run(small_config(tmp_path, "algorithm=fedsgd", "aggregator=dp"))
     assert not (tmp_path / "metrics.csv").exists()
 

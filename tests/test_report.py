@@ -254,3 +254,16 @@ def test_a_groups_own_settings_are_part_of_its_level(tmp_path):
     row = accuracy.set_index(["a", "b"]).loc[("fedavg", "fedprox (proximal_strength=0.1)")]
     assert row["n"] == 3 and row["mean_diff"] == pytest.approx(0.05)
     assert len(accuracy) == 3  # every pair of the three levels, each paired by seed
+
+
+def test_dp_runs_get_epsilon_in_runs_csv_and_an_accuracy_vs_epsilon_plot(tmp_path):
+    fabricate_run(tmp_path / "dp", "simple_cnn", "dp", 0, [0.4, 0.5])
+    fabricate_run(tmp_path / "mean", "simple_cnn", "mean", 0, [0.5, 0.6])
+    table = pd.read_csv(tmp_path / "dp" / "metrics.csv").assign(dp_epsilon=[1.5, 2.5])
+    table.to_csv(tmp_path / "dp" / "metrics.csv", index=False)
+    summary = json.loads((tmp_path / "dp" / "summary.json").read_text())
+    (tmp_path / "dp" / "summary.json").write_text(json.dumps({**summary, "dp_epsilon": 2.5}))
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("aggregator")
+    assert runs.loc["dp", "dp_epsilon"] == 2.5 and pd.isna(runs.loc["mean", "dp_epsilon"])
+    assert (tmp_path / "out" / "accuracy_vs_epsilon.png").stat().st_size > 0

@@ -30,6 +30,10 @@ class TrainingContext:
     resumed_from: int = 0  # the round restored before training (0: a fresh start)
     last_checkpoint: int = 0
     history: list[dict[str, str]] = field(default_factory=list)
+    # The DP guarantee of the aggregator (fedlab.privacy.DpGuarantee), if it adds DP noise.
+    privacy: Any = None
+    # Entries callbacks add to summary.json (final epsilon, why training stopped early...).
+    summary: dict[str, Any] = field(default_factory=dict)
     _weights: tuple[int, Any] | None = field(default=None, repr=False)
 
     def model_weights(self) -> tff.learning.models.ModelWeights:

@@ -1,0 +1,76 @@
+"""Differential privacy: the (epsilon, delta) guarantee of exactly the sampling fedlab simulates.
+
+fedlab samples ``clients_per_round`` of ``num_clients`` clients uniformly without replacement
+each round and adds Gaussian noise to the clipped sum of their updates: a client-level
+guarantee. Each round is the ``dp_accounting`` event
+``SampledWithoutReplacementDpEvent(num_clients, clients_per_round,
+GaussianDpEvent(noise_multiplier))``, composed once per round under the ``REPLACE_ONE``
+neighbouring relation (a neighbouring federation replaces one client's data), and accounted
+with Rényi DP (``RdpAccountant``). dp-accounting's PLD accountant does not support sampling
+without replacement, so no PLD figure is given.
+"""
+
+from dataclasses import dataclass
+
+import dp_accounting
+from dp_accounting import rdp
+
+from fedlab.errors import ConfigError
+
+ACCOUNTANT = "RDP (dp_accounting.rdp.RdpAccountant), REPLACE_ONE, client level"
+
+
+@dataclass(frozen=True)
+class DpGuarantee:
+    """What a DP run's guarantee depends on: the mechanism and the sampling."""
+
+    noise_multiplier: float
+    num_clients: int
+    clients_per_round: int
+    delta: float
+    target_epsilon: float | None
+    clipping: str
+
+
+def round_event(noise_multiplier: float, num_clients: int,
+                clients_per_round: int) -> dp_accounting.DpEvent:
+    """The DP event of one round: a uniform sample without replacement, Gaussian noise."""
+    return dp_accounting.SampledWithoutReplacementDpEvent(
+        num_clients, clients_per_round, dp_accounting.GaussianDpEvent(noise_multiplier))
+
+
+def epsilon(rounds: int, noise_multiplier: float, num_clients: int, clients_per_round: int,
+            delta: float) -> float:
+    """Epsilon at ``delta`` after ``rounds`` rounds (RDP, replace-one, client level)."""
+    if rounds == 0:
+        return 0.0
+    accountant = rdp.RdpAccountant(
+        neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+    accountant.compose(round_event(noise_multiplier, num_clients, clients_per_round), rounds)
+    return float(accountant.get_epsilon(delta))
+
+
+def calibrate_noise(target_epsilon: float, rounds: int, num_clients: int,
+                    clients_per_round: int, delta: float) -> float:
+    """The smallest noise multiplier whose epsilon after ``rounds`` rounds is <= the target.
+
+    Raises:
+      ConfigError: no noise multiplier up to 1e4 meets the target.
+    """
+    def make_accountant():
+        return rdp.RdpAccountant(
+            neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+
+    def make_event(noise_multiplier):
+        return dp_accounting.SelfComposedDpEvent(
+            round_event(noise_multiplier, num_clients, clients_per_round), rounds)
+
+    try:
+        return float(dp_accounting.calibrate_dp_mechanism(
+            make_accountant, make_event, target_epsilon, delta,
+            dp_accounting.LowerEndpointAndGuess(1e-3, 1.0), tol=1e-4))
+    except (ValueError, RuntimeError) as error:
+        raise ConfigError(
+            f"no noise multiplier keeps epsilon <= {target_epsilon} at delta {delta} over "
+            f"{rounds} rounds of {clients_per_round} of {num_clients} clients ({error})"
+        ) from error
