@@ -20,6 +20,7 @@ from tensorflow_model_optimization.python.core.internal.tensor_encoding.stages i
 
 from fedlab import privacy
 from fedlab.errors import ConfigError
+from fedlab.privacy import noise as dp_noise
 
 log = logging.getLogger("fedlab")
 
@@ -104,7 +105,8 @@ class DpAggregator:
     ``adaptive`` (``DifferentiallyPrivateFactory.gaussian_adaptive``: the clipping norm follows
     the ``target_unclipped_quantile`` of update norms, learned at ``clip_learning_rate`` from
     ``initial_l2_norm_clip`` with a noised count of clipped clients) or ``fixed``
-    (``gaussian_fixed`` with norm ``clip``). DP-FedAvg weights clients uniformly, so fedlab
+    (``gaussian_fixed`` with norm ``clip``). The noise is drawn from ``seed``
+    (``fedlab.privacy.noise``), so runs reproduce. DP-FedAvg weights clients uniformly, so fedlab
     builds the algorithm's unweighted process for it.
 
     The noise multiplier is the total one the guarantee is accounted for. With adaptive
@@ -117,7 +119,8 @@ class DpAggregator:
                  target_epsilon: float | None = None, target_delta: float = 1e-5,
                  clipping: str = "adaptive", clip: float = 0.1, zeroing: bool = True,
                  initial_l2_norm_clip: float = 0.1, target_unclipped_quantile: float = 0.5,
-                 clip_learning_rate: float = 0.2, clipped_count_stddev: float | None = None):
+                 clip_learning_rate: float = 0.2, clipped_count_stddev: float | None = None,
+                 seed: int = 0):
         """Check every value; ``noise_multiplier="auto"`` calibrates it to ``target_epsilon``.
 
         Raises:
@@ -155,6 +158,7 @@ class DpAggregator:
                          "target_unclipped_quantile": target_unclipped_quantile,
                          "learning_rate": clip_learning_rate}
         self.clipped_count_stddev = clipped_count_stddev
+        self.seed = seed
 
     def for_federation(self, num_clients: int, rounds: int):
         """The TFF aggregator and the guarantee it gives over ``rounds`` of ``num_clients``.
@@ -172,17 +176,17 @@ class DpAggregator:
                                             self.clients_per_round, self.target_delta)
             log.info("noise multiplier %.4f: the smallest that keeps epsilon <= %s at delta %s "
                      "over %d rounds", noise, self.target_epsilon, self.target_delta, rounds)
-        dp_factory = tff.aggregators.DifferentiallyPrivateFactory
         try:
             if self.clipping == "fixed":
-                factory = dp_factory.gaussian_fixed(noise, self.clients_per_round, self.clip)
+                factory = dp_noise.gaussian_fixed(noise, self.clients_per_round, self.clip,
+                                                  self.seed)
             else:
                 count_stddev = self.clipped_count_stddev
                 if count_stddev is None:
                     count_stddev = max(0.05 * self.clients_per_round, noise)
-                factory = dp_factory.gaussian_adaptive(
-                    noise, self.clients_per_round, clipped_count_stddev=count_stddev,
-                    **self.adaptive)
+                factory = dp_noise.gaussian_adaptive(
+                    noise, self.clients_per_round, self.seed,
+                    clipped_count_stddev=count_stddev, **self.adaptive)
         except ValueError as error:
             raise ConfigError(f"cannot build the DP aggregator: {error}") from None
         if self.zeroing:

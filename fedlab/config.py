@@ -206,6 +206,7 @@ class DpAggregatorSchema(AggregatorSchema):
     target_unclipped_quantile: float = 0.5
     clip_learning_rate: float = 0.2
     clipped_count_stddev: float | None = None
+    seed: int = 0
 
 
 @dataclass

@@ -97,3 +97,27 @@ def test_bad_privacy_settings_fail_before_training(tmp_path, overrides, message)
         run(small_config(tmp_path, *DP, *overrides))
     assert not (tmp_path / "metrics.csv").exists() or pd.read_csv(
         tmp_path / "metrics.csv").empty
+
+
+@pytest.mark.parametrize("aggregator", ["dp", "dp_fixed"])
+def test_the_same_seed_gives_the_same_noise_and_another_seed_other_noise(tmp_path, aggregator):
+    tables = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        run(small_config(tmp_path / name, *DP, f"aggregator={aggregator}",
+                         "aggregator.noise_multiplier=1.0", "schedule.rounds=3",
+                         f"aggregator.seed={seed}"))
+        tables[name] = pd.read_csv(tmp_path / name / "metrics.csv").drop(
+            columns=["round_seconds", "eval_seconds"])
+    pd.testing.assert_frame_equal(tables["a"], tables["b"])
+    assert not tables["a"]["eval_loss"].equals(tables["c"]["eval_loss"])
+
+
+def test_a_resumed_dp_run_draws_the_noise_of_an_uninterrupted_one(tmp_path):
+    noisy = [*DP, "aggregator.noise_multiplier=1.0"]
+    run(small_config(tmp_path / "whole", *noisy, "schedule.rounds=4"))
+    run(small_config(tmp_path / "resumed", *noisy, "schedule.rounds=2"))
+    run(small_config(tmp_path / "resumed", *noisy, "schedule.rounds=4"))
+    timing = ["round_seconds", "eval_seconds"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "resumed" / "metrics.csv").drop(columns=timing),
+        pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns=timing))
