@@ -40,6 +40,11 @@ def test_calibrated_noise_meets_the_target_and_one_percent_less_does_not():
     assert privacy.epsilon(40, 0.99 * noise, 50, 10, 1e-5) > 8.0
 
 
+def test_a_budget_no_noise_multiplier_can_meet_is_refused():
+    with pytest.raises(ConfigError, match="no noise multiplier up to 10000 keeps epsilon"):
+        privacy.calibrate_noise(1e-3, 1000, 50, 10, 1e-5)
+
+
 def test_noise_one_at_ten_clients_per_round_trains_and_reports_epsilon(tmp_path):
     run(small_config(tmp_path, *DP, "aggregator.noise_multiplier=1.0", "schedule.rounds=3"))
     table = pd.read_csv(tmp_path / "metrics.csv")

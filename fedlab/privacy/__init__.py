@@ -17,6 +17,8 @@ from dp_accounting import rdp
 
 from fedlab.errors import ConfigError
 
+# Beyond this the updates drown in noise: a budget that needs more is treated as unmeetable.
+MAX_NOISE_MULTIPLIER = 1e4
 ACCOUNTANT = "RDP (dp_accounting.rdp.RdpAccountant), REPLACE_ONE, client level"
 
 
@@ -55,7 +57,7 @@ def calibrate_noise(target_epsilon: float, rounds: int, num_clients: int,
     """The smallest noise multiplier whose epsilon after ``rounds`` rounds is <= the target.
 
     Raises:
-      ConfigError: no noise multiplier up to 1e4 meets the target.
+      ConfigError: no noise multiplier up to ``MAX_NOISE_MULTIPLIER`` meets the target.
     """
     def make_accountant():
         return rdp.RdpAccountant(
@@ -68,9 +70,10 @@ def calibrate_noise(target_epsilon: float, rounds: int, num_clients: int,
     try:
         return float(dp_accounting.calibrate_dp_mechanism(
             make_accountant, make_event, target_epsilon, delta,
-            dp_accounting.LowerEndpointAndGuess(1e-3, 1.0), tol=1e-4))
+            dp_accounting.ExplicitBracketInterval(1e-3, MAX_NOISE_MULTIPLIER), tol=1e-4))
     except (ValueError, RuntimeError) as error:
         raise ConfigError(
-            f"no noise multiplier keeps epsilon <= {target_epsilon} at delta {delta} over "
+            f"no noise multiplier up to {MAX_NOISE_MULTIPLIER:g} keeps epsilon <= "
+            f"{target_epsilon} at delta {delta} over "
             f"{rounds} rounds of {clients_per_round} of {num_clients} clients ({error})"
         ) from error
