@@ -27,6 +27,8 @@ class ProgressLine(Callback):
         parts.append(f"{row['round_seconds']:.2f} s")
         if math.isfinite(_number(row.get("eval_accuracy"), math.nan)):
             parts.append(f"eval acc {row['eval_accuracy']:.4f} ({row['eval_seconds']:.2f} s)")
+        if "dp_epsilon" in row:
+            parts.append(f"epsilon {row['dp_epsilon']:.2f}")
         if math.isfinite(_number(row.get("client_accuracy_p10"), math.nan)):
             parts.append(f"client acc p10 {row['client_accuracy_p10']:.4f}")
         parts.append(f"ETA {left:.0f} s")
