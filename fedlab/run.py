@@ -122,6 +122,10 @@ def run(cfg: DictConfig) -> float:
         write_summary(run_dir, {"status": "interrupted",
                                 "provenance": {**record, "ended_at": provenance.now()}})
         raise
+    except Exception as error:  # a bug or a library failure: still leave a record, then raise
+        write_summary(run_dir, {"status": "failed", "error": f"{type(error).__name__}: {error}",
+                                "provenance": {**record, "ended_at": provenance.now()}})
+        raise
     summary = write_summary(run_dir, {
         "status": "completed",
         "num_parameters": int(initial_model.count_params()),

@@ -56,6 +56,13 @@ def test_noise_one_at_ten_clients_per_round_trains_and_reports_epsilon(tmp_path)
     assert summary["dp_clipping"].startswith("adaptive")
 
 
+def test_clipping_without_noise_reports_no_finite_epsilon(tmp_path):
+    run(small_config(tmp_path, *DP, "aggregator.noise_multiplier=0", "schedule.rounds=2"))
+    table = pd.read_csv(tmp_path / "metrics.csv")
+    assert (table["dp_epsilon"] == float("inf")).all()
+    assert privacy.epsilon(5, 0.0, 50, 10, 1e-5) == float("inf")
+
+
 def test_fixed_clipping_trains_with_the_same_accounting(tmp_path):
     run(small_config(tmp_path, *DP, "aggregator=dp_fixed", "aggregator.noise_multiplier=0.5",
                      "aggregator.clip=1.0", "schedule.rounds=2"))

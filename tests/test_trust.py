@@ -164,3 +164,16 @@ def test_central_mode_logs_each_epoch_and_ignores_client_sampling(tmp_path, capl
     assert [line.split(" |")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"]
     assert "eval loss" in epochs[-1]
     assert summary(tmp_path / "run")["status"] == "completed"
+
+
+def test_an_unexpected_exception_still_leaves_a_failed_summary(tmp_path, monkeypatch):
+    from fedlab import trainers
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(trainers.FederatedTrainer, "train", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        run(small_config(tmp_path / "run"))
+    record = summary(tmp_path / "run")
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: boom"

@@ -1,6 +1,7 @@
 """The privacy guarantee of a DP run after every round, and the budget that stops it."""
 
 import logging
+import math
 
 import dp_accounting
 from dp_accounting import rdp
@@ -35,6 +36,12 @@ class DpAccounting(Callback):
         guarantee = context.privacy
         if guarantee is None:
             return
+        context.summary.update(
+            dp_delta=guarantee.delta, dp_noise_multiplier=guarantee.noise_multiplier,
+            dp_clipping=guarantee.clipping, dp_target_epsilon=guarantee.target_epsilon,
+            dp_accountant=privacy.ACCOUNTANT)
+        if guarantee.noise_multiplier == 0:
+            return  # clipping without noise: no finite epsilon (dp_epsilon is inf)
         self._event = privacy.round_event(guarantee.noise_multiplier, guarantee.num_clients,
                                           guarantee.clients_per_round)
         self._accountant = rdp.RdpAccountant(
@@ -47,10 +54,6 @@ class DpAccounting(Callback):
                 raise ConfigError(
                     f"one round already takes epsilon to {first:.3f} > aggregator.target_epsilon"
                     f"={guarantee.target_epsilon}; raise the noise multiplier or the target")
-        context.summary.update(
-            dp_delta=guarantee.delta, dp_noise_multiplier=guarantee.noise_multiplier,
-            dp_clipping=guarantee.clipping, dp_target_epsilon=guarantee.target_epsilon,
-            dp_accountant=privacy.ACCOUNTANT)
 
     def _epsilon_after(self, more_rounds: int, delta: float) -> float:
         accountant = rdp.RdpAccountant(
@@ -63,6 +66,9 @@ class DpAccounting(Callback):
         """Add ``dp_epsilon``; ask to stop when the next round would exceed the budget."""
         guarantee = context.privacy
         if guarantee is None:
+            return False
+        if self._accountant is None:
+            row["dp_epsilon"] = context.summary["dp_epsilon"] = math.inf
             return False
         self._accountant.compose(self._event)
         epsilon = float(self._accountant.get_epsilon(guarantee.delta))

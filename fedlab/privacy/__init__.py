@@ -10,6 +10,7 @@ with Rényi DP (``RdpAccountant``). dp-accounting's PLD accountant does not supp
 without replacement, so no PLD figure is given.
 """
 
+import math
 from dataclasses import dataclass
 
 import dp_accounting
@@ -43,9 +44,14 @@ def round_event(noise_multiplier: float, num_clients: int,
 
 def epsilon(rounds: int, noise_multiplier: float, num_clients: int, clients_per_round: int,
             delta: float) -> float:
-    """Epsilon at ``delta`` after ``rounds`` rounds (RDP, replace-one, client level)."""
+    """Epsilon at ``delta`` after ``rounds`` rounds (RDP, replace-one, client level).
+
+    Without noise there is no finite epsilon: ``inf``.
+    """
     if rounds == 0:
         return 0.0
+    if noise_multiplier == 0:
+        return math.inf
     accountant = rdp.RdpAccountant(
         neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
     accountant.compose(round_event(noise_multiplier, num_clients, clients_per_round), rounds)
