@@ -358,8 +358,11 @@ def plot_accuracy_vs_epsilon(groups, metrics: dict[str, pd.DataFrame],
         tables = [metrics[run] for run in members["run"] if "dp_epsilon" in metrics[run]]
         if not tables:
             continue
-        series = (pd.concat(tables).dropna(subset=["eval_accuracy", "dp_epsilon"])
+        stacked = pd.concat(tables).replace([np.inf, -np.inf], np.nan)  # no noise: no epsilon
+        series = (stacked.dropna(subset=["eval_accuracy", "dp_epsilon"])
                   .groupby("round")[["dp_epsilon", "eval_accuracy"]].mean())
+        if series.empty:
+            continue
         axes.plot(series["dp_epsilon"], series["eval_accuracy"],
                   label=f"{_label(members.iloc[0], group_columns)} (n={len(tables)})")
     axes.set_xlabel("epsilon spent (client level, RDP)")
