@@ -104,6 +104,11 @@ class FederatedTrainer:
                                      seed=schedule.seed)
         first_client = data.train.create_tf_dataset_for_client(data.train.client_ids[0])
         aggregator, guarantee = self.aggregator_for(data.num_clients, schedule.rounds)
+        if guarantee is not None and guarantee.clients_per_round != schedule.clients_per_round:
+            raise ConfigError(
+                f"aggregator.clients_per_round={guarantee.clients_per_round} differs from "
+                f"schedule.clients_per_round={schedule.clients_per_round}: the DP mean and its "
+                "accounting must use the clients actually sampled")
         process = self.build_process(task, preprocess(first_client, 0).element_spec, aggregator)
         log.info("%s (%s) on %d clients, %d per round, %d parameters", initial_model.name,
                  self.algorithm.name, data.num_clients, schedule.clients_per_round,

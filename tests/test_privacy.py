@@ -103,6 +103,7 @@ def test_auto_noise_is_calibrated_to_the_target_over_the_rounds(tmp_path, caplog
     (["aggregator.noise_multiplier=lots"], "must be a number or 'auto'"),
     (["aggregator.noise_multiplier=0.3", "aggregator.target_epsilon=0.5"],
      "one round already takes epsilon to"),
+    (["aggregator.clients_per_round=5"], "differs from schedule.clients_per_round=10"),
 ])
 def test_bad_privacy_settings_fail_before_training(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
