@@ -35,6 +35,11 @@ class DpGuarantee:
     clipping: str
 
 
+def new_accountant() -> rdp.RdpAccountant:
+    """An empty Rényi-DP accountant for the replace-one (client-level) relation."""
+    return rdp.RdpAccountant(neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+
+
 def round_event(noise_multiplier: float, num_clients: int,
                 clients_per_round: int) -> dp_accounting.DpEvent:
     """The DP event of one round: a uniform sample without replacement, Gaussian noise."""
@@ -52,8 +57,7 @@ def epsilon(rounds: int, noise_multiplier: float, num_clients: int, clients_per_
         return 0.0
     if noise_multiplier == 0:
         return math.inf
-    accountant = rdp.RdpAccountant(
-        neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+    accountant = new_accountant()
     accountant.compose(round_event(noise_multiplier, num_clients, clients_per_round), rounds)
     return float(accountant.get_epsilon(delta))
 
@@ -65,17 +69,13 @@ def calibrate_noise(target_epsilon: float, rounds: int, num_clients: int,
     Raises:
       ConfigError: no noise multiplier up to ``MAX_NOISE_MULTIPLIER`` meets the target.
     """
-    def make_accountant():
-        return rdp.RdpAccountant(
-            neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
-
     def make_event(noise_multiplier):
         return dp_accounting.SelfComposedDpEvent(
             round_event(noise_multiplier, num_clients, clients_per_round), rounds)
 
     try:
         return float(dp_accounting.calibrate_dp_mechanism(
-            make_accountant, make_event, target_epsilon, delta,
+            new_accountant, make_event, target_epsilon, delta,
             dp_accounting.ExplicitBracketInterval(1e-3, MAX_NOISE_MULTIPLIER), tol=1e-4))
     except (ValueError, RuntimeError) as error:
         raise ConfigError(
