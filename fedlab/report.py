@@ -494,8 +494,7 @@ def load_runs(folders: Path | str | Sequence[Path | str],
 def held_out_warnings(runs: pd.DataFrame, group_columns: list[str]) -> list[str]:
     """One line for each group whose completed runs were evaluated on different held-out sets."""
     completed = runs[runs["status"] == "completed"]
-    groups = (completed.groupby(group_columns, dropna=False) if group_columns
-              else [("all runs", completed)])
+    groups = groups_of(completed, group_columns)
     warnings = []
     for _, members in groups:
         sets = members["test_set_sha256"].dropna().nunique()
