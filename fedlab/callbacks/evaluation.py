@@ -64,6 +64,7 @@ class ClientEvaluation(Callback):
         self.every = every
         self._active = False
         self._client_ids: list[str] = []
+        self._last: tuple | None = None  # (weights object, per-client table) last evaluated
 
     def on_train_start(self, context: TrainingContext) -> None:
         """Stack every client's test examples with the index of their client."""
@@ -81,18 +82,27 @@ class ClientEvaluation(Callback):
         self._loss = task.loss(reduction="none")
 
     def evaluate(self, context: TrainingContext) -> pd.DataFrame:
-        """Per-client ``examples``, ``loss`` (mean over its examples) and ``accuracy``."""
-        context.model_weights().assign_weights_to(self._model)
+        """Per-client ``examples``, ``loss`` (mean over its examples) and ``accuracy``.
+
+        The table of the last evaluated state is kept, so the end of training reuses the last
+        round's evaluation instead of repeating it.
+        """
+        weights = context.model_weights()
+        if self._last is not None and self._last[0] is weights:
+            return self._last[1]
+        weights.assign_weights_to(self._model)
         logits = self._model.predict(self._x, batch_size=1000, verbose=0)
         losses = self._loss(self._y, logits).numpy().astype(np.float64)
         correct = (logits.argmax(axis=1) == self._y).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return pd.DataFrame({
+            table = pd.DataFrame({
                 "client": self._client_ids,
                 "examples": self._counts,
                 "loss": np.bincount(self._owner, losses, len(self._counts)) / self._counts,
                 "accuracy": np.bincount(self._owner, correct, len(self._counts)) / self._counts,
             })
+        self._last = (weights, table)
+        return table
 
     def on_round_end(self, context: TrainingContext, round_num: int, result, row) -> None:
         """Add the client-level accuracy columns (NaN on rounds without evaluation)."""
