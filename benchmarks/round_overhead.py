@@ -67,12 +67,12 @@ def round_clients(data) -> RoundClients:
         return trainers.client_dataset(dataset, local_epochs=1, batch_size=BATCH,
                                        shuffle_buffer=data.shuffle_buffer, seed=seed)
 
-    return RoundClients(data.train, preprocess, clients_per_round=10, seed=0)
+    return RoundClients(data.train, preprocess, sample_size=10, seed=0)
 
 
 def build_process(model_name: str, data, clients: RoundClients, aggregator, loop):
     """Fedlab's FedAvg process for ``model_name`` with the given client loop."""
-    spec = clients(1)[0].element_spec
+    spec = clients(1).datasets[0].element_spec
     model = task.Task(getattr(models, model_name), data.input_shape, data.num_classes)
     return algorithms.FedAvg().build(
         model.tff_model_fn(spec), aggregator, tff.learning.optimizers.build_sgdm(0.02),
@@ -93,7 +93,7 @@ class FederatedRun:
         self._round += 1
         with tff.framework.get_context_stack().install(self._context):
             started = time.perf_counter()
-            self._state = self._process.next(self._state, self._clients(self._round)).state
+            self._state = self._process.next(self._state, self._clients(self._round).datasets).state
             return time.perf_counter() - started
 
 

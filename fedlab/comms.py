@@ -34,13 +34,19 @@ class RoundCommunication:
     broadcast_bits_per_client: int
     upload_bits_per_client: int
 
-    def totals(self, clients_per_round: int) -> dict[str, int]:
-        """Per-client and all-client figures for a round with ``clients_per_round`` clients."""
+    def totals(self, clients_per_round: int, clients_reported: int | None = None
+               ) -> dict[str, int]:
+        """Per-client and all-client figures of a round.
+
+        ``clients_per_round`` clients download the model; ``clients_reported`` of them (default:
+        all) upload.
+        """
+        reported = clients_per_round if clients_reported is None else clients_reported
         return {
             "bits_down_per_client": self.broadcast_bits_per_client,
             "bits_up_per_client": self.upload_bits_per_client,
             "bits_down": self.broadcast_bits_per_client * clients_per_round,
-            "bits_up": self.upload_bits_per_client * clients_per_round,
+            "bits_up": self.upload_bits_per_client * reported,
         }
 
 

@@ -247,6 +247,26 @@ class KerasAdamSchema:
 
 
 @dataclass
+class ClientsSchema:
+    """``fedlab.clients.ClientConditions``: dropouts, over-selection, device profiles, deadline.
+
+    Every value at its default is ``clients=ideal``. Speeds are medians of per-client log-normal
+    profiles (``spread``: standard deviation of their logarithm); ``null`` means instant.
+    """
+
+    _target_: str = "fedlab.clients.ClientConditions"
+    dropout: float = 0.0
+    over_selection: float = 0.0
+    examples_per_second: float | None = None
+    uplink_mbps: float | None = None
+    downlink_mbps: float | None = None
+    spread: float = 0.0
+    deadline_seconds: float | None = None
+    partial_work: bool = False
+    seed: int = 0
+
+
+@dataclass
 class FederatedTrainerSchema:
     """``trainer=federated``: the algorithm, aggregator, optimizers, executor and callbacks."""
 
@@ -257,6 +277,7 @@ class FederatedTrainerSchema:
     optimizer: Any = "${optimizer}"
     executor: Any = "${executor}"
     callbacks: Any = "${callbacks}"
+    clients: Any = "${clients}"
 
 
 @dataclass
@@ -302,6 +323,7 @@ class FedlabSchema:
     aggregator: Any = MISSING
     optimizer: Any = MISSING
     callbacks: Any = MISSING
+    clients: Any = MISSING
     schedule: ScheduleSchema = field(default_factory=ScheduleSchema)
     executor: Any = MISSING
     run_dir: str = MISSING
@@ -331,6 +353,7 @@ def register_schemas() -> None:
     store.store(group="schema/algorithm", name="fedprox", node=FedProxSchema)
     store.store(group="schema/algorithm", name="fedsgd", node=FedSgdSchema)
     store.store(group="schema/algorithm", name="mime_lite", node=MimeLiteSchema)
+    store.store(group="schema/clients", name="clients", node=ClientsSchema)
     store.store(group="schema/trainer", name="federated", node=FederatedTrainerSchema)
     store.store(group="schema/trainer", name="central", node=CentralTrainerSchema)
     store.store(group="schema/schedule", name="schedule", node=ScheduleSchema)

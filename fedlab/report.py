@@ -41,14 +41,17 @@ REQUIRED_COLUMNS = ("round", "train_loss", "eval_accuracy", "eval_loss", "bits_u
 SEED_KEYS = ("schedule.seed",)
 FIGURES = ("final_eval_accuracy", "best_eval_accuracy", "final_eval_loss", "rounds_to_target",
            "uploaded_MiB", "training_seconds", "final_client_accuracy_mean",
-           "final_client_accuracy_p10", "dp_epsilon")
+           "final_client_accuracy_p10", "dp_epsilon", "sim_seconds_to_target",
+           "sim_seconds_total")
 CLIENT_COLUMNS = ("client_accuracy_mean", "client_accuracy_p10")
 BITS_PER_MIB = 8 * 2**20
 # summary.json provenance entries copied into runs.csv.
 FINGERPRINTS = ("test_set_sha256", "partition_sha256", "git_commit")
 # Figures compared between paired runs.
 PAIRED_FIGURES = ("final_eval_accuracy", "rounds_to_target", "uploaded_MiB",
-                  "final_client_accuracy_p10")
+                  "final_client_accuracy_p10", "sim_seconds_to_target")
+# Simulated wall-clock time (clients=heterogeneous/unreliable), cumulative per round.
+SIM_TIME = "sim_seconds_cumulative"
 CONFIDENCE = 0.95
 
 
@@ -135,6 +138,11 @@ def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame 
                 uploaded_MiB=metrics["bits_up_cumulative"].iloc[-1] / BITS_PER_MIB,
                 training_seconds=float(metrics.get("round_seconds", pd.Series([np.nan])).sum()),
             )
+            if SIM_TIME in metrics:
+                row.update(
+                    sim_seconds_total=float(metrics[SIM_TIME].iloc[-1]),
+                    sim_seconds_to_target=(float(reached[SIM_TIME].iloc[0]) if len(reached)
+                                           else np.nan))
             if set(CLIENT_COLUMNS) <= set(metrics):
                 scored = metrics.dropna(subset=list(CLIENT_COLUMNS))
                 if len(scored):
@@ -344,6 +352,9 @@ def plot_groups(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], group_colu
     if any("dp_epsilon" in metrics[run] for run in completed["run"]):
         names.append(plot_accuracy_vs_epsilon(groups_of(completed, group_columns), metrics,
                                               group_columns, out))
+    if any(SIM_TIME in metrics[run] for run in completed["run"]):
+        names.append(plot_accuracy_vs_sim_time(groups_of(completed, group_columns), metrics,
+                                               group_columns, out))
     if any(set(CLIENT_COLUMNS) <= set(metrics[run]) for run in completed["run"]):
         names.append(plot_client_accuracy(groups_of(completed, group_columns), metrics,
                                           group_columns, out))
@@ -374,6 +385,34 @@ def plot_accuracy_vs_epsilon(groups, metrics: dict[str, pd.DataFrame],
     fig.savefig(out / "accuracy_vs_epsilon.png", dpi=120)
     plt.close(fig)
     return "accuracy_vs_epsilon.png"
+
+
+def plot_accuracy_vs_sim_time(groups, metrics: dict[str, pd.DataFrame],
+                              group_columns: list[str], out: Path) -> str:
+    """Held-out accuracy against simulated wall-clock time, runs with simulated clients only.
+
+    Each run is drawn on its own (rounds end at different simulated times in different seeds),
+    one colour per group.
+    """
+    fig, axes = plt.subplots(figsize=(8, 5))
+    for index, (_, members) in enumerate(groups):
+        tables = [metrics[run] for run in members["run"] if SIM_TIME in metrics[run]]
+        color = f"C{index % 10}"
+        label = f"{_label(members.iloc[0], group_columns)} (n={len(tables)})"
+        for table in tables:
+            series = table.dropna(subset=["eval_accuracy"])
+            axes.plot(series[SIM_TIME], series["eval_accuracy"], color=color, alpha=0.8,
+                      label=label)
+            label = None
+    axes.set_xlabel("simulated time (s): slowest reporting client per round, summed")
+    axes.set_ylabel("held-out accuracy")
+    axes.set_title("held-out accuracy vs simulated time (one line per run)")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_sim_time.png", dpi=120)
+    plt.close(fig)
+    return "accuracy_vs_sim_time.png"
 
 
 def groups_of(runs: pd.DataFrame, group_columns: list[str]):
@@ -428,6 +467,9 @@ def readable_summary(summary: pd.DataFrame, group_columns: list[str]) -> pd.Data
     table["train s"] = _mean_std(summary, "training_seconds", 1)
     if summary["dp_epsilon_mean"].notna().any():
         table["epsilon"] = _mean_std(summary, "dp_epsilon", 2)
+    if summary["sim_seconds_total_mean"].notna().any():
+        table["sim s to target"] = _mean_std(summary, "sim_seconds_to_target", 0)
+        table["sim s total"] = _mean_std(summary, "sim_seconds_total", 0)
     if summary["final_client_accuracy_p10_mean"].notna().any():
         table["client acc mean"] = _mean_std(summary, "final_client_accuracy_mean", 4)
         table["client acc p10"] = _mean_std(summary, "final_client_accuracy_p10", 4)
@@ -538,7 +580,8 @@ def _write_markdown(out: Path, folders, runs: pd.DataFrame, readable: pd.DataFra
              f"Runs under: {', '.join(f'`{f}`' for f in folders)}. "
              f"{(runs['status'] == 'completed').sum()} completed of {len(runs)}. "
              f"Accuracy is measured on held-out data; 'rounds to target' is the first round "
-             f"with eval accuracy >= {target_accuracy}. Mean ± std over seeds.", ""]
+             f"with eval accuracy >= {target_accuracy} ('sim s to target': the simulated time "
+             "when it was reached, runs with simulated clients). Mean ± std over seeds.", ""]
     lines += [f"**Warning: {w}.**" for w in warnings] + ([""] if warnings else [])
     if len(readable):
         lines += ["## Summary", "", readable.to_markdown(index=False), ""]

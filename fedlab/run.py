@@ -45,9 +45,10 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
     metrics = pd.read_csv(metrics_path) if metrics_path.exists() else pd.DataFrame()
     if len(metrics):
         last = metrics.iloc[-1]
+        # NaN (a last round in which no client reported) is written as null.
         summary.update(rounds_completed=int(last["round"]),
-                       final_train_loss=float(last["train_loss"]),
-                       final_train_accuracy=float(last["train_accuracy"]))
+                       final_train_loss=_number_or_none(last["train_loss"]),
+                       final_train_accuracy=_number_or_none(last["train_accuracy"]))
         for columns in (["eval_loss", "eval_accuracy"],
                         ["client_accuracy_mean", "client_accuracy_p10", "client_accuracy_min"]):
             if set(columns) <= set(metrics):
@@ -63,6 +64,11 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
                 summary[f"bits_{direction}_total"] = int(last[f"bits_{direction}_cumulative"])
                 summary[f"bits_{direction}_per_client_per_round"] = int(
                     last[f"bits_{direction}_per_client"])
+        if "sim_seconds_cumulative" in metrics:
+            summary["sim_seconds_total"] = float(last["sim_seconds_cumulative"])
+        if "clients_reported" in metrics:
+            summary["clients_reported_mean"] = float(metrics["clients_reported"].mean())
+            summary["rounds_without_reports"] = int((metrics["clients_reported"] == 0).sum())
         summary.update({f"{name}_seconds": float(metrics[column].sum())
                         for name, column in (("training", "round_seconds"),
                                              ("evaluation", "eval_seconds"),
@@ -70,6 +76,10 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
                         if column in metrics})
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _number_or_none(value) -> float | None:
+    return None if pd.isna(value) else float(value)
 
 
 def run(cfg: DictConfig) -> float:

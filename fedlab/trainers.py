@@ -11,9 +11,10 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlab import central
+from fedlab import central, comms
 from fedlab.algorithms import Aggregator, IncompatibleAggregator
 from fedlab.callbacks import Callback, Checkpointing, MetricsSink, TrainingContext
+from fedlab.clients import PROFILES_FILE, ClientConditions, SimulatedRoundClients
 from fedlab.data import FederatedData
 from fedlab.errors import ConfigError
 from fedlab.optimizers import OptimizerPair
@@ -47,12 +48,15 @@ class FederatedTrainer:
     """Federated training with a TFF learning process, round by round, through callbacks."""
 
     def __init__(self, algorithm, aggregator: Aggregator, optimizer: OptimizerPair, executor,
-                 callbacks: Mapping[str, Callback], aggregator_name: str = ""):
-        """The algorithm, aggregator, optimizers, executor and callbacks of the config groups.
+                 callbacks: Mapping[str, Callback], aggregator_name: str = "",
+                 clients: ClientConditions | None = None):
+        """The algorithm, aggregator, optimizers, executor, callbacks and clients of the groups.
 
-        ``aggregator_name`` names the aggregator in messages (default: its type).
+        ``aggregator_name`` names the aggregator in messages (default: its type); ``clients``
+        how sampled clients behave (default: ideal, every one reports at once).
         """
         self.algorithm, self.aggregator, self.optimizer = algorithm, aggregator, optimizer
+        self.clients = clients or ClientConditions()
         self.aggregator_name = aggregator_name or type(aggregator).__name__
         self.executor = executor
         self.callbacks = [c for c in callbacks.values() if c is not None]
@@ -82,6 +86,17 @@ class FederatedTrainer:
                 f"algorithm '{self.algorithm.name}' cannot use the aggregator "
                 f"{self.aggregator_name}: {error}") from None
 
+    def round_clients(self, data: FederatedData, schedule: Schedule, preprocess,
+                      communication: comms.RoundCommunication) -> RoundClients:
+        """Each round's cohort: every sampled client (ideal clients) or the simulated ones."""
+        if self.clients.ideal:
+            return RoundClients(data.train, preprocess, schedule.clients_per_round,
+                                seed=schedule.seed)
+        return SimulatedRoundClients(
+            data.train, preprocess, schedule.clients_per_round, schedule.seed, self.clients,
+            local_epochs=schedule.local_epochs, batch_size=schedule.batch_size,
+            communication=communication)
+
     def train(self, task: Task, data: FederatedData, schedule: Schedule, run_dir: Path,
               initial_model: tf.keras.Model) -> dict:
         """Train ``schedule.rounds`` rounds (resuming from a checkpoint); save the final model.
@@ -100,8 +115,6 @@ class FederatedTrainer:
                 shuffle_buffer=data.shuffle_buffer, seed=shuffle_seed,
                 reshuffle_each_iteration=self.algorithm.reshuffle_each_iteration)
 
-        round_clients = RoundClients(data.train, preprocess, schedule.clients_per_round,
-                                     seed=schedule.seed)
         first_client = data.train.create_tf_dataset_for_client(data.train.client_ids[0])
         aggregator, guarantee = self.aggregator_for(data.num_clients, schedule.rounds)
         if guarantee is not None and guarantee.clients_per_round != schedule.clients_per_round:
@@ -109,17 +122,26 @@ class FederatedTrainer:
                 f"aggregator.clients_per_round={guarantee.clients_per_round} differs from "
                 f"schedule.clients_per_round={schedule.clients_per_round}: the DP mean and its "
                 "accounting must use the clients actually sampled")
+        if guarantee is not None and self.clients.over_selection > 0:
+            raise ConfigError(
+                f"clients.over_selection={self.clients.over_selection} with a DP aggregator: the "
+                "privacy accounting assumes clients_per_round clients sampled per round")
         process = self.build_process(task, preprocess(first_client, 0).element_spec, aggregator)
         log.info("%s (%s) on %d clients, %d per round, %d parameters", initial_model.name,
                  self.algorithm.name, data.num_clients, schedule.clients_per_round,
                  initial_model.count_params())
         with self.executor.context(run_dir):
+            communication = comms.measure_round_communication(process.next)
+            round_clients = self.round_clients(data, schedule, preprocess, communication)
+            if isinstance(round_clients, SimulatedRoundClients):
+                round_clients.profiles.to_csv(run_dir / PROFILES_FILE)
             context = TrainingContext(
                 process=process,
                 state=process.set_model_weights(process.initialize(),
                                                 keras_model_weights(initial_model)),
                 rounds=schedule.rounds, clients_per_round=schedule.clients_per_round,
-                run_dir=run_dir, data=data, task=task, privacy=guarantee)
+                run_dir=run_dir, data=data, task=task, privacy=guarantee,
+                communication=communication)
             last_round = train(context, round_clients, self.callbacks)
             final_weights = context.model_weights()
         final_model = task.keras_model()

@@ -267,3 +267,22 @@ def test_dp_runs_get_epsilon_in_runs_csv_and_an_accuracy_vs_epsilon_plot(tmp_pat
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("aggregator")
     assert runs.loc["dp", "dp_epsilon"] == 2.5 and pd.isna(runs.loc["mean", "dp_epsilon"])
     assert (tmp_path / "out" / "accuracy_vs_epsilon.png").stat().st_size > 0
+
+
+def test_simulated_time_gives_time_to_target_and_an_accuracy_vs_time_plot(tmp_path):
+    sweep = tmp_path / "sweep"
+    for index, (aggregator, seconds) in enumerate([("mean", 10.0), ("compression", 4.0)]):
+        fabricate_run(sweep / str(index), "simple_cnn", aggregator, 0, [0.5, 0.8, 0.9])
+        table = pd.read_csv(sweep / str(index) / "metrics.csv")
+        table["sim_seconds_cumulative"] = seconds * table["round"]
+        table.to_csv(sweep / str(index) / "metrics.csv", index=False)
+    fabricate_run(sweep / "2", "simple_cnn", "robust", 0, [0.5, 0.6, 0.7])  # no simulated time
+    out = tmp_path / "out"
+    assert report.main([str(sweep), "--out", str(out), "--target-accuracy", "0.8"]) == 0
+    runs = pd.read_csv(out / "runs.csv").set_index("aggregator")
+    assert runs.loc["mean", "sim_seconds_to_target"] == 20.0
+    assert runs.loc["compression", "sim_seconds_to_target"] == 8.0
+    assert runs.loc["compression", "sim_seconds_total"] == 12.0
+    assert pd.isna(runs.loc["robust", "sim_seconds_to_target"])
+    assert (out / "accuracy_vs_sim_time.png").stat().st_size > 0
+    assert "sim s to target" in (out / "report.md").read_text()

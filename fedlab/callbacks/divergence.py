@@ -11,6 +11,8 @@ class DivergenceStop(Callback):
 
     def on_round_end(self, context: TrainingContext, round_num: int, result, row) -> None:
         """Check the round's training loss and TFF's ``update_non_finite`` flag."""
+        if result is None:  # no client reported: nothing was trained or applied
+            return
         loss = row["train_loss"]
         # TFF drops a non-finite aggregate update and reports it instead of applying it.
         update_non_finite = int(result.metrics["finalizer"].get("update_non_finite", 0))

@@ -3,7 +3,7 @@
 import asyncio
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import tensorflow_federated as tff
@@ -76,14 +76,21 @@ def _release_all(releases: list) -> None:
     asyncio.run(release_all())
 
 
-class MetricsRelease(Callback):
-    """Write each round's row, adding ``<column>_cumulative`` running sums of ``cumulative``."""
+CUMULATIVE = {"bits_down": "bits_down_cumulative", "bits_up": "bits_up_cumulative",
+              "sim_round_seconds": "sim_seconds_cumulative"}
 
-    def __init__(self, tensorboard: bool = True,
-                 cumulative: Sequence[str] = ("bits_down", "bits_up")):
-        """Also write TensorBoard events when ``tensorboard``; sum the ``cumulative`` columns."""
+
+class MetricsRelease(Callback):
+    """Write each round's row, adding running sums of the ``cumulative`` columns."""
+
+    def __init__(self, tensorboard: bool = True, cumulative: Mapping[str, str] | None = None):
+        """Also write TensorBoard events when ``tensorboard``.
+
+        ``cumulative`` maps a column to the column of its running sum (default: the bits and
+        the simulated round time, ``CUMULATIVE``).
+        """
         self.tensorboard = tensorboard
-        self.cumulative = tuple(cumulative)
+        self.cumulative = dict(CUMULATIVE if cumulative is None else cumulative)
         self._totals: dict[str, float] = {}
         self._sink: MetricsSink | None = None
 
@@ -106,10 +113,10 @@ class MetricsRelease(Callback):
 
     def on_round_end(self, context: TrainingContext, round_num: int, result, row) -> None:
         """Add the running sums and release the row."""
-        for key in self.cumulative:
+        for key, total in self.cumulative.items():
             if key in row:
                 self._totals[key] += row[key]
-                row[f"{key}_cumulative"] = _as_int_if_whole(self._totals[key])
+                row[total] = _as_int_if_whole(self._totals[key])
         self._sink.release(row, round_num)
 
 

@@ -25,6 +25,10 @@ class ProgressLine(Callback):
         if "bits_up_per_client" in row:
             parts.append(f"up {row['bits_up_per_client'] / 8e6:.2f} MB/client")
         parts.append(f"{row['round_seconds']:.2f} s")
+        if "clients_reported" in row:
+            parts.append(f"{row['clients_reported']}/{row['clients_sampled']} reported")
+        if "sim_round_seconds" in row:
+            parts.append(f"sim {row['sim_round_seconds']:.1f} s")
         if math.isfinite(_number(row.get("eval_accuracy"), math.nan)):
             parts.append(f"eval acc {row['eval_accuracy']:.4f} ({row['eval_seconds']:.2f} s)")
         if "dp_epsilon" in row:
