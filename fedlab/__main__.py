@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF 2.14 prints CUDA-plugin noise at import
+# Under `uv run`, Ray would rebuild the environment in every worker from the working folder;
+# fedlab's Ray jobs use this environment's interpreter as it is (hydra/launcher=ray).
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 import logging  # noqa: E402
 import sys  # noqa: E402
@@ -16,6 +19,8 @@ from omegaconf import DictConfig  # noqa: E402
 from fedlab.config import register_schemas  # noqa: E402
 from fedlab.errors import ConfigError, FedlabError  # noqa: E402
 from fedlab.preflight import ensure_writable  # noqa: E402
+from fedlab.resume import completed_with, config_record  # noqa: E402
+from fedlab.search import objective_value  # noqa: E402
 
 log = logging.getLogger("fedlab")
 register_schemas()
@@ -23,9 +28,19 @@ register_schemas()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Run one configuration; a fedlab error ends it with one line (and exit code 1)."""
+    """Run one configuration and return its ``objective`` (for a sweeper).
+
+    A run folder that already holds this configuration's completed run is not run again (a
+    re-run sweep skips its finished jobs without importing TensorFlow). A fedlab error ends the
+    run with one line (exit code 1); in a multirun Hydra records the job as failed, and under
+    fedlab's Optuna sweeper records the trial as failed.
+    """
+    run_dir = Path(cfg.run_dir)
+    if completed_with(run_dir, config_record(cfg)):
+        log.info("skipped: %s already holds this configuration's completed run", run_dir)
+        return _objective(cfg)
     from fedlab import runtime  # imported here so --help and --cfg stay fast
-    from fedlab.run import run
+    from fedlab.run import Interrupted, run
 
     for chatty in ("absl", "tensorflow"):  # TFF/TF chatter per traced model and checkpoint
         logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -36,12 +51,23 @@ def main(cfg: DictConfig) -> float:
     runtime.drop_default_context()
 
     try:
-        return run(cfg)
+        run(cfg)
+    except Interrupted as error:
+        log.error("stopped: %s", error)
+        error.resend()  # ends the process as the signal would have (a sweep stops too)
+        raise
     except FedlabError as error:
         log.error("error: %s", error)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # Hydra records the job as failed and goes on with the sweep
+            raise  # Hydra records the job as failed (Optuna: the trial) and goes on
         sys.exit(1)
+    return _objective(cfg)
+
+
+def _objective(cfg: DictConfig) -> float:
+    """The configured objective of the run in ``cfg.run_dir``."""
+    return objective_value(Path(cfg.run_dir), cfg.objective.metric,
+                           cfg.objective.target_accuracy, cfg.schedule.rounds)
 
 
 def _requested_output_root(argv: list[str]) -> Path:

@@ -20,3 +20,11 @@ class ServerSchedule(str, Enum):
     constant = "constant"
     exponential = "exponential"
     inverse_sqrt = "inverse_sqrt"
+
+
+class Objective(str, Enum):
+    """What a run returns to a sweeper (Optuna maximises or minimises it)."""
+
+    final_eval_accuracy = "final_eval_accuracy"
+    best_eval_accuracy = "best_eval_accuracy"
+    rounds_to_target = "rounds_to_target"

@@ -11,7 +11,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from fedlab.choices import PartitionMethod, ServerSchedule
+from fedlab.choices import Objective, PartitionMethod, ServerSchedule
 from fedlab.schedule import Schedule
 
 
@@ -313,6 +313,18 @@ class RemoteExecutorSchema:
 
 
 @dataclass
+class ObjectiveSchema:
+    """What ``python -m fedlab`` returns to a sweeper (Optuna optimises it).
+
+    ``rounds_to_target``: the first round with held-out accuracy >= ``target_accuracy``
+    (``schedule.rounds + 1`` when never reached); minimise it.
+    """
+
+    metric: Objective = Objective.final_eval_accuracy
+    target_accuracy: float = 0.8
+
+
+@dataclass
 class FedlabSchema:
     """The top level of a composed run configuration."""
 
@@ -328,6 +340,7 @@ class FedlabSchema:
     executor: Any = MISSING
     run_dir: str = MISSING
     tensorboard: bool = True
+    objective: ObjectiveSchema = field(default_factory=ObjectiveSchema)
 
 
 def register_schemas() -> None:

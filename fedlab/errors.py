@@ -27,3 +27,20 @@ class WorkerError(FedlabError):
 
 class RunFolderConflict(FedlabError):
     """A run folder is being continued with a configuration other than the one that started it."""
+
+
+class Interrupted(FedlabError):
+    """A signal stopped training after a round; the checkpoint and summary are written."""
+
+    def __init__(self, message: str, signal_number: int):
+        """``signal_number``: the signal that stopped the run."""
+        super().__init__(message)
+        self.signal_number = signal_number
+
+    def resend(self) -> None:
+        """End the process as the signal would have (its handler now: default or submitit's)."""
+        import logging
+        import signal
+
+        logging.shutdown()
+        signal.raise_signal(self.signal_number)

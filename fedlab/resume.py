@@ -11,6 +11,7 @@ ahead of that.
 """
 
 import csv
+import json
 import re
 import sys
 from pathlib import Path
@@ -27,7 +28,10 @@ METRICS_FILE = "metrics.csv"
 # Keys (and everything below them) that may differ between invocations of one run: where and
 # how it executes and what it prints, not its numbers.
 MAY_CHANGE = ("executor", "tensorboard", "trainer.tensorboard",
-              "callbacks.metrics_release.tensorboard", "callbacks.progress_line")
+              "callbacks.metrics_release.tensorboard", "callbacks.progress_line",
+              "callbacks.preemption", "objective")
+SWEEP_RECORD_FILE = "sweep_config.yaml"
+SUMMARY_FILE = "summary.json"
 
 
 REFERENCE = re.compile(r"\$\{([\w.]+)\}")
@@ -88,14 +92,9 @@ def check_resume(run_dir: Path, record: dict[str, Any]) -> None:
     done = rounds_done(run_dir)
     if not path.exists() or done == 0:
         return  # nothing to continue: the run (re)starts from round 1 with this configuration
-    started = _flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+    started = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    differences = _differences(started, record, ignore=("schedule.rounds",))
     requested = _flatten(record)
-    differences = [
-        f"{key}: {started.get(key, '<absent>')!r} -> {requested.get(key, '<absent>')!r}"
-        for key in sorted(set(started) | set(requested))
-        if key != "schedule.rounds" and not _may_change(key)
-        and started.get(key, "<absent>") != requested.get(key, "<absent>")
-    ]
     if differences:
         raise RunFolderConflict(
             f"the run folder {run_dir} was started with another configuration "
@@ -110,13 +109,93 @@ def check_resume(run_dir: Path, record: dict[str, Any]) -> None:
         )
 
 
+def _differences(started: dict, requested: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """``key: old -> new`` of every key that differs, apart from ``ignore`` and MAY_CHANGE."""
+    started, requested = _flatten(started), _flatten(requested)
+    return [
+        f"{key}: {started.get(key, '<absent>')!r} -> {requested.get(key, '<absent>')!r}"
+        for key in sorted(set(started) | set(requested))
+        if key not in ignore and not _may_change(key)
+        and started.get(key, "<absent>") != requested.get(key, "<absent>")
+    ]
+
+
+def completed_with(run_dir: Path, record: dict[str, Any]) -> bool:
+    """Whether ``run_dir`` holds a run that completed with the configuration ``record``.
+
+    (Its summary says ``completed`` and its ``run_config.yaml`` equals ``record``, the schedule's
+    rounds included, up to the keys in MAY_CHANGE.) Such a run has nothing left to do.
+    """
+    summary, path = run_dir / SUMMARY_FILE, run_dir / RUN_CONFIG_FILE
+    try:
+        if json.loads(summary.read_text()).get("status") != "completed":
+            return False
+        started = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except (OSError, ValueError):
+        return False
+    return not _differences(started, record)
+
+
+def sweep_record(config: DictConfig) -> dict[str, Any]:
+    """What makes a sweep the same sweep.
+
+    Its jobs' shared configuration, the command line's task overrides (sweeps included) and
+    the sweeper's search space.
+    """
+    return {"config": config_record(config),
+            "task_overrides": sorted(OmegaConf.select(config, "hydra.overrides.task") or []),
+            "sweeper_params": OmegaConf.to_container(
+                OmegaConf.select(config, "hydra.sweeper.params") or OmegaConf.create({}))}
+
+
+def check_sweep(sweep_dir: Path, record: dict[str, Any]) -> None:
+    """Refuse to launch into ``sweep_dir`` when another sweep configuration wrote it.
+
+    Raises:
+      RunFolderConflict: the recorded sweep differs (named keys); nothing was changed.
+    """
+    path = sweep_dir / SWEEP_RECORD_FILE
+    if not path.exists():
+        return
+    started = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    differences = _differences(started.get("config", {}), record["config"],
+                               ignore=("schedule.rounds",))
+    differences += [f"{key}: {started.get(key)!r} -> {record[key]!r}"
+                    for key in ("task_overrides", "sweeper_params")
+                    if started.get(key) != record[key]]
+    if differences:
+        raise RunFolderConflict(
+            f"the sweep folder {sweep_dir} was written by another sweep "
+            f"({'; '.join(differences)}); nothing was changed: re-run the original command "
+            "or choose a new hydra.sweep.dir")
+
+
 def save_record(run_dir: Path, record: dict[str, Any]) -> None:
     """Keep ``record`` as the configuration of ``run_dir``."""
     (run_dir / RUN_CONFIG_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(record)))
 
 
 class ResumeGuard(Callback):
-    """Hydra callback: run :func:`check_resume` before Hydra writes into the run folder."""
+    """Hydra callback: the resume and sweep guards, before Hydra writes anything.
+
+    :func:`check_resume` before a run's folder is written, :func:`check_sweep` before a sweep
+    launches into an existing sweep folder.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Stop with one line (exit code 1) when the sweep folder belongs to another sweep.
+
+        Otherwise record this sweep there (and create the folder: Optuna's storage lives in it).
+        """
+        sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
+        record = sweep_record(config)
+        try:
+            check_sweep(sweep_dir, record)
+        except RunFolderConflict as error:
+            sys.stderr.write(f"error: {error}\n")
+            sys.exit(1)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / SWEEP_RECORD_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(record)))
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Stop with one line (exit code 1) when the run folder belongs to another config."""

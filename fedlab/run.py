@@ -11,10 +11,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fedlab import provenance
+from fedlab import hparams, provenance
 from fedlab.callbacks import METRICS_FILE
 from fedlab.data import FederatedData
-from fedlab.errors import ConfigError, FedlabError
+from fedlab.errors import ConfigError, FedlabError, Interrupted
 from fedlab.preflight import ensure_writable, validate_schedule
 from fedlab.resume import check_resume, config_record, save_record
 from fedlab.schedule import Schedule
@@ -93,6 +93,8 @@ def run(cfg: DictConfig) -> float:
 
     Raises:
       RunFolderConflict: ``run_dir`` holds a run of another configuration (nothing written).
+      Interrupted: a signal (SIGTERM) stopped training after a round; the checkpoint and the
+        summary (``status: interrupted``) are written.
       FedlabError: bad configuration, missing data, divergence or unusable checkpoints.
     """
     started = time.perf_counter()
@@ -136,13 +138,19 @@ def run(cfg: DictConfig) -> float:
         write_summary(run_dir, {"status": "failed", "error": f"{type(error).__name__}: {error}",
                                 "provenance": {**record, "ended_at": provenance.now()}})
         raise
+    signal_number = figures.pop("interrupted_signal", None)
     summary = write_summary(run_dir, {
-        "status": "completed",
+        "status": "completed" if signal_number is None else "interrupted",
         "num_parameters": int(initial_model.count_params()),
         **figures,
         "wall_seconds_this_invocation": time.perf_counter() - started,
         "provenance": {**record, "ended_at": provenance.now()},
     })
+    if cfg.tensorboard:
+        hparams.write(run_dir, run_config, summary)
+    if signal_number is not None:
+        raise Interrupted(f"{summary['stopped_early']}; results so far in {run_dir}; run the "
+                          "same command again to resume", signal_number)
     final_accuracy = summary.get("final_eval_accuracy")
     log.info("done: final eval accuracy %s, results in %s", final_accuracy, run_dir)
     return math.nan if final_accuracy is None else float(final_accuracy)

@@ -10,9 +10,10 @@ from fedlab.callbacks.communication import Communication
 from fedlab.callbacks.divergence import DivergenceStop
 from fedlab.callbacks.evaluation import ClientEvaluation, HeldOutEvaluation
 from fedlab.callbacks.metrics import METRICS_FILE, MetricsRelease, MetricsSink
+from fedlab.callbacks.preemption import Preemption
 from fedlab.callbacks.privacy import DpAccounting
 from fedlab.callbacks.progress import ProgressLine
 
 __all__ = ["METRICS_FILE", "Callback", "Checkpointing", "ClientEvaluation", "Communication",
            "DivergenceStop", "DpAccounting", "HeldOutEvaluation", "MetricsRelease",
-           "MetricsSink", "ProgressLine", "TrainingContext"]
+           "MetricsSink", "Preemption", "ProgressLine", "TrainingContext"]

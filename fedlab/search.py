@@ -1,0 +1,37 @@
+"""The value a run returns to a sweeper, read from its folder (``summary.json``, ``metrics.csv``).
+
+Kept free of TensorFlow: a sweep re-run returns the objective of jobs that already completed
+without importing it.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from fedlab.choices import Objective
+
+
+def objective_value(run_dir: Path, objective: Objective | str, target_accuracy: float,
+                    rounds: int) -> float:
+    """``objective`` of the run in ``run_dir`` (NaN when it has no such figure).
+
+    ``rounds_to_target`` is the first round whose held-out accuracy reaches ``target_accuracy``;
+    a run that never reaches it counts ``rounds + 1`` (censored: never better than any run
+    that got there).
+    """
+    objective = Objective(objective)
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if objective is not Objective.rounds_to_target:
+        value = summary.get(objective.value)
+        return math.nan if value is None else float(value)
+    metrics_path = run_dir / "metrics.csv"
+    if not metrics_path.exists():
+        return math.nan
+    metrics = pd.read_csv(metrics_path)
+    if "eval_accuracy" not in metrics:
+        return math.nan
+    reached = metrics.loc[metrics["eval_accuracy"] >= target_accuracy, "round"]
+    return float(reached.iloc[0]) if len(reached) else float(rounds + 1)

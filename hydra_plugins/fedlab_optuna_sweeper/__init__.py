@@ -1,0 +1,1 @@
+"""fedlab's Optuna sweeper (a Hydra plugin: Hydra only loads plugins from ``hydra_plugins``)."""

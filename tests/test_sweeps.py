@@ -1,0 +1,199 @@
+"""Sweeps that survive: skipped finished jobs, the sweep guard, SIGTERM, HParams, Ray, Optuna."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, run_cli, small_config
+
+from fedlab.run import run
+from fedlab.search import objective_value
+
+SMOKE = ["dataset=synthetic", "schedule=smoke", "model=simple_cnn"]
+DETERMINISTIC = ["round", "train_loss", "train_accuracy", "examples", "eval_loss",
+                 "eval_accuracy", "bits_up"]
+
+
+def summary(run_dir):
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".hydra" not in p.parts and p.name != "multirun.yaml"
+            and not p.name.endswith(".log")}
+
+
+def test_objective_is_read_from_the_run_folder(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"final_eval_accuracy": 0.7, "best_eval_accuracy": 0.75}))
+    pd.DataFrame({"round": [1, 2, 3], "eval_accuracy": [0.5, 0.75, 0.7]}).to_csv(
+        tmp_path / "metrics.csv", index=False)
+    assert objective_value(tmp_path, "final_eval_accuracy", 0.8, 3) == 0.7
+    assert objective_value(tmp_path, "best_eval_accuracy", 0.8, 3) == 0.75
+    assert objective_value(tmp_path, "rounds_to_target", 0.75, 3) == 2.0
+    assert objective_value(tmp_path, "rounds_to_target", 0.9, 3) == 4.0  # never: rounds + 1
+    assert pd.isna(objective_value(tmp_path / "missing", "final_eval_accuracy", 0.8, 3))
+
+
+def test_a_finished_sweep_run_again_skips_every_job_without_importing_tensorflow(tmp_path):
+    sweep = tmp_path / "sweep"
+    command = ["-m", *SMOKE, "schedule.seed=0,1", f"hydra.sweep.dir={sweep}"]
+    first = run_cli(*command, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = snapshot(sweep)
+    # summary.json 1 says interrupted: that job resumes (from its last checkpoint) and finishes.
+    record = summary(sweep / "1")
+    (sweep / "1" / "summary.json").write_text(json.dumps({**record, "status": "interrupted"}))
+    again = run_cli(*command, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    output = again.stdout + again.stderr
+    assert output.count("skipped:") == 1 and "resuming from the checkpoint" in output
+    assert summary(sweep / "1")["status"] == "completed"
+    assert summary(sweep / "1")["rounds_trained_this_invocation"] == 0
+    for name in ("0/metrics.csv", "1/metrics.csv", "0/summary.json"):
+        assert (sweep / name).read_bytes() == before[sweep.joinpath(name).relative_to(sweep)]
+    # Everything completed now: nothing is imported beyond the configuration.
+    code = ("import runpy, sys; sys.argv = ['fedlab', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('fedlab', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('TENSORFLOW IMPORTED' if 'tensorflow' in sys.modules else 'NO TENSORFLOW')")
+    started = time.perf_counter()
+    third = subprocess.run([sys.executable, "-c", code, *command], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    print(f"finished 2-job sweep re-run: {time.perf_counter() - started:.1f} s")
+    assert (third.stdout + third.stderr).count("skipped:") == 2, third.stderr[-2000:]
+    assert "NO TENSORFLOW" in third.stdout
+
+
+def test_a_sweep_folder_of_another_sweep_is_refused_before_any_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    first = run_cli("-m", *SMOKE, "schedule.seed=0", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
+    other = run_cli("-m", *SMOKE, "schedule.seed=0,1", "schedule.local_epochs=2",
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert other.returncode == 1
+    lines = [line for line in other.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "was written by another sweep" in lines[0]
+    assert "schedule.local_epochs: 1 -> 2" in lines[0]
+    assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
+
+
+def test_hparams_are_logged_for_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run_dir = tmp_path / "run"
+    run(small_config(run_dir, "optimizer.client.learning_rate=0.05"))
+    accumulator = EventAccumulator(str(run_dir))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    session = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert session.hparams["optimizer.client.learning_rate"].number_value == 0.05
+    assert session.hparams["schedule.rounds"].number_value == 2
+    assert session.hparams["model._target_"].string_value == "fedlab.models.simple_cnn"
+    assert "eval_accuracy" in accumulator.Tags()["tensors"] + accumulator.Tags()["scalars"]
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_round_checkpoints_and_resumes_as_if_uninterrupted(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "fedlab", *SMOKE, "schedule.rounds=300",
+               "schedule.checkpoint_every=100", f"hydra.run.dir={run_dir}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.csv"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and (
+            not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM, stderr[-2000:]
+    record = summary(run_dir)
+    stopped = record["rounds_completed"]
+    assert record["status"] == "interrupted" and 2 <= stopped < 300
+    assert f"SIGTERM after round {stopped}" in record["stopped_early"]
+    assert (run_dir / "checkpoints" / f"round_{stopped}").exists()
+    assert "stopped: SIGTERM" in stdout + stderr
+    rounds = stopped + 2
+    resumed = run_cli(*SMOKE, f"schedule.rounds={rounds}", "schedule.checkpoint_every=100",
+                      f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert summary(run_dir)["status"] == "completed"
+    run(small_config(tmp_path / "straight", f"schedule.rounds={rounds}"))
+    pd.testing.assert_frame_equal(pd.read_csv(metrics)[DETERMINISTIC],
+                                  pd.read_csv(tmp_path / "straight" / "metrics.csv")[DETERMINISTIC])
+
+
+def _worker_pids() -> set[int]:
+    """TFF workers of this environment's TFF (not those of other checkouts)."""
+    found = subprocess.run(["pgrep", "-f", f"{sys.prefix}/.*worker_binary"],
+                           capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+@pytest.mark.slow
+def test_ray_runs_each_job_in_its_own_process_and_leaves_nothing_behind(tmp_path):
+    sweep = tmp_path / "sweep"
+    workers_before = _worker_pids()
+    result = run_cli("-m", "hydra/launcher=ray", *SMOKE, "schedule.seed=0,1",
+                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [summary(sweep / str(job)) for job in (0, 1)]
+    assert [r["status"] for r in records] == ["completed", "completed"]
+    assert records[0]["final_eval_accuracy"] != records[1]["final_eval_accuracy"]
+    pids = {line.split("pid=")[1].split(")")[0] for line in result.stdout.splitlines()
+            + result.stderr.splitlines() if "(_run_job pid=" in line}
+    assert len(pids) == 2  # one Ray worker process per job (max_calls: 1)
+    time.sleep(2)
+    assert _worker_pids() <= workers_before
+    assert not subprocess.run(["pgrep", "-f", "raylet"], capture_output=True).stdout
+
+
+@pytest.mark.slow
+def test_optuna_records_failed_trials_and_continues_the_study(tmp_path):
+    sweep = tmp_path / "search"
+    command = ["-m", "hparams_search=learning_rates", *SMOKE, f"hydra.sweep.dir={sweep}",
+               "schedule.clients_per_round=choice(2,99)"]  # 99 clients fail before training
+    first = run_cli(*command, "hydra.sweeper.n_trials=3", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    with sqlite3.connect(sweep / "optuna.db") as db:
+        trials = db.execute("select number, state from trials order by number").fetchall()
+    assert len(trials) == 3 and {"COMPLETE", "FAIL"} <= {state for _, state in trials}
+    second = run_cli(*command, "hydra.sweeper.n_trials=2", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    with sqlite3.connect(sweep / "optuna.db") as db:
+        values = db.execute("select trial_id, value from trial_values").fetchall()
+        params = db.execute("select trial_id, param_name, param_value from trial_params "
+                            "where param_name like 'optimizer%'").fetchall()
+        trials = db.execute("select number, state from trials order by number").fetchall()
+    assert len(trials) == 5
+    points = pd.DataFrame(params, columns=["trial", "name", "value"]).pivot(
+        index="trial", columns="name", values="value")
+    assert len(points.drop_duplicates()) == 5  # the continuation proposes new points
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["best_value"] == max(v for _, v in values)
+    assert {p.name for p in sweep.iterdir() if p.is_dir()} == {str(n) for n in range(5)}
+    best = max(summary(sweep / str(n)).get("final_eval_accuracy") or 0 for n in range(5))
+    assert results["best_value"] == best
+
+
+def test_a_search_space_over_an_unknown_key_is_one_clear_line(tmp_path):
+    result = run_cli("-m", "hparams_search=learning_rates", *SMOKE, "hydra.sweeper.n_trials=1",
+                     f"hydra.sweep.dir={tmp_path / 'search'}",
+                     "optimizer.client.lr=interval(0.1,0.2)", cwd=tmp_path)
+    assert result.returncode == 1
+    assert ("the search space does not fit the configuration: Could not override "
+            "'optimizer.client.lr'") in result.stderr
+    assert not list((tmp_path / "search").glob("[0-9]*"))  # no trial was launched
