@@ -197,3 +197,20 @@ def test_a_search_space_over_an_unknown_key_is_one_clear_line(tmp_path):
     assert ("the search space does not fit the configuration: Could not override "
             "'optimizer.client.lr'") in result.stderr
     assert not list((tmp_path / "search").glob("[0-9]*"))  # no trial was launched
+
+
+@pytest.mark.parametrize(("address", "message"), [
+    ("127.0.0.1:1", "error: cannot reach the Ray cluster at 127.0.0.1:1"),
+    ("auto", "error: cannot connect to the Ray cluster at auto: Could not find any running Ray"),
+])
+def test_an_unreachable_ray_address_is_one_clear_line(tmp_path, address, message):
+    started = time.perf_counter()
+    result = run_cli("-m", "hydra/launcher=ray", *SMOKE,
+                     f"hydra.launcher.ray.init.address={address}",
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        line for line in result.stderr.splitlines() if line.startswith(message)]
+    assert message in result.stderr
+    assert not list((tmp_path / "sweep").glob("[0-9]*"))
+    print(f"refused in {time.perf_counter() - started:.1f} s")
