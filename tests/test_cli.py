@@ -63,6 +63,7 @@ def test_mnist_smoke_run_writes_every_round(tmp_path):
     assert (table["examples"] == 2 * 400).all()  # 4,000 training digits over 10 clients
 
 
+@pytest.mark.slow
 def test_two_by_two_sweep_gives_four_run_folders(tmp_path):
     result = run_cli("-m", *SMOKE, "model=fedavg_cnn,simple_cnn", "aggregator=mean,compression",
                      "schedule.rounds=1", cwd=tmp_path, timeout=600)
@@ -154,6 +155,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
         resumed_table, pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns=timing))
 
 
+@pytest.mark.slow
 def test_parallel_sweep_records_a_failing_job_and_finishes_the_other(tmp_path):
     result = run_cli("-m", "hydra/launcher=parallel", *SMOKE, "schedule.clients_per_round=2,99",
                      cwd=tmp_path, timeout=600)

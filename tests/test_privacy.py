@@ -28,7 +28,7 @@ def direct_epsilon(rounds, noise, num_clients=20, clients_per_round=10, delta=1e
     return accountant.get_epsilon(delta)
 
 
-@pytest.mark.parametrize("rounds", [1, 10, 100])
+@pytest.mark.parametrize("rounds", [1, 10, pytest.param(100, marks=pytest.mark.slow)])
 def test_epsilon_matches_dp_accounting(rounds):
     assert privacy.epsilon(rounds, 1.0, 50, 10, 1e-5) == pytest.approx(
         direct_epsilon(rounds, 1.0, 50, 10))
@@ -83,6 +83,7 @@ def test_a_budget_stops_training_before_the_round_that_would_exceed_it(tmp_path)
     assert (tmp_path / "checkpoints" / "round_2").exists() and (tmp_path / "model.keras").exists()
 
 
+@pytest.mark.slow
 def test_auto_noise_is_calibrated_to_the_target_over_the_rounds(tmp_path, caplog):
     caplog.set_level("INFO", logger="fedlab")
     run(small_config(tmp_path, *DP, "aggregator.noise_multiplier=auto",
@@ -112,7 +113,7 @@ def test_bad_privacy_settings_fail_before_training(tmp_path, overrides, message)
         tmp_path / "metrics.csv").empty
 
 
-@pytest.mark.parametrize("aggregator", ["dp", "dp_fixed"])
+@pytest.mark.parametrize("aggregator", [pytest.param("dp", marks=pytest.mark.slow), "dp_fixed"])
 def test_the_same_seed_gives_the_same_noise_and_another_seed_other_noise(tmp_path, aggregator):
     tables = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
@@ -125,6 +126,7 @@ def test_the_same_seed_gives_the_same_noise_and_another_seed_other_noise(tmp_pat
     assert not tables["a"]["eval_loss"].equals(tables["c"]["eval_loss"])
 
 
+@pytest.mark.slow
 def test_a_resumed_dp_run_draws_the_noise_of_an_uninterrupted_one(tmp_path):
     noisy = [*DP, "aggregator.noise_multiplier=1.0"]
     run(small_config(tmp_path / "whole", *noisy, "schedule.rounds=4"))

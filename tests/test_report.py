@@ -103,6 +103,7 @@ def test_missing_folder_is_one_clear_error(tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_report_on_a_real_two_run_sweep(tmp_path):
     result = run_cli("-m", "dataset=synthetic", "schedule=smoke", "model=simple_cnn",
                      "schedule.seed=0,1", cwd=tmp_path, timeout=600)
