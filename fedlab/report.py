@@ -376,15 +376,9 @@ def plot_accuracy_vs_epsilon(groups, metrics: dict[str, pd.DataFrame],
             continue
         axes.plot(series["dp_epsilon"], series["eval_accuracy"],
                   label=f"{_label(members.iloc[0], group_columns)} (n={len(tables)})")
-    axes.set_xlabel("epsilon spent (client level, RDP)")
-    axes.set_ylabel("held-out accuracy")
-    axes.set_title("held-out accuracy vs privacy spent (mean over seeds)")
-    axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_epsilon.png", dpi=120)
-    plt.close(fig)
-    return "accuracy_vs_epsilon.png"
+    return _save_accuracy_plot(fig, axes, "epsilon spent (client level, RDP)",
+                               "held-out accuracy vs privacy spent (mean over seeds)",
+                               out / "accuracy_vs_epsilon.png")
 
 
 def plot_accuracy_vs_sim_time(groups, metrics: dict[str, pd.DataFrame],
@@ -404,15 +398,23 @@ def plot_accuracy_vs_sim_time(groups, metrics: dict[str, pd.DataFrame],
             axes.plot(series[SIM_TIME], series["eval_accuracy"], color=color, alpha=0.8,
                       label=label)
             label = None
-    axes.set_xlabel("simulated time (s): slowest reporting client per round, summed")
+    return _save_accuracy_plot(fig, axes,
+                               "simulated time (s): slowest reporting client per round, summed",
+                               "held-out accuracy vs simulated time (one line per run)",
+                               out / "accuracy_vs_sim_time.png")
+
+
+def _save_accuracy_plot(fig, axes, xlabel: str, title: str, path: Path) -> str:
+    """Label a held-out-accuracy plot, save it as ``path`` and return its file name."""
+    axes.set_xlabel(xlabel)
     axes.set_ylabel("held-out accuracy")
-    axes.set_title("held-out accuracy vs simulated time (one line per run)")
+    axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_sim_time.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
-    return "accuracy_vs_sim_time.png"
+    return path.name
 
 
 def groups_of(runs: pd.DataFrame, group_columns: list[str]):
