@@ -171,6 +171,17 @@ def test_optuna_records_failed_trials_and_continues_the_study(tmp_path):
     with sqlite3.connect(sweep / "optuna.db") as db:
         trials = db.execute("select number, state from trials order by number").fetchall()
     assert len(trials) == 3 and {"COMPLETE", "FAIL"} <= {state for _, state in trials}
+    # A sweep killed during its last completed trial: the study still has it running, its
+    # folder an interrupted run (with the checkpoint of its last round).
+    killed = max(number for number, state in trials if state == "COMPLETE")
+    with sqlite3.connect(sweep / "optuna.db") as db:
+        trial_id, = db.execute("select trial_id from trials where number = ?", (killed,)).fetchone()
+        db.execute("update trials set state = 'RUNNING', datetime_complete = NULL "
+                   "where trial_id = ?", (trial_id,))
+        db.execute("delete from trial_values where trial_id = ?", (trial_id,))
+    record = summary(sweep / str(killed))
+    (sweep / str(killed) / "summary.json").write_text(
+        json.dumps({**record, "status": "interrupted"}))
     second = run_cli(*command, "hydra.sweeper.n_trials=2", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     with sqlite3.connect(sweep / "optuna.db") as db:
@@ -178,7 +189,10 @@ def test_optuna_records_failed_trials_and_continues_the_study(tmp_path):
         params = db.execute("select trial_id, param_name, param_value from trial_params "
                             "where param_name like 'optimizer%'").fetchall()
         trials = db.execute("select number, state from trials order by number").fetchall()
-    assert len(trials) == 5
+    assert len(trials) == 5 and dict(trials)[killed] == "COMPLETE"
+    assert f"resuming trial {killed}" in second.stdout + second.stderr
+    assert summary(sweep / str(killed))["status"] == "completed"
+    assert dict(values)[trial_id] == record["final_eval_accuracy"]
     points = pd.DataFrame(params, columns=["trial", "name", "value"]).pivot(
         index="trial", columns="name", values="value")
     assert len(points.drop_duplicates()) == 5  # the continuation proposes new points

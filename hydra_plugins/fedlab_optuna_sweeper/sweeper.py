@@ -4,7 +4,8 @@ hydra-optuna-sweeper 1.2.0 re-raises the first failed trial, ending the search, 
 continued from its storage restarts its sampler from the same seed, so the continuation
 proposes the points it proposed before. This sweeper records a failed job (or a non-finite
 objective) as a FAIL trial and goes on, and reseeds the sampler from (seed, trials already in
-the study), so running the same command again adds new trials to the same study.
+the study), so running the same command again adds new trials to the same study — after
+finishing, from their checkpoints, the trials a killed sweep left running.
 """
 
 import logging
@@ -45,6 +46,7 @@ class ResilientOptunaSweeperImpl(OptunaSweeperImpl):
         if earlier:
             reseed(self.sampler, earlier)
             log.info("continuing study %s: %d trials so far", study.study_name, earlier)
+            self._finish_interrupted(study, len(directions))
         to_go = self.n_trials
         while to_go > 0:
             batch = min(to_go, self.n_jobs)
@@ -61,6 +63,25 @@ class ResilientOptunaSweeperImpl(OptunaSweeperImpl):
                     study.tell(trial, values=values)
             to_go -= batch
         self._save_results(study, directions)
+
+    def _finish_interrupted(self, study: optuna.Study, objectives: int) -> None:
+        """Run again, in its own job folder, every trial a killed sweep left running.
+
+        The job resumes from its last checkpoint (same overrides, same folder: the trial's
+        number), and the trial gets its result; these runs do not count against ``n_trials``.
+        """
+        for trial in study.get_trials(deepcopy=False,
+                                      states=(optuna.trial.TrialState.RUNNING,)):
+            overrides = tuple(f"{name}={value}" for name, value in
+                              {**trial.params, **trial.user_attrs}.items())
+            log.info("resuming trial %d, left running by an earlier sweep", trial.number)
+            job, = self.launcher.launch([overrides], initial_job_idx=trial.number)
+            values = _values(job, objectives)
+            if values is None:
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                log.warning("trial %d failed: %s", trial.number, _reason(job))
+            else:
+                study.tell(trial.number, values=values)
 
     def _check_search_space(self, distributions: dict, fixed: dict) -> None:
         """Compose one point of the search space: an unknown key stops the search at once.
