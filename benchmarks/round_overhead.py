@@ -1,6 +1,7 @@
 """Benchmark: FedAvg round time against the Keras floor, before/after, start-up, and memory.
 
     uv run python benchmarks/round_overhead.py [--rounds 20] [--long-rounds 300]
+                                               [--cross-device-rounds 5]
 
 For each model, 10 clients x 80 embedded-MNIST examples per round (batch 20, 1 local epoch,
 ``mean`` aggregator). A "round" is what fedlab's ``round_seconds`` column measures: building the
@@ -21,7 +22,10 @@ per-call set-up.
 Also: start-up (from the first line of this script, imports included, to the end of the first
 round), and with ``--long-rounds N`` simple_cnn runs N rounds with ``mean`` and ``compression``
 (after setup) and reports the worker's memory growth after a 20-round warm-up and the peak
-resident memory of both processes. Prints figures; asserts nothing.
+resident memory of both processes. With ``--cross-device-rounds N``: 400 clients of 10 examples,
+10/50/100/200 of them per round (batch 10), each model's rounds interleaved with the Keras fit of
+the same examples, and the per-client overhead (round - fit) / clients. Prints figures; asserts
+nothing.
 """
 
 import time
@@ -45,6 +49,7 @@ from fedlab.data.mnist import load_mnist  # noqa: E402
 from fedlab.training import RoundClients  # noqa: E402
 
 BATCH = 20
+CROSS_DEVICE_SIZES = (10, 50, 100, 200)  # clients per round, 10 examples each
 SETUPS = {  # name: (client loop, worker's concurrent computations (0: one per core), env)
     "before": (tff.learning.LoopImplementation.DATASET_REDUCE, -1,
                {k: v for k, v in os.environ.items() if k not in runtime.WORKER_MALLOC_ENV}),
@@ -60,14 +65,14 @@ def memory_mib(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def round_clients(data) -> RoundClients:
-    """Fedlab's per-round client sampling and preprocessing for 10 clients."""
+def round_clients(data, clients_per_round: int = 10, batch: int = BATCH) -> RoundClients:
+    """Fedlab's per-round client sampling and preprocessing."""
 
     def preprocess(dataset, seed):
-        return trainers.client_dataset(dataset, local_epochs=1, batch_size=BATCH,
+        return trainers.client_dataset(dataset, local_epochs=1, batch_size=batch,
                                        shuffle_buffer=data.shuffle_buffer, seed=seed)
 
-    return RoundClients(data.train, preprocess, sample_size=10, seed=0)
+    return RoundClients(data.train, preprocess, sample_size=clients_per_round, seed=0)
 
 
 def build_process(model_name: str, data, clients: RoundClients, aggregator, loop):
@@ -100,7 +105,8 @@ class FederatedRun:
 class KerasFloor:
     """Plain Keras ``fit`` of the same model on the first round's 800 examples."""
 
-    def __init__(self, model_name: str, data, clients: RoundClients):
+    def __init__(self, model_name: str, data, clients: RoundClients, batch: int = BATCH):
+        self._batch = batch
         arrays = [list(data.train.create_tf_dataset_for_client(c).as_numpy_iterator())
                   for c in clients.client_ids(1)]
         self._x = np.stack([e["x"] for client in arrays for e in client])
@@ -114,7 +120,7 @@ class KerasFloor:
         """Seconds of one ``fit`` call of one epoch; the epoch alone goes to epoch_seconds."""
         timer = _EpochTimer()
         started = time.perf_counter()
-        self._model.fit(self._x, self._y, batch_size=BATCH, epochs=1, verbose=0,
+        self._model.fit(self._x, self._y, batch_size=self._batch, epochs=1, verbose=0,
                         callbacks=[timer])
         elapsed = time.perf_counter() - started
         self.epoch_seconds.append(timer.seconds)
@@ -153,6 +159,30 @@ def compare(model_name: str, data, contexts: dict, rounds: int, warmup: int = 2)
     return medians
 
 
+def cross_device(data, context, rounds: int, warmup: int = 1) -> list[dict]:
+    """Rounds of ``CROSS_DEVICE_SIZES`` clients x 10 examples (batch 10) vs the Keras floor.
+
+    fedlab's "after" setup; each size's rounds and fits interleaved; medians.
+    """
+    rows = []
+    for model_name in ("fedavg_cnn", "simple_cnn"):
+        for clients_per_round in CROSS_DEVICE_SIZES:
+            clients = round_clients(data, clients_per_round, batch=10)
+            process = build_process(model_name, data, clients, tff.aggregators.MeanFactory(),
+                                    SETUPS["after"][0])
+            runners = {"round": FederatedRun(process, clients, context),
+                       "fit": KerasFloor(model_name, data, clients, batch=10)}
+            times = {name: [] for name in runners}
+            for _ in range(warmup + rounds):
+                for name, runner in runners.items():
+                    times[name].append(runner.step())
+            medians = {name: statistics.median(t[-rounds:]) for name, t in times.items()}
+            rows.append({"model": model_name, "clients": clients_per_round, **medians,
+                         "epoch in fit": statistics.median(
+                             runners["fit"].epoch_seconds[-rounds:])})
+    return rows
+
+
 def long_run(data, context, worker_pid: int, rounds: int, aggregator) -> dict:
     """Median round and memory over ``rounds`` rounds of simple_cnn (after setup)."""
     clients = round_clients(data)
@@ -179,6 +209,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--long-rounds", type=int, default=0)
+    parser.add_argument("--cross-device-rounds", type=int, default=0,
+                        help="also time 10/50/100/200 clients x 10 examples per round "
+                             "(400 clients), this many rounds per size")
     args = parser.parse_args()
     data = load_mnist(num_clients=50)
     with ExitStack() as stack:
@@ -205,6 +238,19 @@ def main() -> None:
               f"{first_round:.1f} s")
         print(f"resident now: python {memory_mib(os.getpid()):.0f} MiB, after-worker "
               f"{memory_mib(worker_pids['after']):.0f} MiB")
+        if args.cross_device_rounds:
+            print(f"\ncross-device: 400 clients x 10 examples, batch 10, "
+                  f"{args.cross_device_rounds} rounds per size (medians)")
+            print(f"{'model':<11} {'clients':>7} {'round s':>8} {'fit s':>7} {'ratio':>6} "
+                  f"{'epoch s':>8} {'ratio':>6} {'ms/client over fit':>19}")
+            small = load_mnist(num_clients=400)
+            for r in cross_device(small, contexts["after"], args.cross_device_rounds):
+                print(f"{r['model']:<11} {r['clients']:>7} {r['round']:8.3f} {r['fit']:7.3f} "
+                      f"{r['round'] / r['fit']:6.2f} {r['epoch in fit']:8.3f} "
+                      f"{r['round'] / r['epoch in fit']:6.2f} "
+                      f"{1000 * (r['round'] - r['fit']) / r['clients']:19.1f}", flush=True)
+            print(f"peak resident so far: python {memory_mib(os.getpid(), 'VmHWM'):.0f} MiB, "
+                  f"after-worker {memory_mib(worker_pids['after'], 'VmHWM'):.0f} MiB")
         if args.long_rounds:
             for name, factory in (("mean", tff.aggregators.MeanFactory()),
                                   ("compression", aggregators.compression_aggregator())):
