@@ -1,5 +1,8 @@
 """Errors fedlab reports as one clear line instead of a traceback."""
 
+import logging
+import signal
+
 
 class FedlabError(Exception):
     """Base class of the errors the entrypoint reports as a single line."""
@@ -39,8 +42,5 @@ class Interrupted(FedlabError):
 
     def resend(self) -> None:
         """End the process as the signal would have (its handler now: default or submitit's)."""
-        import logging
-        import signal
-
         logging.shutdown()
         signal.raise_signal(self.signal_number)

@@ -36,6 +36,8 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from fedlab.resume import METRICS_FILE, SUMMARY_FILE  # noqa: E402
+
 RUN_MARKER = Path(".hydra") / "config.yaml"
 REQUIRED_COLUMNS = ("round", "train_loss", "eval_accuracy", "eval_loss", "bits_up_cumulative")
 SEED_KEYS = ("schedule.seed",)
@@ -107,12 +109,12 @@ def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame 
     The figures are filled in for completed and failed runs, and for incomplete runs whose
     metrics table has every required column.
     """
-    metrics_path = run_dir / "metrics.csv"
+    metrics_path = run_dir / METRICS_FILE
     try:
         metrics = pd.read_csv(metrics_path) if metrics_path.exists() else None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         metrics = None
-    summary_path = run_dir / "summary.json"
+    summary_path = run_dir / SUMMARY_FILE
     try:
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     except (ValueError, OSError):

@@ -23,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from fedlab.errors import RunFolderConflict
 
 RUN_CONFIG_FILE = "run_config.yaml"
-# fedlab.callbacks.METRICS_FILE; not imported, so that Hydra's callback stays free of TensorFlow.
-METRICS_FILE = "metrics.csv"
+METRICS_FILE = "metrics.csv"  # fedlab.callbacks imports it from here: this module has no TF
+
 # Keys (and everything below them) that may differ between invocations of one run: where and
 # how it executes and what it prints, not its numbers.
 MAY_CHANGE = ("executor", "tensorboard", "trainer.tensorboard",

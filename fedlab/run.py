@@ -16,13 +16,12 @@ from fedlab.callbacks import METRICS_FILE
 from fedlab.data import FederatedData
 from fedlab.errors import ConfigError, FedlabError, Interrupted
 from fedlab.preflight import ensure_writable, validate_schedule
-from fedlab.resume import check_resume, config_record, save_record
+from fedlab.resume import SUMMARY_FILE, check_resume, config_record, save_record
 from fedlab.schedule import Schedule
 from fedlab.task import Task
 
 log = logging.getLogger(__name__)
 
-SUMMARY_FILE = "summary.json"
 CLIENT_LABELS_FILE = "client_labels.csv"
 
 

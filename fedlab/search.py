@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from fedlab.choices import Objective
+from fedlab.resume import METRICS_FILE, SUMMARY_FILE
 
 
 def objective_value(run_dir: Path, objective: Objective | str, target_accuracy: float,
@@ -22,12 +23,12 @@ def objective_value(run_dir: Path, objective: Objective | str, target_accuracy: 
     that got there).
     """
     objective = Objective(objective)
-    summary_path = run_dir / "summary.json"
+    summary_path = run_dir / SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if objective is not Objective.rounds_to_target:
         value = summary.get(objective.value)
         return math.nan if value is None else float(value)
-    metrics_path = run_dir / "metrics.csv"
+    metrics_path = run_dir / METRICS_FILE
     if not metrics_path.exists():
         return math.nan
     metrics = pd.read_csv(metrics_path)

@@ -133,7 +133,7 @@ class FederatedTrainer:
         with self.executor.context(run_dir):
             communication = comms.measure_round_communication(process.next)
             round_clients = self.round_clients(data, schedule, preprocess, communication)
-            if isinstance(round_clients, SimulatedRoundClients):
+            if not self.clients.ideal:  # simulated clients: their device profiles
                 round_clients.profiles.to_csv(run_dir / PROFILES_FILE)
             context = TrainingContext(
                 process=process,

@@ -10,8 +10,7 @@ import tensorflow_federated as tff
 
 from fedlab.callbacks.base import Callback, TrainingContext
 from fedlab.errors import CheckpointError
-
-METRICS_FILE = "metrics.csv"
+from fedlab.resume import METRICS_FILE
 
 
 class MetricsSink:
