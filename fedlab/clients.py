@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from fedlab.client_datasets import ALL_BATCHES
 from fedlab.comms import RoundCommunication
 from fedlab.errors import ConfigError
 from fedlab.training import Cohort, RoundClients
@@ -210,10 +211,12 @@ class SimulatedRoundClients(RoundClients):
     ``clients_reported``, ``clients_dropped``, ``clients_partial``, ``sim_round_seconds``).
     """
 
-    def __init__(self, client_data, preprocess, clients_per_round: int, seed: int,
+    def __init__(self, client_data, datasets, clients_per_round: int, seed: int,
                  conditions: ClientConditions, local_epochs: int, batch_size: int,
                  communication: RoundCommunication):
         """Draw the device profiles and count every client's examples.
+
+        ``datasets(work)`` turns the reporting clients' work into ``process.next``'s input.
 
         Raises:
           ConfigError: over-selection samples more clients than there are.
@@ -223,7 +226,7 @@ class SimulatedRoundClients(RoundClients):
             raise ConfigError(
                 f"clients.over_selection={conditions.over_selection} samples {sample_size} "
                 f"clients per round but the dataset has {len(client_data.client_ids)}")
-        super().__init__(client_data, preprocess, sample_size, seed)
+        super().__init__(client_data.client_ids, datasets, sample_size, seed)
         self.conditions, self.clients_per_round = conditions, clients_per_round
         self.local_epochs, self.batch_size = local_epochs, batch_size
         self.communication = communication
@@ -242,14 +245,12 @@ class SimulatedRoundClients(RoundClients):
             self.communication.upload_bits_per_client)
 
     def __call__(self, round_num: int) -> Cohort:
-        """The reporting clients' datasets and the round's client columns."""
+        """The reporting clients' inputs and the round's client columns."""
         plan = self.plan(round_num)
-        datasets = []
-        for client in plan.reporting:
-            dataset = self.dataset(round_num, client.index, client.client_id)
-            datasets.append(dataset.take(client.batches) if client.status == "partial"
-                            else dataset)
-        return Cohort(datasets, plan.columns)
+        return Cohort(self._datasets([
+            self.work(round_num, client.index, client.client_id,
+                      client.batches if client.status == "partial" else ALL_BATCHES)
+            for client in plan.reporting]), plan.columns)
 
 
 def _count(dataset: tf.data.Dataset) -> int:

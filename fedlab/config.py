@@ -301,6 +301,8 @@ class LocalExecutorSchema:
     _target_: str = "fedlab.runtime.LocalExecution"
     # Computations the local worker runs at once: 0 = one per usable CPU core, -1 = no limit.
     concurrent_calls: int = 0
+    # Build the clients' datasets inside the worker from their ids (else sent from Python).
+    client_datasets_in_worker: bool = True
 
 
 @dataclass
@@ -310,6 +312,9 @@ class RemoteExecutorSchema:
     _target_: str = "fedlab.runtime.RemoteExecution"
     targets: list[str] = field(default_factory=list)
     connect_timeout_seconds: float = 30.0
+    # Build the clients' datasets inside the workers from their ids: the data travel inside the
+    # computation, except a data set read from files (EMNIST), which every worker must then see.
+    client_datasets_in_worker: bool = True
 
 
 @dataclass

@@ -233,10 +233,12 @@ class LocalExecution:
     """``executor=local``: a private TFF worker per run, logging to the run's worker.log.
 
     ``concurrent_calls``: computations the worker runs at once; 0 = one per usable CPU core,
-    -1 = no limit (TFF's default).
+    -1 = no limit (TFF's default). ``client_datasets_in_worker``: the worker builds the clients'
+    datasets from their ids (:mod:`fedlab.client_datasets`) rather than receiving them.
     """
 
     concurrent_calls: int = 0
+    client_datasets_in_worker: bool = True
 
     def __post_init__(self):
         """Reject an impossible concurrency before anything starts."""
@@ -256,6 +258,7 @@ class RemoteExecution:
 
     targets: Sequence[str] = ()
     connect_timeout_seconds: float = 30.0
+    client_datasets_in_worker: bool = True
 
     def context(self, run_dir: Path):
         """The execution block (``run_dir`` is unused: the workers log where they run)."""

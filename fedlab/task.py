@@ -7,6 +7,7 @@ the probabilities to [1e-7, 1 - 1e-7]: the two losses of one model then disagree
 confident and wrong, by orders of magnitude once it diverges.)
 """
 
+import collections
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,12 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 ACCURACY = "accuracy"
+# Layers that compute the same in training and inference and hold only trainable weights: a
+# model of these alone runs as TFF's variable-free FunctionalModel (see Task.tff_model).
+FUNCTIONAL_LAYERS = (tf.keras.layers.InputLayer, tf.keras.layers.Conv2D,
+                     tf.keras.layers.MaxPooling2D, tf.keras.layers.AveragePooling2D,
+                     tf.keras.layers.Flatten, tf.keras.layers.Reshape, tf.keras.layers.Dense,
+                     tf.keras.layers.Activation, tf.keras.layers.ReLU)
 ModelBuilder = Callable[[Sequence[int], int], tf.keras.Model]
 
 
@@ -25,6 +32,30 @@ def loss(reduction: str = "sum_over_batch_size") -> tf.keras.losses.Loss:
 def metrics() -> list[tf.keras.metrics.Metric]:
     """The metrics reported for training and held-out data, keyed ``ACCURACY``."""
     return [tf.keras.metrics.SparseCategoricalAccuracy(name=ACCURACY)]
+
+
+class BatchWeightedLoss(tf.keras.metrics.Mean):
+    """The training loss as TFF reports it for Keras models: batch losses weighted by batch size.
+
+    (A per-example mean would be the same number up to float rounding; this is the same bits.)
+    """
+
+    def __init__(self, name: str = "loss", dtype=tf.float32):
+        """A mean of batch losses named ``name``."""
+        super().__init__(name, dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add one batch's loss, weighted by its size (``sample_weight`` is not used)."""
+        del sample_weight
+        return super().update_state(loss()(y_true, y_pred), tf.shape(y_pred)[0])
+
+
+def training_metrics() -> collections.OrderedDict:
+    """The client training metrics TFF adds for Keras models, for a FunctionalModel."""
+    return collections.OrderedDict(
+        [(m.name, m) for m in (*metrics(), BatchWeightedLoss(),
+                               tff.learning.metrics.NumExamplesCounter(),
+                               tff.learning.metrics.NumBatchesCounter())])
 
 
 @dataclass(frozen=True)
@@ -55,3 +86,22 @@ class Task:
                 self.keras_model(), input_spec=input_spec, loss=loss(), metrics=metrics())
 
         return model_fn
+
+    def runs_functionally(self) -> bool:
+        """Whether the model is made of :data:`FUNCTIONAL_LAYERS` only, with no added losses."""
+        model = self.keras_model()
+        return not model.losses and all(isinstance(layer, FUNCTIONAL_LAYERS)
+                                        for layer in model.layers)
+
+    def tff_model(self, input_spec):
+        """The model in the form TFF's learning algorithms run fastest.
+
+        A model that :meth:`runs_functionally` becomes a ``FunctionalModel``: clients train on
+        weights passed in, with no variables to create and initialise per client (the same
+        weights and metrics as the Keras-model path, bit for bit). Other models (dropout, batch
+        norm, regularisers) get TFF's Keras-model path, :meth:`tff_model_fn`.
+        """
+        if self.runs_functionally():
+            return tff.learning.models.functional_model_from_keras(
+                self.keras_model(), loss(), input_spec, metrics_constructor=training_metrics)
+        return self.tff_model_fn(input_spec)

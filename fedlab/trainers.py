@@ -14,6 +14,7 @@ import tensorflow_federated as tff
 from fedlab import central, comms
 from fedlab.algorithms import Aggregator, IncompatibleAggregator
 from fedlab.callbacks import Callback, Checkpointing, MetricsSink, TrainingContext
+from fedlab.client_datasets import client_datasets
 from fedlab.clients import PROFILES_FILE, ClientConditions, SimulatedRoundClients
 from fedlab.data import FederatedData
 from fedlab.errors import ConfigError
@@ -79,21 +80,25 @@ class FederatedTrainer:
           ConfigError: TFF cannot build the algorithm with the aggregator (both named).
         """
         try:
-            return self.algorithm.build(task.tff_model_fn(input_spec), aggregator,
+            return self.algorithm.build(task.tff_model(input_spec), aggregator,
                                         self.optimizer.client, self.optimizer.server)
         except IncompatibleAggregator as error:
             raise ConfigError(
                 f"algorithm '{self.algorithm.name}' cannot use the aggregator "
                 f"{self.aggregator_name}: {error}") from None
 
-    def round_clients(self, data: FederatedData, schedule: Schedule, preprocess,
+    def round_clients(self, data: FederatedData, schedule: Schedule, datasets,
                       communication: comms.RoundCommunication) -> RoundClients:
-        """Each round's cohort: every sampled client (ideal clients) or the simulated ones."""
+        """Each round's cohort: every sampled client (ideal clients) or the simulated ones.
+
+        ``datasets(work)`` gives ``process.next`` its client argument (see
+        :mod:`fedlab.client_datasets`).
+        """
         if self.clients.ideal:
-            return RoundClients(data.train, preprocess, schedule.clients_per_round,
+            return RoundClients(data.train.client_ids, datasets, schedule.clients_per_round,
                                 seed=schedule.seed)
         return SimulatedRoundClients(
-            data.train, preprocess, schedule.clients_per_round, schedule.seed, self.clients,
+            data.train, datasets, schedule.clients_per_round, schedule.seed, self.clients,
             local_epochs=schedule.local_epochs, batch_size=schedule.batch_size,
             communication=communication)
 
@@ -130,13 +135,15 @@ class FederatedTrainer:
         log.info("%s (%s) on %d clients, %d per round, %d parameters", initial_model.name,
                  self.algorithm.name, data.num_clients, schedule.clients_per_round,
                  initial_model.count_params())
+        datasets = client_datasets(data.train, preprocess, graph_seed=schedule.seed,
+                                   in_worker=self.executor.client_datasets_in_worker)
         with self.executor.context(run_dir):
             communication = comms.measure_round_communication(process.next)
-            round_clients = self.round_clients(data, schedule, preprocess, communication)
+            round_clients = self.round_clients(data, schedule, datasets, communication)
             if not self.clients.ideal:  # simulated clients: their device profiles
                 round_clients.profiles.to_csv(run_dir / PROFILES_FILE)
             context = TrainingContext(
-                process=process,
+                process=datasets.compose(process),
                 state=process.set_model_weights(process.initialize(),
                                                 keras_model_weights(initial_model)),
                 rounds=schedule.rounds, clients_per_round=schedule.clients_per_round,

@@ -11,28 +11,30 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedlab import task
 from fedlab.callbacks import Callback, TrainingContext
+from fedlab.client_datasets import ALL_BATCHES, ClientWork
 
 log = logging.getLogger("fedlab")
 
 
 @dataclass
 class Cohort:
-    """The datasets of a round's aggregated clients, and columns describing the round's clients.
+    """What ``process.next`` trains a round's aggregated clients on, and columns describing them.
 
-    An empty ``datasets`` means no client reported: the round leaves the model unchanged.
+    ``inputs`` is the client argument of ``next``: the clients' datasets, or the work items the
+    worker builds them from (:mod:`fedlab.client_datasets`). Empty means no client reported:
+    the round leaves the model unchanged.
     """
 
-    datasets: list[tf.data.Dataset]
+    inputs: list
     columns: dict[str, float] = field(default_factory=dict)
 
 
 class RoundClients:
-    """Picks each round's clients and builds their preprocessed datasets, from the round alone.
+    """Picks each round's clients and their work (shuffle seed, batches), from the round alone.
 
     Both the sample (TFF's seeded uniform sampler) and the shuffling seeds are functions of
     (seed, round), so a resumed run sees exactly the clients and example orders the
@@ -41,34 +43,34 @@ class RoundClients:
 
     def __init__(
         self,
-        client_data: tff.simulation.datasets.ClientData,
-        preprocess: Callable[[tf.data.Dataset, int], tf.data.Dataset],
+        client_ids: Sequence[str],
+        datasets: Callable[[Sequence[ClientWork]], list],
         sample_size: int,
         seed: int,
     ):
-        """``preprocess(dataset, shuffle_seed)`` turns a raw client dataset into batches."""
-        self._client_data = client_data
-        self._preprocess = preprocess
+        """``datasets(work)`` turns the round's work into ``process.next``'s client argument."""
+        self._datasets = datasets
         self._sample_size = sample_size
         self._seed = seed
         self._sampler = tff.simulation.build_uniform_sampling_fn(
-            client_data.client_ids, replace=False, random_seed=seed
+            client_ids, replace=False, random_seed=seed
         )
 
     def client_ids(self, round_num: int) -> list[str]:
         """The clients sampled in ``round_num``."""
         return list(self._sampler(round_num, self._sample_size))
 
-    def dataset(self, round_num: int, index: int, client_id: str) -> tf.data.Dataset:
-        """The batches of the ``index``-th sampled client, shuffled with a seed of its own."""
-        return self._preprocess(
-            self._client_data.create_tf_dataset_for_client(client_id),
-            int(np.random.SeedSequence([self._seed, round_num, index]).generate_state(1)[0]))
+    def work(self, round_num: int, index: int, client_id: str,
+             batches: int = ALL_BATCHES) -> ClientWork:
+        """The ``index``-th sampled client's work, shuffled with a seed of its own."""
+        seed = int(np.random.SeedSequence([self._seed, round_num, index]).generate_state(1)[0])
+        return ClientWork(client_id, seed, batches)
 
     def __call__(self, round_num: int) -> Cohort:
-        """The datasets of ``round_num``'s clients (every sampled client trains)."""
-        return Cohort([self.dataset(round_num, index, client_id)
-                       for index, client_id in enumerate(self.client_ids(round_num))])
+        """The inputs of ``round_num``'s clients (every sampled client trains)."""
+        sampled = self.client_ids(round_num)
+        return Cohort(self._datasets([self.work(round_num, index, client_id)
+                                      for index, client_id in enumerate(sampled)]))
 
 
 def train(
@@ -97,8 +99,8 @@ def train(
     for round_num in range(context.next_round, context.rounds + 1):
         started = time.perf_counter()
         cohort = round_clients(round_num)
-        if cohort.datasets:
-            result = context.process.next(context.state, cohort.datasets)
+        if cohort.inputs:
+            result = context.process.next(context.state, cohort.inputs)
             train_metrics = result.metrics["client_work"]["train"]
             row = {
                 "train_loss": float(train_metrics["loss"]),

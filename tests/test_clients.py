@@ -8,6 +8,7 @@ import pytest
 from conftest import small_config
 
 from fedlab import runtime
+from fedlab.client_datasets import PythonDatasets
 from fedlab.clients import PROFILES_FILE, ClientConditions
 from fedlab.errors import ConfigError
 from fedlab.run import build, run
@@ -165,18 +166,19 @@ def test_dropped_clients_are_not_in_the_aggregate(tmp_path):
 
     with runtime.LocalExecution().context(tmp_path):
         communication = comms.measure_round_communication(process.next)
-        simulated = trainer.round_clients(data, schedule, preprocess, communication)
+        datasets = PythonDatasets(data.train, preprocess)
+        simulated = trainer.round_clients(data, schedule, datasets, communication)
         trainer.clients = ClientConditions()
-        every_client = trainer.round_clients(data, schedule, preprocess, communication)
+        every_client = trainer.round_clients(data, schedule, datasets, communication)
         start = process.initialize()
         planned = simulated.plan(1)
         reporting = planned.reporting
         assert 0 < len(reporting) < 6
         cohort = simulated(1)
-        with_dropout = process.next(start, cohort.datasets)
-        only_those = process.next(start, [simulated.dataset(1, c.index, c.client_id)
+        with_dropout = process.next(start, cohort.inputs)
+        only_those = process.next(start, [datasets.dataset(simulated.work(1, c.index, c.client_id))
                                           for c in reporting])
-        everyone = process.next(start, every_client(1).datasets)
+        everyone = process.next(start, every_client(1).inputs)
         weights = [process.get_model_weights(o.state).trainable
                    for o in (with_dropout, only_those, everyone)]
     for a, b in zip(weights[0], weights[1], strict=True):

@@ -132,21 +132,52 @@ def partitioned_federated_data(
     )
 
 
+# Up to this many bytes of client arrays are embedded in the client-dataset computation that
+# fedlab's worker runs (see client_data_from_arrays); larger data is sent per client per round.
+EMBEDDED_ARRAYS_LIMIT_BYTES = 256 * 2**20
+
+
 def client_data_from_arrays(
     clients: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    embed_limit_bytes: int = EMBEDDED_ARRAYS_LIMIT_BYTES,
 ) -> tff.simulation.datasets.ClientData:
     """A ClientData whose datasets hold only their own client's arrays.
 
     ``TestClientData`` bakes every client's data into each dataset graph, which would ship the
-    whole data set to the TFF worker for every client every round; here each client dataset is
-    ``from_tensor_slices`` of that client's arrays alone.
+    whole data set to the TFF worker for every client every round. Here the arrays are stacked
+    once and a client's dataset is ``from_tensor_slices`` of its own rows, looked up from its id
+    in TensorFlow, so ``serializable_dataset_fn`` traces into a TFF computation that builds any
+    client's dataset inside the worker from its id alone. Above ``embed_limit_bytes`` of arrays
+    the lookup stays in Python (datasets then travel from Python, one per client).
     """
+    client_ids = list(clients)
     arrays = dict(clients)
+    if sum(x.nbytes + y.nbytes for x, y in arrays.values()) > embed_limit_bytes:
 
-    def dataset_for_client(client_id: str) -> tf.data.Dataset:
-        x, y = arrays[client_id]
-        return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y))
+        def dataset_for_client(client_id: str) -> tf.data.Dataset:
+            x, y = arrays[client_id]
+            return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y))
+
+        return tff.simulation.datasets.ClientData.from_clients_and_tf_fn(
+            client_ids, dataset_for_client)
+
+    counts = np.array([len(arrays[c][1]) for c in client_ids], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    all_x = np.concatenate([arrays[c][0] for c in client_ids])
+    all_y = np.concatenate([arrays[c][1] for c in client_ids])
+
+    def dataset_for_client(client_id) -> tf.data.Dataset:
+        if tf.executing_eagerly():  # in Python: slice the client's own arrays
+            if isinstance(client_id, tf.Tensor):
+                client_id = client_id.numpy().decode()
+            x, y = arrays[client_id]
+            return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y))
+        # Traced into a TFF computation: every client's rows embedded, this one's selected.
+        index = tf.reshape(tf.where(tf.equal(tf.constant(client_ids), client_id)), [])
+        start = tf.gather(tf.constant(starts), index)
+        end = start + tf.gather(tf.constant(counts), index)
+        return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(
+            x=tf.constant(all_x)[start:end], y=tf.constant(all_y)[start:end]))
 
     return tff.simulation.datasets.ClientData.from_clients_and_tf_fn(
-        list(arrays), dataset_for_client
-    )
+        client_ids, dataset_for_client)

@@ -1,0 +1,102 @@
+"""Issue 15's speed levers change how a round runs, never what it computes."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from conftest import REPO, compose_config, small_config
+
+from fedlab import runtime, trainers
+from fedlab.client_datasets import ClientWork, PythonDatasets, WorkerDatasets, client_datasets
+from fedlab.data.federated_data import client_data_from_arrays
+from fedlab.run import run
+
+GOLDEN = REPO / "tests" / "data" / "golden"
+TIMING = ["round_seconds", "eval_seconds"]
+# Runs whose metrics.csv the code before issue 15's changes wrote (tests/data/golden/).
+GOLDEN_RUNS = {
+    "fedavg_mnist": ["dataset=mnist", "model=simple_cnn", "schedule.rounds=3",
+                     "schedule.clients_per_round=10", "schedule.seed=3"],
+    "unreliable_mnist": ["dataset=mnist", "model=simple_cnn", "schedule.rounds=3",
+                         "schedule.clients_per_round=10", "schedule.seed=3", "clients=unreliable",
+                         "clients.dropout=0.3", "clients.deadline_seconds=20",
+                         "clients.partial_work=true"],
+    "mime_lite_synthetic": ["dataset=synthetic", "model=simple_cnn", "schedule.rounds=3",
+                            "schedule.clients_per_round=4", "algorithm=mime_lite",
+                            "schedule.local_epochs=2"],
+}
+
+
+def metrics(run_dir) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "metrics.csv").drop(columns=TIMING)
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_RUNS))
+def test_same_seed_gives_the_metrics_written_before(tmp_path, name):
+    run(compose_config(GOLDEN_RUNS[name], tmp_path))
+    now = metrics(tmp_path)
+    before = pd.read_csv(GOLDEN / f"{name}.csv").drop(columns=TIMING)
+    assert list(now.columns) == list(before.columns)
+    # FedAvg's Keras-model client work broadcast its (constant) 32-bit learning rate with the
+    # model; the functional client work has no state, so each client downloads 32 bits less.
+    bits_down = ["bits_down", "bits_down_cumulative", "bits_down_per_client"]
+    assert set(before["bits_down_per_client"] - now["bits_down_per_client"]) <= {0, 32}
+    now, before = now.drop(columns=bits_down), before.drop(columns=bits_down)
+    integers = [c for c in before.columns if pd.api.types.is_integer_dtype(before[c])]
+    pd.testing.assert_frame_equal(now[integers], before[integers])
+    # Bit-identical on the machine that wrote them; another CPU may round the last digit.
+    np.testing.assert_allclose(now.to_numpy(float), before.to_numpy(float), rtol=1e-5)
+
+
+def test_datasets_built_in_the_worker_train_exactly_like_datasets_from_python(tmp_path):
+    tables = {}
+    for in_worker in (True, False):
+        run(small_config(tmp_path / str(in_worker), "schedule.rounds=3", "schedule.seed=7",
+                         "clients=unreliable", "clients.partial_work=true",
+                         "clients.deadline_seconds=1",
+                         f"executor.client_datasets_in_worker={in_worker}"))
+        tables[in_worker] = metrics(tmp_path / str(in_worker))
+    pd.testing.assert_frame_equal(tables[True], tables[False])
+    assert tables[True]["examples"].sum() > 0
+
+
+def _clients():
+    rng = np.random.default_rng(0)
+    return {f"c{i}": (rng.random((5 + i, 3, 3, 1), dtype=np.float32),
+                      rng.integers(0, 4, 5 + i).astype(np.int32)) for i in range(3)}
+
+
+def _preprocess(dataset, seed):
+    return trainers.client_dataset(dataset, local_epochs=2, batch_size=2, shuffle_buffer=8,
+                                   seed=seed)
+
+
+def test_worker_datasets_hold_each_clients_own_examples_in_the_python_order(tmp_path):
+    clients = _clients()
+    data = client_data_from_arrays(clients)
+    worker = client_datasets(data, _preprocess, graph_seed=5)
+    assert isinstance(worker, WorkerDatasets)
+    python = PythonDatasets(data, _preprocess)
+    tf.random.set_seed(5)  # the global seed eager datasets pair their shuffle seed with
+    with runtime.local_execution(tmp_path / "worker.log"):
+        for work in (ClientWork("c2", 11), ClientWork("c0", 3, batches=2)):
+            built = list(worker.computation(*worker([work])[0]))
+            sent = list(python.dataset(work).as_numpy_iterator())
+            assert len(built) == len(sent) == (2 if work.batches == 2 else 7)
+            for a, b in zip(built, sent, strict=True):
+                np.testing.assert_array_equal(a["x"], b["x"])
+                np.testing.assert_array_equal(a["y"], b["y"])
+        # All of c2's examples, twice (two local epochs), nobody else's.
+        examples = np.concatenate([b["y"] for b in worker.computation("c2", 11, -1)])
+    assert sorted(examples) == sorted(np.tile(clients["c2"][1], 2))
+
+
+def test_data_too_large_to_embed_is_sent_from_python(caplog):
+    data = client_data_from_arrays(_clients(), embed_limit_bytes=0)
+    with caplog.at_level(logging.INFO, logger="fedlab"):
+        datasets = client_datasets(data, _preprocess, graph_seed=0)
+    assert isinstance(datasets, PythonDatasets)
+    assert "built in Python" in caplog.text
+    assert len(list(datasets([ClientWork("c1", 0)])[0])) == 6
