@@ -36,6 +36,7 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -45,15 +46,33 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_federated as tff  # noqa: E402
 
 from fedlab import aggregators, algorithms, comms, models, runtime, task, trainers  # noqa: E402
+from fedlab.client_datasets import client_datasets  # noqa: E402
 from fedlab.data.mnist import load_mnist  # noqa: E402
 from fedlab.training import RoundClients  # noqa: E402
 
 BATCH = 20
 CROSS_DEVICE_SIZES = (10, 50, 100, 200)  # clients per round, 10 examples each
-SETUPS = {  # name: (client loop, worker's concurrent computations (0: one per core), env)
-    "before": (tff.learning.LoopImplementation.DATASET_REDUCE, -1,
-               {k: v for k, v in os.environ.items() if k not in runtime.WORKER_MALLOC_ENV}),
-    "after": (tff.learning.LoopImplementation.DATASET_ITERATOR, 0, runtime.worker_environment()),
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How a round runs: TFF's client loop, the worker, and where datasets and weights live."""
+
+    loop: tff.learning.LoopImplementation
+    concurrent_calls: int  # the worker's concurrent computations (0: one per core, -1: any)
+    environment: dict
+    datasets_in_worker: bool  # client datasets built in the worker from ids (else from Python)
+    functional: bool  # the model as TFF's FunctionalModel (else TFF's Keras-model path)
+
+
+SETUPS = {
+    "before": Setup(tff.learning.LoopImplementation.DATASET_REDUCE, -1,
+                    {k: v for k, v in os.environ.items() if k not in runtime.WORKER_MALLOC_ENV},
+                    datasets_in_worker=False, functional=False),
+    "11-25": Setup(tff.learning.LoopImplementation.DATASET_ITERATOR, 0,
+                   runtime.worker_environment(), datasets_in_worker=False, functional=False),
+    "now": Setup(tff.learning.LoopImplementation.DATASET_ITERATOR, 0,
+                 runtime.worker_environment(), datasets_in_worker=True, functional=True),
 }
 
 
@@ -65,23 +84,33 @@ def memory_mib(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def round_clients(data, clients_per_round: int = 10, batch: int = BATCH) -> RoundClients:
-    """Fedlab's per-round client sampling and preprocessing."""
+def round_clients(data, setup: Setup, clients_per_round: int = 10, batch: int = BATCH):
+    """Fedlab's per-round client sampling, and the datasets of the setup."""
 
     def preprocess(dataset, seed):
         return trainers.client_dataset(dataset, local_epochs=1, batch_size=batch,
                                        shuffle_buffer=data.shuffle_buffer, seed=seed)
 
-    return RoundClients(data.train, preprocess, sample_size=clients_per_round, seed=0)
+    datasets = client_datasets(data.train, preprocess, graph_seed=0,
+                               in_worker=setup.datasets_in_worker)
+    spec = preprocess(data.train.create_tf_dataset_for_client(data.train.client_ids[0]),
+                      0).element_spec
+    return RoundClients(data.train.client_ids, datasets, clients_per_round, seed=0), (
+        datasets, spec)
 
 
-def build_process(model_name: str, data, clients: RoundClients, aggregator, loop):
-    """Fedlab's FedAvg process for ``model_name`` with the given client loop."""
-    spec = clients(1).datasets[0].element_spec
+def build_process(model_name: str, data, inputs, aggregator, setup: Setup):
+    """Fedlab's FedAvg process for ``model_name`` as the setup runs it.
+
+    ``inputs``: the client datasets and their element spec from :func:`round_clients`.
+    """
+    datasets, spec = inputs
     model = task.Task(getattr(models, model_name), data.input_shape, data.num_classes)
-    return algorithms.FedAvg().build(
-        model.tff_model_fn(spec), aggregator, tff.learning.optimizers.build_sgdm(0.02),
-        tff.learning.optimizers.build_sgdm(1.0), loop=loop)
+    process = algorithms.FedAvg().build(
+        model.tff_model(spec) if setup.functional else model.tff_model_fn(spec), aggregator,
+        tff.learning.optimizers.build_sgdm(0.02), tff.learning.optimizers.build_sgdm(1.0),
+        loop=setup.loop)
+    return datasets.compose(process)
 
 
 class FederatedRun:
@@ -94,11 +123,11 @@ class FederatedRun:
         self._round = 0
 
     def step(self) -> float:
-        """Seconds of the next round (client datasets + ``process.next``)."""
+        """Seconds of the next round (client inputs + ``process.next``)."""
         self._round += 1
         with tff.framework.get_context_stack().install(self._context):
             started = time.perf_counter()
-            self._state = self._process.next(self._state, self._clients(self._round).datasets).state
+            self._state = self._process.next(self._state, self._clients(self._round).inputs).state
             return time.perf_counter() - started
 
 
@@ -138,15 +167,15 @@ class _EpochTimer(tf.keras.callbacks.Callback):
 
 
 def compare(model_name: str, data, contexts: dict, rounds: int, warmup: int = 2) -> dict:
-    """Interleaved medians of the before/after rounds and the Keras floor."""
-    clients = round_clients(data)
+    """Interleaved medians of every setup's rounds and the Keras floor (10 x 80 examples)."""
     runners, times = {}, {}
-    for name in ("after", "before"):  # "after" first: its first round ends the start-up
-        process = build_process(model_name, data, clients, tff.aggregators.MeanFactory(),
-                                SETUPS[name][0])
+    for name in ("now", *[n for n in SETUPS if n != "now"]):  # "now" first: ends the start-up
+        clients, inputs = round_clients(data, SETUPS[name])
+        process = build_process(model_name, data, inputs, tff.aggregators.MeanFactory(),
+                                SETUPS[name])
         runners[name] = FederatedRun(process, clients, contexts[name])
         times[name] = [runners[name].step()]
-        if name == "after":
+        if name == "now":
             first_round_done = time.perf_counter() - STARTED
     runners["keras fit"] = KerasFloor(model_name, data, clients)
     times["keras fit"] = []
@@ -159,19 +188,22 @@ def compare(model_name: str, data, contexts: dict, rounds: int, warmup: int = 2)
     return medians
 
 
-def cross_device(data, context, rounds: int, warmup: int = 1) -> list[dict]:
+def cross_device(data, contexts: dict, rounds: int, setups=("11-25", "now"),
+                 warmup: int = 1) -> list[dict]:
     """Rounds of ``CROSS_DEVICE_SIZES`` clients x 10 examples (batch 10) vs the Keras floor.
 
-    fedlab's "after" setup; each size's rounds and fits interleaved; medians.
+    For each model and size, the setups' rounds and the fits interleaved; medians.
     """
     rows = []
     for model_name in ("fedavg_cnn", "simple_cnn"):
         for clients_per_round in CROSS_DEVICE_SIZES:
-            clients = round_clients(data, clients_per_round, batch=10)
-            process = build_process(model_name, data, clients, tff.aggregators.MeanFactory(),
-                                    SETUPS["after"][0])
-            runners = {"round": FederatedRun(process, clients, context),
-                       "fit": KerasFloor(model_name, data, clients, batch=10)}
+            runners = {}
+            for name in setups:
+                clients, inputs = round_clients(data, SETUPS[name], clients_per_round, batch=10)
+                process = build_process(model_name, data, inputs,
+                                        tff.aggregators.MeanFactory(), SETUPS[name])
+                runners[name] = FederatedRun(process, clients, contexts[name])
+            runners["fit"] = KerasFloor(model_name, data, clients, batch=10)
             times = {name: [] for name in runners}
             for _ in range(warmup + rounds):
                 for name, runner in runners.items():
@@ -184,9 +216,9 @@ def cross_device(data, context, rounds: int, warmup: int = 1) -> list[dict]:
 
 
 def long_run(data, context, worker_pid: int, rounds: int, aggregator) -> dict:
-    """Median round and memory over ``rounds`` rounds of simple_cnn (after setup)."""
-    clients = round_clients(data)
-    process = build_process("simple_cnn", data, clients, aggregator, SETUPS["after"][0])
+    """Median round and memory over ``rounds`` rounds of simple_cnn (now setup)."""
+    clients, inputs = round_clients(data, SETUPS["now"])
+    process = build_process("simple_cnn", data, inputs, aggregator, SETUPS["now"])
     with tff.framework.get_context_stack().install(context):
         bits = comms.measure_round_communication(process.next)
     runner = FederatedRun(process, clients, context)
@@ -212,57 +244,59 @@ def main() -> None:
     parser.add_argument("--cross-device-rounds", type=int, default=0,
                         help="also time 10/50/100/200 clients x 10 examples per round "
                              "(400 clients), this many rounds per size")
+    parser.add_argument("--cross-device-only", action="store_true",
+                        help="skip the 10 x 80 table")
     args = parser.parse_args()
     data = load_mnist(num_clients=50)
     with ExitStack() as stack:
         contexts, worker_pids = {}, {}
-        for name, (_, concurrent_calls, environment) in SETUPS.items():
+        for name, setup in SETUPS.items():
             before = set(runtime.worker_processes_alive())
             target = stack.enter_context(runtime.local_worker(
-                Path(f"/tmp/fedlab_benchmark_{name}_worker.log"), concurrent_calls, environment))
+                Path(f"/tmp/fedlab_benchmark_{name}_worker.log"), setup.concurrent_calls,
+                setup.environment))
             worker_pids[name] = (set(runtime.worker_processes_alive()) - before).pop()
             contexts[name] = runtime.remote_execution_context(target)
         print(f"usable cores: {runtime.usable_cores()}; rounds per figure: {args.rounds} "
               "(interleaved, medians)")
-        print(f"\n{'model':<11} {'setup':<7} {'round s':>8} {'fit s':>7} {'ratio':>6} "
-              f"{'epoch-in-fit s':>15} {'ratio':>6}")
-        first_round = None
-        for model_name in ("fedavg_cnn", "simple_cnn"):
-            m = compare(model_name, data, contexts, args.rounds)
-            first_round = first_round or m["first round"]
-            for name in SETUPS:
-                print(f"{model_name:<11} {name:<7} {m[name]:8.3f} {m['keras fit']:7.3f} "
-                      f"{m[name] / m['keras fit']:6.2f} {m['epoch in fit']:15.3f} "
-                      f"{m[name] / m['epoch in fit']:6.2f}")
-        print(f"\nstart-up (script start, imports included, to the end of the first round): "
-              f"{first_round:.1f} s")
-        print(f"resident now: python {memory_mib(os.getpid()):.0f} MiB, after-worker "
-              f"{memory_mib(worker_pids['after']):.0f} MiB")
+        if not args.cross_device_only:
+            print(f"\n{'model':<11} {'setup':<7} {'round s':>8} {'fit s':>7} {'ratio':>6} "
+                  f"{'epoch-in-fit s':>15} {'ratio':>6}")
+            first_round = None
+            for model_name in ("fedavg_cnn", "simple_cnn"):
+                m = compare(model_name, data, contexts, args.rounds)
+                first_round = first_round or m["first round"]
+                for name in SETUPS:
+                    print(f"{model_name:<11} {name:<7} {m[name]:8.3f} {m['keras fit']:7.3f} "
+                          f"{m[name] / m['keras fit']:6.2f} {m['epoch in fit']:15.3f} "
+                          f"{m[name] / m['epoch in fit']:6.2f}", flush=True)
+            print(f"\nstart-up (script start, imports included, to the end of the first round):"
+                  f" {first_round:.1f} s")
         if args.cross_device_rounds:
             print(f"\ncross-device: 400 clients x 10 examples, batch 10, "
                   f"{args.cross_device_rounds} rounds per size (medians)")
-            print(f"{'model':<11} {'clients':>7} {'round s':>8} {'fit s':>7} {'ratio':>6} "
-                  f"{'epoch s':>8} {'ratio':>6} {'ms/client over fit':>19}")
+            print(f"{'model':<11} {'clients':>7} {'setup':<6} {'round s':>8} {'fit s':>7} "
+                  f"{'ratio':>6} {'epoch s':>8} {'ratio':>6} {'ms/client over fit':>19}")
             small = load_mnist(num_clients=400)
-            for r in cross_device(small, contexts["after"], args.cross_device_rounds):
-                print(f"{r['model']:<11} {r['clients']:>7} {r['round']:8.3f} {r['fit']:7.3f} "
-                      f"{r['round'] / r['fit']:6.2f} {r['epoch in fit']:8.3f} "
-                      f"{r['round'] / r['epoch in fit']:6.2f} "
-                      f"{1000 * (r['round'] - r['fit']) / r['clients']:19.1f}", flush=True)
-            print(f"peak resident so far: python {memory_mib(os.getpid(), 'VmHWM'):.0f} MiB, "
-                  f"after-worker {memory_mib(worker_pids['after'], 'VmHWM'):.0f} MiB")
+            for r in cross_device(small, contexts, args.cross_device_rounds):
+                for name in ("11-25", "now"):
+                    print(f"{r['model']:<11} {r['clients']:>7} {name:<6} {r[name]:8.3f} "
+                          f"{r['fit']:7.3f} {r[name] / r['fit']:6.2f} {r['epoch in fit']:8.3f} "
+                          f"{r[name] / r['epoch in fit']:6.2f} "
+                          f"{1000 * (r[name] - r['fit']) / r['clients']:19.1f}", flush=True)
         if args.long_rounds:
             for name, factory in (("mean", tff.aggregators.MeanFactory()),
                                   ("compression", aggregators.compression_aggregator())):
-                r = long_run(data, contexts["after"], worker_pids["after"], args.long_rounds,
+                r = long_run(data, contexts["now"], worker_pids["now"], args.long_rounds,
                              factory)
                 print(f"simple_cnn/{name}: {args.long_rounds} rounds, median "
                       f"{r['median round s']:.3f} s, worker RSS "
                       f"{r['worker RSS after warm-up MiB']:.0f} -> "
                       f"{r['worker RSS at end MiB']:.0f} MiB ({r['growth']:+.1%} after warm-up), "
                       f"{r['bits up per client']} bits up/client/round")
-            print(f"peak resident: python {memory_mib(os.getpid(), 'VmHWM'):.0f} MiB, "
-                  f"after-worker {memory_mib(worker_pids['after'], 'VmHWM'):.0f} MiB")
+        print(f"peak resident: python {memory_mib(os.getpid(), 'VmHWM'):.0f} MiB, " + ", ".join(
+            f"{name} worker {memory_mib(pid, 'VmHWM'):.0f} MiB"
+            for name, pid in worker_pids.items()))
 
 
 if __name__ == "__main__":

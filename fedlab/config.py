@@ -303,6 +303,8 @@ class LocalExecutorSchema:
     concurrent_calls: int = 0
     # Build the clients' datasets inside the worker from their ids (else sent from Python).
     client_datasets_in_worker: bool = True
+    # 0: a round's clients at once; N: in sequential subrounds of <= N (bounds worker memory).
+    clients_per_subround: int = 0
 
 
 @dataclass
@@ -315,6 +317,8 @@ class RemoteExecutorSchema:
     # Build the clients' datasets inside the workers from their ids: the data travel inside the
     # computation, except a data set read from files (EMNIST), which every worker must then see.
     client_datasets_in_worker: bool = True
+    # 0: each worker takes its share of a round at once; N: subrounds of <= N clients.
+    clients_per_subround: int = 0
 
 
 @dataclass

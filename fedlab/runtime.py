@@ -9,6 +9,7 @@ context manager stops it on every exit path.
 
 import contextlib
 import ctypes
+import math
 import os
 import signal
 import subprocess
@@ -184,12 +185,38 @@ def _async_remote_context(
     )
 
 
+def subrounds(cohort_size: int, clients_per_subround: int) -> int:
+    """How many sequential subrounds a cohort is split into (``clients_per_subround`` 0: one)."""
+    if clients_per_subround < 0:
+        raise ConfigError(
+            f"executor.clients_per_subround must be 0 (all clients at once) or a positive "
+            f"count, got {clients_per_subround}")
+    return math.ceil(cohort_size / clients_per_subround) if clients_per_subround else 1
+
+
+def execution_context(targets: Sequence[str], timeout_seconds: float = 30.0,
+                      num_subrounds: int = 1):
+    """A context running computations on the workers at ``targets``, in ``num_subrounds``.
+
+    One target and one subround: TFF's plain synchronous context. Otherwise TFF's mergeable
+    computation context splits each round's clients into ``max(num_subrounds, len(targets))``
+    parts, run in turn on the targets (each part aggregated on its worker, the parts merged):
+    a worker then holds only one part's client values at a time.
+    """
+    if len(targets) == 1 and num_subrounds <= 1:
+        return remote_execution_context(targets[0], timeout_seconds)
+    return tff.backends.native.create_mergeable_comp_execution_context(
+        [_async_remote_context(t, timeout_seconds) for t in targets],
+        num_subrounds=max(num_subrounds, len(targets)))
+
+
 @contextlib.contextmanager
-def local_execution(log_path: Path, concurrent_calls: int = 0) -> Iterator[None]:
+def local_execution(log_path: Path, concurrent_calls: int = 0,
+                    num_subrounds: int = 1) -> Iterator[None]:
     """Within the block, TFF computations run on a private local worker owned by this block."""
     with local_worker(log_path, concurrent_calls) as target:
-        context = remote_execution_context(target)
-        with tff.framework.get_context_stack().install(context):
+        with tff.framework.get_context_stack().install(
+                execution_context([target], num_subrounds=num_subrounds)):
             yield
 
 
@@ -205,23 +232,19 @@ def check_reachable(targets: Sequence[str], timeout_seconds: float) -> None:
 
 
 @contextlib.contextmanager
-def remote_execution(targets: Sequence[str], timeout_seconds: float = 30.0) -> Iterator[None]:
+def remote_execution(targets: Sequence[str], timeout_seconds: float = 30.0,
+                     num_subrounds: int = 1) -> Iterator[None]:
     """Within the block, TFF computations run on already running workers at ``targets``.
 
     One target runs everything; several targets split each round's clients between them with
     TFF's mergeable-computation context (each worker aggregates its share, the shares are
-    merged here).
+    merged here); see :func:`execution_context` for ``num_subrounds``.
     """
     if not targets:
         raise WorkerError("executor=remote needs executor.targets=[host:port,...]")
     check_reachable(targets, timeout_seconds)
-    if len(targets) == 1:
-        context = remote_execution_context(targets[0], timeout_seconds)
-    else:
-        context = tff.backends.native.create_mergeable_comp_execution_context(
-            [_async_remote_context(t, timeout_seconds) for t in targets]
-        )
-    with tff.framework.get_context_stack().install(context):
+    with tff.framework.get_context_stack().install(
+            execution_context(targets, timeout_seconds, num_subrounds)):
         yield
 
 
@@ -235,10 +258,15 @@ class LocalExecution:
     ``concurrent_calls``: computations the worker runs at once; 0 = one per usable CPU core,
     -1 = no limit (TFF's default). ``client_datasets_in_worker``: the worker builds the clients'
     datasets from their ids (:mod:`fedlab.client_datasets`) rather than receiving them.
+    ``clients_per_subround``: 0 runs a round's clients at once; N > 0 runs them in sequential
+    subrounds of at most N (see :func:`execution_context`), bounding the worker's memory by N
+    clients' values instead of the whole cohort's. The aggregate is then summed in parts: the
+    same up to float rounding.
     """
 
     concurrent_calls: int = 0
     client_datasets_in_worker: bool = True
+    clients_per_subround: int = 0
 
     def __post_init__(self):
         """Reject an impossible concurrency before anything starts."""
@@ -246,10 +274,12 @@ class LocalExecution:
             raise ConfigError(
                 "executor.concurrent_calls must be -1 (no limit), 0 (one per CPU core) or a "
                 f"positive count, got {self.concurrent_calls}")
+        subrounds(1, self.clients_per_subround)
 
-    def context(self, run_dir: Path):
-        """The execution block for a run writing into ``run_dir``."""
-        return local_execution(run_dir / WORKER_LOG, self.concurrent_calls)
+    def context(self, run_dir: Path, cohort_size: int = 1):
+        """The execution block for a run writing into ``run_dir``, of ``cohort_size`` clients."""
+        return local_execution(run_dir / WORKER_LOG, self.concurrent_calls,
+                               subrounds(cohort_size, self.clients_per_subround))
 
 
 @dataclass(frozen=True)
@@ -259,11 +289,17 @@ class RemoteExecution:
     targets: Sequence[str] = ()
     connect_timeout_seconds: float = 30.0
     client_datasets_in_worker: bool = True
+    clients_per_subround: int = 0
 
-    def context(self, run_dir: Path):
-        """The execution block (``run_dir`` is unused: the workers log where they run)."""
+    def __post_init__(self):
+        """Reject an impossible subround size before anything starts."""
+        subrounds(1, self.clients_per_subround)
+
+    def context(self, run_dir: Path, cohort_size: int = 1):
+        """The execution block for ``cohort_size`` clients (the workers log where they run)."""
         del run_dir
-        return remote_execution(list(self.targets), self.connect_timeout_seconds)
+        return remote_execution(list(self.targets), self.connect_timeout_seconds,
+                                subrounds(cohort_size, self.clients_per_subround))
 
 
 def drop_default_context() -> None:
