@@ -35,6 +35,9 @@ STARTED = time.perf_counter()
 import argparse  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -42,6 +45,7 @@ from pathlib import Path  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_federated as tff  # noqa: E402
 
@@ -235,6 +239,85 @@ def long_run(data, context, worker_pid: int, rounds: int, aggregator) -> dict:
     }
 
 
+# Log lines of `python -m fedlab ... hydra.verbose=fedlab` that end each start-up phase.
+STARTUP_PHASES = (
+    ("imports", "start-up: TensorFlow and TFF imported"),
+    ("data", "start-up: data loaded"),
+    ("build/trace", " per round, "),  # the trainer's line after building the process
+    ("worker start", "start-up: worker ready"),
+    ("first round + its evaluation", "round 1/"),
+)
+
+
+def startup_breakdown(repeats: int, overrides: tuple[str, ...] = ()) -> list[dict]:
+    """Seconds from launching the default run (1 round) to the end of each start-up phase.
+
+    Each line the run logs is timestamped here as it arrives; the first round's own end is the
+    round-1 line minus its ``eval_seconds``.
+    """
+    rows = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as folder:
+            launched = time.perf_counter()
+            child = subprocess.Popen(
+                [sys.executable, "-m", "fedlab", "schedule.rounds=1", "hydra.verbose=fedlab",
+                 f"hydra.run.dir={folder}/run", *overrides],
+                cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True)
+            row, phases = {}, list(STARTUP_PHASES)
+            for line in child.stdout:
+                if phases and phases[0][1] in line:
+                    row[phases.pop(0)[0]] = time.perf_counter() - launched
+            child.wait()
+            row["exit"] = time.perf_counter() - launched
+            metrics = pd.read_csv(Path(folder) / "run" / "metrics.csv")
+            row["first round"] = (row["first round + its evaluation"]
+                                  - float(metrics["eval_seconds"].iloc[0]))
+            rows.append(row)
+    return rows
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def memory_run(rounds: int, overrides: tuple[str, ...], every: float = 0.5) -> dict:
+    """Resident memory of ``python -m fedlab`` and its TFF worker over a whole run.
+
+    Samples both processes' VmRSS every ``every`` seconds; "warm" is the sum once a tenth of
+    the rounds (at least 5) are in metrics.csv, "end" the last sample before the run exits.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        run_dir = Path(folder) / "run"
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "fedlab", f"schedule.rounds={rounds}",
+             f"hydra.run.dir={run_dir}", *overrides],
+            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT)
+        warm_round, samples, warm = max(5, rounds // 10), [], None
+        while child.poll() is None:
+            workers = [p for p in _children(child.pid)
+                       if "worker_binary" in Path(f"/proc/{p}/cmdline").read_text()]
+            python_mib = memory_mib(child.pid)
+            worker_mib = memory_mib(workers[0]) if workers else 0.0
+            if not np.isnan(python_mib):
+                samples.append((python_mib, worker_mib))
+            if warm is None and (run_dir / "metrics.csv").exists():
+                if len(pd.read_csv(run_dir / "metrics.csv")) >= warm_round:
+                    warm = sum(samples[-1])
+            time.sleep(every)
+        table = pd.read_csv(run_dir / "metrics.csv")
+    python_peak, worker_peak = (max(s[i] for s in samples) for i in (0, 1))
+    end = sum(samples[-3]) if len(samples) > 3 else float("nan")
+    return {"rounds": len(table), "wall s": time.perf_counter() - started,
+            "median round s": float(table["round_seconds"].median()),
+            "python peak MiB": python_peak, "worker peak MiB": worker_peak,
+            "sum peak MiB": max(sum(s) for s in samples), "warm MiB": warm, "end MiB": end,
+            "final eval accuracy": float(table["eval_accuracy"].dropna().iloc[-1])}
+
+
 def main() -> None:
     """Measure and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__,
@@ -246,7 +329,43 @@ def main() -> None:
                              "(400 clients), this many rounds per size")
     parser.add_argument("--cross-device-only", action="store_true",
                         help="skip the 10 x 80 table")
+    parser.add_argument("--memory-rounds", type=int, default=0,
+                        help="run fedavg_cnn with 200 clients x 10 examples per round this many "
+                             "rounds per --subrounds value, sampling both processes' memory")
+    parser.add_argument("--subrounds", type=int, nargs="+", default=[0, 20],
+                        help="executor.clients_per_subround values for --memory-rounds")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="stop after the memory and start-up figures")
+    parser.add_argument("--startup-runs", type=int, default=0,
+                        help="launch the default run (1 round) this many times first and print "
+                             "when each start-up phase ended")
     args = parser.parse_args()
+    if args.memory_rounds:
+        print("memory: python -m fedlab model=fedavg_cnn, 200 of 400 clients x 10 examples per "
+              "round, batch 10")
+        for per_subround in args.subrounds:
+            r = memory_run(args.memory_rounds, (
+                "dataset.num_clients=400", "schedule.clients_per_round=200",
+                "schedule.batch_size=10", "schedule.eval_every=10", "schedule.checkpoint_every=50",
+                f"executor.clients_per_subround={per_subround}"))
+            print(f"  clients_per_subround={per_subround}: {r['rounds']} rounds in "
+                  f"{r['wall s']:.0f} s (median round {r['median round s']:.2f} s); peak python "
+                  f"{r['python peak MiB']:.0f} + worker {r['worker peak MiB']:.0f} MiB, peak of "
+                  f"the sum {r['sum peak MiB']:.0f} MiB; sum after "
+                  f"{max(5, args.memory_rounds // 10)} rounds {r['warm MiB']:.0f} -> at the end "
+                  f"{r['end MiB']:.0f} MiB "
+                  f"({r['end MiB'] / r['warm MiB'] - 1:+.1%}); final eval accuracy "
+                  f"{r['final eval accuracy']:.3f}", flush=True)
+    if args.startup_runs:
+        rows = startup_breakdown(args.startup_runs)
+        print(f"start-up of `python -m fedlab schedule.rounds=1` (s after launch; "
+              f"{args.startup_runs} launches, medians):")
+        for phase in [p for p, _ in STARTUP_PHASES] + ["first round", "exit"]:
+            values = [r[phase] for r in rows if phase in r]
+            print(f"  {phase:<30} {statistics.median(values):6.2f}  "
+                  f"({', '.join(f'{v:.2f}' for v in values)})", flush=True)
+    if args.memory_only:
+        return
     data = load_mnist(num_clients=50)
     with ExitStack() as stack:
         contexts, worker_pids = {}, {}

@@ -42,6 +42,8 @@ def main(cfg: DictConfig) -> float:
     from fedlab import runtime  # imported here so --help and --cfg stay fast
     from fedlab.run import Interrupted, run
 
+    log.debug("start-up: TensorFlow and TFF imported")
+
     for chatty in ("absl", "tensorflow"):  # TFF/TF chatter per traced model and checkpoint
         logging.getLogger(chatty).setLevel(logging.WARNING)
     # TFF's secure aggregator leaves unused tf.debugging asserts; TF reports each at ERROR.

@@ -108,6 +108,7 @@ def run(cfg: DictConfig) -> float:
         validate_schedule(schedule)
         trainer = build(cfg.trainer, "trainer")
         data: FederatedData = build(cfg.dataset, "dataset")
+        log.debug("start-up: data loaded")
         record.update(test_set_sha256=data.test_set_sha256,
                       partition_sha256=data.partition_sha256)
         if data.client_label_counts is not None:

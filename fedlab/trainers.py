@@ -149,6 +149,7 @@ class FederatedTrainer:
                                    in_worker=self.executor.client_datasets_in_worker)
         with self.executor.context(
                 run_dir, self.clients.sample_size(schedule.clients_per_round)):
+            log.debug("start-up: worker ready")
             communication = comms.measure_round_communication(process.next)
             round_clients = self.round_clients(data, schedule, datasets, communication)
             if not self.clients.ideal:  # simulated clients: their device profiles
