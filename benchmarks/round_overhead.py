@@ -58,26 +58,41 @@ BATCH = 20
 CROSS_DEVICE_SIZES = (10, 50, 100, 200)  # clients per round, 10 examples each
 
 
+# The two workers: TFF's defaults, and fedlab's (one computation per core, two malloc arenas).
+WORKERS = {
+    "tff": (-1, {k: v for k, v in os.environ.items() if k not in runtime.WORKER_MALLOC_ENV}),
+    "fedlab": (0, runtime.worker_environment()),
+}
+
+
 @dataclass(frozen=True)
 class Setup:
     """How a round runs: TFF's client loop, the worker, and where datasets and weights live."""
 
     loop: tff.learning.LoopImplementation
-    concurrent_calls: int  # the worker's concurrent computations (0: one per core, -1: any)
-    environment: dict
-    datasets_in_worker: bool  # client datasets built in the worker from ids (else from Python)
-    functional: bool  # the model as TFF's FunctionalModel (else TFF's Keras-model path)
+    worker: str  # a key of WORKERS
+    tf_data_rewrite: bool = False  # tf.data's default per-iterator graph optimisations on
+    datasets_in_worker: bool = True  # client datasets built in the worker from ids
+    functional: bool = True  # the model as TFF's FunctionalModel (else the Keras-model path)
 
 
+_REDUCE, _ITERATOR = (tff.learning.LoopImplementation.DATASET_REDUCE,
+                      tff.learning.LoopImplementation.DATASET_ITERATOR)
+# Each setup adds one lever to the one above it; "now" is fedlab's default.
 SETUPS = {
-    "before": Setup(tff.learning.LoopImplementation.DATASET_REDUCE, -1,
-                    {k: v for k, v in os.environ.items() if k not in runtime.WORKER_MALLOC_ENV},
-                    datasets_in_worker=False, functional=False),
-    "11-25": Setup(tff.learning.LoopImplementation.DATASET_ITERATOR, 0,
-                   runtime.worker_environment(), datasets_in_worker=False, functional=False),
-    "now": Setup(tff.learning.LoopImplementation.DATASET_ITERATOR, 0,
-                 runtime.worker_environment(), datasets_in_worker=True, functional=True),
+    "before": Setup(_REDUCE, "tff", tf_data_rewrite=True, datasets_in_worker=False,
+                    functional=False),
+    "11-25": Setup(_ITERATOR, "fedlab", tf_data_rewrite=True, datasets_in_worker=False,
+                   functional=False),
+    "+no tf.data rewrite": Setup(_ITERATOR, "fedlab", datasets_in_worker=False,
+                                 functional=False),
+    "+datasets in worker": Setup(_ITERATOR, "fedlab", functional=False),
+    "now": Setup(_ITERATOR, "fedlab"),
 }
+LADDER = ("11-25", "+no tf.data rewrite", "+datasets in worker", "now")
+_REWRITE = tf.data.Options()
+_REWRITE.experimental_optimization.apply_default_optimizations = True
+_REWRITE.autotune.enabled = True
 
 
 def memory_mib(pid: int, field: str = "VmRSS") -> float:
@@ -92,8 +107,9 @@ def round_clients(data, setup: Setup, clients_per_round: int = 10, batch: int = 
     """Fedlab's per-round client sampling, and the datasets of the setup."""
 
     def preprocess(dataset, seed):
-        return trainers.client_dataset(dataset, local_epochs=1, batch_size=batch,
-                                       shuffle_buffer=data.shuffle_buffer, seed=seed)
+        dataset = trainers.client_dataset(dataset, local_epochs=1, batch_size=batch,
+                                          shuffle_buffer=data.shuffle_buffer, seed=seed)
+        return dataset.with_options(_REWRITE) if setup.tf_data_rewrite else dataset
 
     datasets = client_datasets(data.train, preprocess, graph_seed=0,
                                in_worker=setup.datasets_in_worker)
@@ -173,11 +189,11 @@ class _EpochTimer(tf.keras.callbacks.Callback):
 def compare(model_name: str, data, contexts: dict, rounds: int, warmup: int = 2) -> dict:
     """Interleaved medians of every setup's rounds and the Keras floor (10 x 80 examples)."""
     runners, times = {}, {}
-    for name in ("now", *[n for n in SETUPS if n != "now"]):  # "now" first: ends the start-up
+    for name in ("now", "11-25", "before"):  # "now" first: its first round ends the start-up
         clients, inputs = round_clients(data, SETUPS[name])
         process = build_process(model_name, data, inputs, tff.aggregators.MeanFactory(),
                                 SETUPS[name])
-        runners[name] = FederatedRun(process, clients, contexts[name])
+        runners[name] = FederatedRun(process, clients, contexts[SETUPS[name].worker])
         times[name] = [runners[name].step()]
         if name == "now":
             first_round_done = time.perf_counter() - STARTED
@@ -192,7 +208,7 @@ def compare(model_name: str, data, contexts: dict, rounds: int, warmup: int = 2)
     return medians
 
 
-def cross_device(data, contexts: dict, rounds: int, setups=("11-25", "now"),
+def cross_device(data, contexts: dict, rounds: int, setups=LADDER,
                  warmup: int = 1) -> list[dict]:
     """Rounds of ``CROSS_DEVICE_SIZES`` clients x 10 examples (batch 10) vs the Keras floor.
 
@@ -206,7 +222,7 @@ def cross_device(data, contexts: dict, rounds: int, setups=("11-25", "now"),
                 clients, inputs = round_clients(data, SETUPS[name], clients_per_round, batch=10)
                 process = build_process(model_name, data, inputs,
                                         tff.aggregators.MeanFactory(), SETUPS[name])
-                runners[name] = FederatedRun(process, clients, contexts[name])
+                runners[name] = FederatedRun(process, clients, contexts[SETUPS[name].worker])
             runners["fit"] = KerasFloor(model_name, data, clients, batch=10)
             times = {name: [] for name in runners}
             for _ in range(warmup + rounds):
@@ -244,7 +260,7 @@ STARTUP_PHASES = (
     ("imports", "start-up: TensorFlow and TFF imported"),
     ("data", "start-up: data loaded"),
     ("build/trace", " per round, "),  # the trainer's line after building the process
-    ("worker start", "start-up: worker ready"),
+    ("worker ready + initialize", "start-up: worker ready"),
     ("first round + its evaluation", "round 1/"),
 )
 
@@ -286,7 +302,7 @@ def memory_run(rounds: int, overrides: tuple[str, ...], every: float = 0.5) -> d
     """Resident memory of ``python -m fedlab`` and its TFF worker over a whole run.
 
     Samples both processes' VmRSS every ``every`` seconds; "warm" is the sum once a tenth of
-    the rounds (at least 5) are in metrics.csv, "end" the last sample before the run exits.
+    the rounds (at least 5) are in metrics.csv, "end" the last sample with the worker alive.
     """
     with tempfile.TemporaryDirectory() as folder:
         run_dir = Path(folder) / "run"
@@ -302,7 +318,7 @@ def memory_run(rounds: int, overrides: tuple[str, ...], every: float = 0.5) -> d
                        if "worker_binary" in Path(f"/proc/{p}/cmdline").read_text()]
             python_mib = memory_mib(child.pid)
             worker_mib = memory_mib(workers[0]) if workers else 0.0
-            if not np.isnan(python_mib):
+            if not np.isnan(python_mib) and worker_mib > 0:  # while both run
                 samples.append((python_mib, worker_mib))
             if warm is None and (run_dir / "metrics.csv").exists():
                 if len(pd.read_csv(run_dir / "metrics.csv")) >= warm_round:
@@ -310,7 +326,7 @@ def memory_run(rounds: int, overrides: tuple[str, ...], every: float = 0.5) -> d
             time.sleep(every)
         table = pd.read_csv(run_dir / "metrics.csv")
     python_peak, worker_peak = (max(s[i] for s in samples) for i in (0, 1))
-    end = sum(samples[-3]) if len(samples) > 3 else float("nan")
+    end = sum(samples[-1])
     return {"rounds": len(table), "wall s": time.perf_counter() - started,
             "median round s": float(table["round_seconds"].median()),
             "python peak MiB": python_peak, "worker peak MiB": worker_peak,
@@ -369,11 +385,10 @@ def main() -> None:
     data = load_mnist(num_clients=50)
     with ExitStack() as stack:
         contexts, worker_pids = {}, {}
-        for name, setup in SETUPS.items():
+        for name, (concurrent_calls, environment) in WORKERS.items():
             before = set(runtime.worker_processes_alive())
             target = stack.enter_context(runtime.local_worker(
-                Path(f"/tmp/fedlab_benchmark_{name}_worker.log"), setup.concurrent_calls,
-                setup.environment))
+                Path(f"/tmp/fedlab_benchmark_{name}_worker.log"), concurrent_calls, environment))
             worker_pids[name] = (set(runtime.worker_processes_alive()) - before).pop()
             contexts[name] = runtime.remote_execution_context(target)
         print(f"usable cores: {runtime.usable_cores()}; rounds per figure: {args.rounds} "
@@ -385,7 +400,7 @@ def main() -> None:
             for model_name in ("fedavg_cnn", "simple_cnn"):
                 m = compare(model_name, data, contexts, args.rounds)
                 first_round = first_round or m["first round"]
-                for name in SETUPS:
+                for name in ("before", "11-25", "now"):
                     print(f"{model_name:<11} {name:<7} {m[name]:8.3f} {m['keras fit']:7.3f} "
                           f"{m[name] / m['keras fit']:6.2f} {m['epoch in fit']:15.3f} "
                           f"{m[name] / m['epoch in fit']:6.2f}", flush=True)
@@ -394,19 +409,19 @@ def main() -> None:
         if args.cross_device_rounds:
             print(f"\ncross-device: 400 clients x 10 examples, batch 10, "
                   f"{args.cross_device_rounds} rounds per size (medians)")
-            print(f"{'model':<11} {'clients':>7} {'setup':<6} {'round s':>8} {'fit s':>7} "
+            print(f"{'model':<11} {'clients':>7} {'setup':<20} {'round s':>8} {'fit s':>7} "
                   f"{'ratio':>6} {'epoch s':>8} {'ratio':>6} {'ms/client over fit':>19}")
             small = load_mnist(num_clients=400)
             for r in cross_device(small, contexts, args.cross_device_rounds):
-                for name in ("11-25", "now"):
-                    print(f"{r['model']:<11} {r['clients']:>7} {name:<6} {r[name]:8.3f} "
+                for name in LADDER:
+                    print(f"{r['model']:<11} {r['clients']:>7} {name:<20} {r[name]:8.3f} "
                           f"{r['fit']:7.3f} {r[name] / r['fit']:6.2f} {r['epoch in fit']:8.3f} "
                           f"{r[name] / r['epoch in fit']:6.2f} "
                           f"{1000 * (r[name] - r['fit']) / r['clients']:19.1f}", flush=True)
         if args.long_rounds:
             for name, factory in (("mean", tff.aggregators.MeanFactory()),
                                   ("compression", aggregators.compression_aggregator())):
-                r = long_run(data, contexts["now"], worker_pids["now"], args.long_rounds,
+                r = long_run(data, contexts["fedlab"], worker_pids["fedlab"], args.long_rounds,
                              factory)
                 print(f"simple_cnn/{name}: {args.long_rounds} rounds, median "
                       f"{r['median round s']:.3f} s, worker RSS "

@@ -83,7 +83,8 @@ def worker_concurrency(concurrent_calls: int) -> int:
 
 @contextlib.contextmanager
 def local_worker(
-    log_path: Path, concurrent_calls: int = 0, environment: dict[str, str] | None = None
+    log_path: Path, concurrent_calls: int = 0, environment: dict[str, str] | None = None,
+    wait: bool = True,
 ) -> Iterator[str]:
     """Run TFF's ``worker_binary`` on a free loopback port; yields its ``host:port`` target.
 
@@ -91,7 +92,9 @@ def local_worker(
     which beat TFF's unlimited default here because ten clients training at once on two cores
     thrash each other's caches; -1: no limit). Its output goes to ``log_path``. It is stopped
     when the block exits, however it exits, and killed by the kernel if this process dies first.
-    ``environment`` defaults to :func:`worker_environment`.
+    ``environment`` defaults to :func:`worker_environment`. With ``wait`` the block starts once
+    the worker answers (else :class:`WorkerError` after ``WORKER_START_TIMEOUT_SECONDS``);
+    without, at once, and the first connection waits (see :func:`local_execution`).
     """
     concurrency = worker_concurrency(concurrent_calls)
     port = portpicker.pick_unused_port()
@@ -108,10 +111,10 @@ def local_worker(
         )
     target = f"localhost:{port}"
     try:
-        with grpc.insecure_channel(target) as channel:
-            _await_ready(channel, WORKER_START_TIMEOUT_SECONDS,
-                         f"the local TFF worker did not start within "
-                         f"{WORKER_START_TIMEOUT_SECONDS:.0f} s (its output: {log_path})")
+        if wait:
+            with grpc.insecure_channel(target) as channel:
+                _await_ready(channel, WORKER_START_TIMEOUT_SECONDS,
+                             _unanswered_local_worker(log_path))
         yield target
     finally:
         if process.poll() is None:
@@ -121,6 +124,11 @@ def local_worker(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _unanswered_local_worker(log_path: Path) -> str:
+    return (f"the local TFF worker did not answer within {WORKER_START_TIMEOUT_SECONDS:.0f} s "
+            f"(its output: {log_path})")
 
 
 def _compile(computation):
@@ -138,22 +146,22 @@ def _await_ready(channel: grpc.Channel, timeout_seconds: float, failure: str) ->
 
 
 def _executor_factory(
-    target: str, timeout_seconds: float = 30.0
+    target: str, timeout_seconds: float = 30.0, unanswered: str | None = None
 ) -> python_executor_stacks.ResourceManagingExecutorFactory:
     """Executors that run every computation on the TFF worker at ``target``.
 
     TFF retries a computation on an unavailable worker forever; the executor is rebuilt before
-    each retry, and that is where an unanswering worker becomes a :class:`WorkerError`.
+    each retry, and that is where an unanswering worker becomes a :class:`WorkerError` saying
+    ``unanswered`` (default: how to resume with a restarted remote worker).
     """
     channel = grpc.insecure_channel(target, _GRPC_OPTIONS)
     stub = remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
+    unanswered = unanswered or (
+        f"TFF worker {target} stopped answering; rounds up to the last checkpoint are "
+        "kept: start the worker again and re-run the same command to resume")
 
     def executor_stack(cardinalities):
-        _await_ready(
-            channel, timeout_seconds,
-            f"TFF worker {target} stopped answering; rounds up to the last checkpoint are "
-            "kept: start the worker again and re-run the same command to resume",
-        )
+        _await_ready(channel, timeout_seconds, unanswered)
         cardinalities.setdefault(tff.CLIENTS, 0)  # as TFF's local context: 0 when not inferable
         executor = remote_executor.RemoteExecutor(stub)
         executor.set_cardinalities(cardinalities)
@@ -163,11 +171,11 @@ def _executor_factory(
 
 
 def remote_execution_context(
-    target: str, timeout_seconds: float = 30.0
+    target: str, timeout_seconds: float = 30.0, unanswered: str | None = None
 ) -> sync_execution_context.SyncExecutionContext:
     """A synchronous TFF context that executes every computation on the worker at ``target``."""
     return sync_execution_context.SyncExecutionContext(
-        executor_fn=_executor_factory(target, timeout_seconds),
+        executor_fn=_executor_factory(target, timeout_seconds, unanswered),
         compiler_fn=_compile,
         transform_args=tensorflow_computation.transform_args,
         transform_result=tensorflow_computation.transform_result,
@@ -175,10 +183,10 @@ def remote_execution_context(
 
 
 def _async_remote_context(
-    target: str, timeout_seconds: float
+    target: str, timeout_seconds: float, unanswered: str | None = None
 ) -> async_execution_context.AsyncExecutionContext:
     return async_execution_context.AsyncExecutionContext(
-        executor_fn=_executor_factory(target, timeout_seconds),
+        executor_fn=_executor_factory(target, timeout_seconds, unanswered),
         compiler_fn=_compile,
         transform_args=tensorflow_computation.transform_args,
         transform_result=tensorflow_computation.transform_result,
@@ -195,7 +203,7 @@ def subrounds(cohort_size: int, clients_per_subround: int) -> int:
 
 
 def execution_context(targets: Sequence[str], timeout_seconds: float = 30.0,
-                      num_subrounds: int = 1):
+                      num_subrounds: int = 1, unanswered: str | None = None):
     """A context running computations on the workers at ``targets``, in ``num_subrounds``.
 
     One target and one subround: TFF's plain synchronous context. Otherwise TFF's mergeable
@@ -204,19 +212,24 @@ def execution_context(targets: Sequence[str], timeout_seconds: float = 30.0,
     a worker then holds only one part's client values at a time.
     """
     if len(targets) == 1 and num_subrounds <= 1:
-        return remote_execution_context(targets[0], timeout_seconds)
+        return remote_execution_context(targets[0], timeout_seconds, unanswered)
     return tff.backends.native.create_mergeable_comp_execution_context(
-        [_async_remote_context(t, timeout_seconds) for t in targets],
+        [_async_remote_context(t, timeout_seconds, unanswered) for t in targets],
         num_subrounds=max(num_subrounds, len(targets)))
 
 
 @contextlib.contextmanager
 def local_execution(log_path: Path, concurrent_calls: int = 0,
                     num_subrounds: int = 1) -> Iterator[None]:
-    """Within the block, TFF computations run on a private local worker owned by this block."""
-    with local_worker(log_path, concurrent_calls) as target:
-        with tff.framework.get_context_stack().install(
-                execution_context([target], num_subrounds=num_subrounds)):
+    """Within the block, TFF computations run on a private local worker owned by this block.
+
+    The block starts as soon as the worker process is launched, so the caller's own start-up
+    work (tracing) overlaps the worker's; the first computation waits for it to answer.
+    """
+    with local_worker(log_path, concurrent_calls, wait=False) as target:
+        with tff.framework.get_context_stack().install(execution_context(
+                [target], WORKER_START_TIMEOUT_SECONDS, num_subrounds,
+                _unanswered_local_worker(log_path))):
             yield
 
 

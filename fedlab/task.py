@@ -87,9 +87,9 @@ class Task:
 
         return model_fn
 
-    def runs_functionally(self) -> bool:
-        """Whether the model is made of :data:`FUNCTIONAL_LAYERS` only, with no added losses."""
-        model = self.keras_model()
+    @staticmethod
+    def runs_functionally(model: tf.keras.Model) -> bool:
+        """Whether ``model`` is made of :data:`FUNCTIONAL_LAYERS` only, with no added losses."""
         return not model.losses and all(isinstance(layer, FUNCTIONAL_LAYERS)
                                         for layer in model.layers)
 
@@ -101,7 +101,8 @@ class Task:
         weights and metrics as the Keras-model path, bit for bit). Other models (dropout, batch
         norm, regularisers) get TFF's Keras-model path, :meth:`tff_model_fn`.
         """
-        if self.runs_functionally():
+        model = self.keras_model()
+        if self.runs_functionally(model):
             return tff.learning.models.functional_model_from_keras(
-                self.keras_model(), loss(), input_spec, metrics_constructor=training_metrics)
+                model, loss(), input_spec, metrics_constructor=training_metrics)
         return self.tff_model_fn(input_spec)

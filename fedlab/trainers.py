@@ -141,23 +141,25 @@ class FederatedTrainer:
             raise ConfigError(
                 f"clients.over_selection={self.clients.over_selection} with a DP aggregator: the "
                 "privacy accounting assumes clients_per_round clients sampled per round")
-        process = self.build_process(task, preprocess(first_client, 0).element_spec, aggregator)
-        log.info("%s (%s) on %d clients, %d per round, %d parameters", initial_model.name,
-                 self.algorithm.name, data.num_clients, schedule.clients_per_round,
-                 initial_model.count_params())
         datasets = client_datasets(data.train, preprocess, graph_seed=schedule.seed,
                                    in_worker=self.executor.client_datasets_in_worker)
+        # The local worker starts with the block and comes up while the process is traced.
         with self.executor.context(
                 run_dir, self.clients.sample_size(schedule.clients_per_round)):
-            log.debug("start-up: worker ready")
+            process = self.build_process(task, preprocess(first_client, 0).element_spec,
+                                         aggregator)
+            log.info("%s (%s) on %d clients, %d per round, %d parameters", initial_model.name,
+                     self.algorithm.name, data.num_clients, schedule.clients_per_round,
+                     initial_model.count_params())
             communication = comms.measure_round_communication(process.next)
             round_clients = self.round_clients(data, schedule, datasets, communication)
             if not self.clients.ideal:  # simulated clients: their device profiles
                 round_clients.profiles.to_csv(run_dir / PROFILES_FILE)
+            state = process.set_model_weights(process.initialize(),
+                                              keras_model_weights(initial_model))
+            log.debug("start-up: worker ready, process initialised")
             context = TrainingContext(
-                process=datasets.compose(process),
-                state=process.set_model_weights(process.initialize(),
-                                                keras_model_weights(initial_model)),
+                process=datasets.compose(process), state=state,
                 rounds=schedule.rounds, clients_per_round=schedule.clients_per_round,
                 run_dir=run_dir, data=data, task=task, privacy=guarantee,
                 communication=communication)
