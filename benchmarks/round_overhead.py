@@ -1,31 +1,33 @@
-"""Benchmark: FedAvg round time against the Keras floor, before/after, start-up, and memory.
+"""Benchmark: FedAvg round time against the Keras floor, lever by lever; start-up; memory.
 
     uv run python benchmarks/round_overhead.py [--rounds 20] [--long-rounds 300]
-                                               [--cross-device-rounds 5]
+        [--cross-device-rounds 5] [--cross-device-only] [--startup-runs 3]
+        [--memory-rounds 300 --subrounds 0 20] [--memory-only]
 
-For each model, 10 clients x 80 embedded-MNIST examples per round (batch 20, 1 local epoch,
-``mean`` aggregator). A "round" is what fedlab's ``round_seconds`` column measures: building the
-round's client datasets plus ``process.next`` on fedlab's own local TFF worker. Two setups run:
+A "round" is what fedlab's ``round_seconds`` column measures: the round's client inputs plus
+``process.next`` on a local TFF worker. Setups (``SETUPS``), each adding one lever:
 
-- ``before``: TFF's defaults that fedlab used until the optimisation — the ``DATASET_REDUCE``
-  client loop on a worker with no limit on concurrent computations and glibc's default
-  malloc arenas;
-- ``after``: fedlab's defaults now — the ``DATASET_ITERATOR`` loop on a worker running one
-  computation per usable CPU core, with ``MALLOC_ARENA_MAX=2``.
+- ``before``: TFF's defaults — ``DATASET_REDUCE`` client loop, a worker with no limit on
+  concurrent computations and glibc's default malloc arenas, datasets sent from Python, the
+  Keras-model path, tf.data's per-iterator graph rewrite;
+- ``11-25``: fedlab until issue 15 — ``DATASET_ITERATOR``, one computation per core,
+  ``MALLOC_ARENA_MAX=2``;
+- ``+no tf.data rewrite``: client datasets without tf.data's static optimisations;
+- ``+datasets in worker``: client datasets built in the worker from (id, seed, batches);
+- ``now``: + TFF's FunctionalModel (fedlab's defaults).
 
-The "Keras floor" is plain ``model.fit`` of the same model on the same 800 examples with the same
-batch size, in this process. Rounds of both setups and the fits are interleaved (one of each in
-turn), so a slow stretch of the machine hits all three alike; medians are printed, with the
-ratio round / floor. "Epoch in fit" is the stricter floor: the epoch alone, without ``fit``'s
-per-call set-up.
+The "Keras floor" is plain ``model.fit`` of the same model on the same examples with the same
+batch size, in this process; "epoch in fit" the epoch alone. Rounds and fits are interleaved
+(one of each in turn) so a slow stretch of the machine hits all alike; medians are printed.
 
-Also: start-up (from the first line of this script, imports included, to the end of the first
-round), and with ``--long-rounds N`` simple_cnn runs N rounds with ``mean`` and ``compression``
-(after setup) and reports the worker's memory growth after a 20-round warm-up and the peak
-resident memory of both processes. With ``--cross-device-rounds N``: 400 clients of 10 examples,
-10/50/100/200 of them per round (batch 10), each model's rounds interleaved with the Keras fit of
-the same examples, and the per-client overhead (round - fit) / clients. Prints figures; asserts
-nothing.
+By default: 10 clients x 80 embedded-MNIST examples per round (batch 20). ``--cross-device-rounds
+N``: 400 clients of 10 examples, 10/50/100/200 per round (batch 10), the ladder of setups, and
+the per-client overhead (round - fit) / clients. ``--startup-runs N``: launches ``python -m
+fedlab schedule.rounds=1`` N times and prints when each start-up phase ended. ``--memory-rounds
+N``: ``python -m fedlab`` with fedavg_cnn, 200 of 400 clients per round, N rounds per
+``--subrounds`` value, sampling the resident memory of Python and its worker. ``--long-rounds
+N``: N rounds of simple_cnn (mean, compression) and the worker's memory growth. Prints figures;
+asserts nothing.
 """
 
 import time

@@ -100,3 +100,31 @@ def test_data_too_large_to_embed_is_sent_from_python(caplog):
     assert isinstance(datasets, PythonDatasets)
     assert "built in Python" in caplog.text
     assert len(list(datasets([ClientWork("c1", 0)])[0])) == 6
+
+
+def test_subrounds_train_like_one_pass_of_the_cohort(tmp_path):
+    tables = {}
+    for per_subround in (0, 1):
+        run(small_config(tmp_path / str(per_subround), "schedule.rounds=3",
+                         "schedule.clients_per_round=3", "aggregator=compression",
+                         f"executor.clients_per_subround={per_subround}"))
+        tables[per_subround] = metrics(tmp_path / str(per_subround))
+    one_pass, in_parts = tables[0], tables[1]
+    pd.testing.assert_frame_equal(one_pass[["examples", "batches", "bits_up"]],
+                                  in_parts[["examples", "batches", "bits_up"]])
+    # The aggregate is summed client by client instead of at once: equal up to rounding.
+    for column in ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy"):
+        np.testing.assert_allclose(in_parts[column], one_pass[column], rtol=1e-4)
+
+
+@pytest.mark.parametrize("cohort,per_subround,expected", [
+    (10, 0, 1), (10, 10, 1), (10, 4, 3), (200, 20, 10)])
+def test_subround_count(cohort, per_subround, expected):
+    assert runtime.subrounds(cohort, per_subround) == expected
+
+
+def test_one_subround_keeps_tffs_plain_context_and_more_use_the_mergeable_one():
+    plain = runtime.execution_context(["localhost:1"])
+    parts = runtime.execution_context(["localhost:1"], num_subrounds=3)
+    assert type(plain).__name__ == "SyncExecutionContext"
+    assert type(parts).__name__ == "MergeableCompExecutionContext"

@@ -118,6 +118,7 @@ def test_divergence_stops_with_the_round_named(tmp_path):
     ("schedule.clients_per_round=99", "exceeds the 8 clients"),
     ("dataset.image_size=1", "cannot take inputs of shape"),
     ("executor.concurrent_calls=-2", "executor.concurrent_calls must be -1"),
+    ("executor.clients_per_subround=-1", "executor.clients_per_subround must be 0"),
 ])
 def test_bad_settings_fail_before_training(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
