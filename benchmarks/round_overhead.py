@@ -30,19 +30,17 @@ N``: N rounds of simple_cnn (mean, compression) and the worker's memory growth. 
 asserts nothing.
 """
 
+import argparse
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
-
-STARTED = time.perf_counter()
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from contextlib import ExitStack  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -191,14 +189,12 @@ class _EpochTimer(tf.keras.callbacks.Callback):
 def compare(model_name: str, data, contexts: dict, rounds: int, warmup: int = 2) -> dict:
     """Interleaved medians of every setup's rounds and the Keras floor (10 x 80 examples)."""
     runners, times = {}, {}
-    for name in ("now", "11-25", "before"):  # "now" first: its first round ends the start-up
+    for name in ("now", "11-25", "before"):
         clients, inputs = round_clients(data, SETUPS[name])
         process = build_process(model_name, data, inputs, tff.aggregators.MeanFactory(),
                                 SETUPS[name])
         runners[name] = FederatedRun(process, clients, contexts[SETUPS[name].worker])
         times[name] = [runners[name].step()]
-        if name == "now":
-            first_round_done = time.perf_counter() - STARTED
     runners["keras fit"] = KerasFloor(model_name, data, clients)
     times["keras fit"] = []
     for _ in range(warmup + rounds):
@@ -206,7 +202,6 @@ def compare(model_name: str, data, contexts: dict, rounds: int, warmup: int = 2)
             times[name].append(runner.step())
     medians = {name: statistics.median(t[-rounds:]) for name, t in times.items()}
     medians["epoch in fit"] = statistics.median(runners["keras fit"].epoch_seconds[-rounds:])
-    medians["first round"] = first_round_done
     return medians
 
 
@@ -338,6 +333,7 @@ def memory_run(rounds: int, overrides: tuple[str, ...], every: float = 0.5) -> d
 
 def main() -> None:
     """Measure and print the tables."""
+    logging.getLogger("absl").setLevel(logging.ERROR)  # tf.data says each option it changes
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20)
@@ -398,16 +394,12 @@ def main() -> None:
         if not args.cross_device_only:
             print(f"\n{'model':<11} {'setup':<7} {'round s':>8} {'fit s':>7} {'ratio':>6} "
                   f"{'epoch-in-fit s':>15} {'ratio':>6}")
-            first_round = None
             for model_name in ("fedavg_cnn", "simple_cnn"):
                 m = compare(model_name, data, contexts, args.rounds)
-                first_round = first_round or m["first round"]
                 for name in ("before", "11-25", "now"):
                     print(f"{model_name:<11} {name:<7} {m[name]:8.3f} {m['keras fit']:7.3f} "
                           f"{m[name] / m['keras fit']:6.2f} {m['epoch in fit']:15.3f} "
                           f"{m[name] / m['epoch in fit']:6.2f}", flush=True)
-            print(f"\nstart-up (script start, imports included, to the end of the first round):"
-                  f" {first_round:.1f} s")
         if args.cross_device_rounds:
             print(f"\ncross-device: 400 clients x 10 examples, batch 10, "
                   f"{args.cross_device_rounds} rounds per size (medians)")
