@@ -128,7 +128,8 @@ def local_worker(
 
 def _unanswered_local_worker(log_path: Path) -> str:
     return (f"the local TFF worker did not answer within {WORKER_START_TIMEOUT_SECONDS:.0f} s "
-            f"(its output: {log_path})")
+            f"(its output: {log_path}); rounds up to the last checkpoint are kept: re-run the "
+            "same command to resume")
 
 
 def _compile(computation):

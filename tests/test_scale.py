@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+import tensorflow_federated as tff
 from conftest import REPO, compose_config, small_config
 
-from fedlab import runtime, trainers
+from fedlab import models, runtime, trainers
 from fedlab.client_datasets import ClientWork, PythonDatasets, WorkerDatasets, client_datasets
 from fedlab.data.federated_data import client_data_from_arrays
 from fedlab.run import run
+from fedlab.task import Task
 
 GOLDEN = REPO / "tests" / "data" / "golden"
 TIMING = ["round_seconds", "eval_seconds"]
@@ -128,3 +130,18 @@ def test_one_subround_keeps_tffs_plain_context_and_more_use_the_mergeable_one():
     parts = runtime.execution_context(["localhost:1"], num_subrounds=3)
     assert type(plain).__name__ == "SyncExecutionContext"
     assert type(parts).__name__ == "MergeableCompExecutionContext"
+
+
+def _with_dropout(input_shape, num_classes):
+    return tf.keras.Sequential([tf.keras.layers.InputLayer(input_shape=tuple(input_shape)),
+                                tf.keras.layers.Flatten(), tf.keras.layers.Dropout(0.5),
+                                tf.keras.layers.Dense(num_classes)])
+
+
+def test_stateless_models_run_functionally_and_dropout_keeps_the_keras_path():
+    spec = _preprocess(client_data_from_arrays(_clients()).create_tf_dataset_for_client("c0"),
+                       0).element_spec
+    plain = Task(models.simple_cnn, (3, 3, 1), 4).tff_model(spec)
+    dropout = Task(_with_dropout, (3, 3, 1), 4).tff_model(spec)
+    assert isinstance(plain, tff.learning.models.FunctionalModel)
+    assert not isinstance(dropout, tff.learning.models.FunctionalModel) and callable(dropout)
