@@ -290,6 +290,33 @@ def startup_breakdown(repeats: int, overrides: tuple[str, ...] = ()) -> list[dic
     return rows
 
 
+def sweep_startup(jobs: int) -> list[dict]:
+    """Seconds from each job's start to its first round, in one basic-launcher sweep.
+
+    ``python -m fedlab -m schedule.seed=1,...,jobs schedule.rounds=1``: the jobs run one after
+    another in one process, so the later ones reuse the imports (and whatever TF/TFF cache).
+    """
+    seeds = ",".join(str(s) for s in range(1, jobs + 1))
+    with tempfile.TemporaryDirectory() as folder:
+        launched = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "fedlab", "-m", f"schedule.seed={seeds}",
+             "schedule.rounds=1", f"hydra.sweep.dir={folder}/sweep"],
+            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        rows, job_started = [], None
+        for line in child.stdout:
+            now = time.perf_counter() - launched
+            if "] \t#" in line or "]        #" in line or " : schedule.seed=" in line:
+                job_started = now
+            elif "round 1/" in line and job_started is not None:
+                rows.append({"job": len(rows), "started": job_started,
+                             "first round after job start": now - job_started})
+                job_started = None
+        child.wait()
+    return rows
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(c) for c in path.read_text().split()] if path.exists() else []
@@ -348,6 +375,9 @@ def main() -> None:
                              "rounds per --subrounds value, sampling both processes' memory")
     parser.add_argument("--subrounds", type=int, nargs="+", default=[0, 20],
                         help="executor.clients_per_subround values for --memory-rounds")
+    parser.add_argument("--sweep-jobs", type=int, default=0,
+                        help="a basic-launcher sweep of this many one-round jobs: each job's "
+                             "time from its start to its first round")
     parser.add_argument("--memory-only", action="store_true",
                         help="stop after the memory and start-up figures")
     parser.add_argument("--startup-runs", type=int, default=0,
@@ -378,6 +408,11 @@ def main() -> None:
             values = [r[phase] for r in rows if phase in r]
             print(f"  {phase:<30} {statistics.median(values):6.2f}  "
                   f"({', '.join(f'{v:.2f}' for v in values)})", flush=True)
+    if args.sweep_jobs:
+        print(f"basic-launcher sweep of {args.sweep_jobs} one-round jobs (s):")
+        for row in sweep_startup(args.sweep_jobs):
+            print(f"  job {row['job']}: started {row['started']:.2f} s after launch, first round "
+                  f"{row['first round after job start']:.2f} s later", flush=True)
     if args.memory_only:
         return
     data = load_mnist(num_clients=50)

@@ -8,11 +8,11 @@ context manager stops it on every exit path.
 """
 
 import contextlib
-import ctypes
 import math
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +64,22 @@ def worker_binary_path() -> Path:
     return Path(tff.__file__).parent / "data" / "worker_binary"
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+# Run by a fresh interpreter that then becomes the worker: ask the kernel to kill it when this
+# process dies (PR_SET_PDEATHSIG survives exec), give up if this process is already gone, exec.
+# (Not a ``preexec_fn``: Python code between fork and exec in a process whose gRPC threads hold
+# locks aborted the forked child here, intermittently.)
+_EXEC_DYING_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    f"ctypes.CDLL('libc.so.6', use_errno=True).prctl({_PR_SET_PDEATHSIG}, signal.SIGKILL)\n"
+    "if os.getppid() != int(sys.argv[1]): os._exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def _dying_with_this_process(command: list[str]) -> list[str]:
+    """``command`` launched so that the kernel kills it when this process dies."""
+    return [sys.executable, "-I", "-S", "-c", _EXEC_DYING_WITH_PARENT, str(os.getpid()),
+            *command]
 
 
 def usable_cores() -> int:
@@ -101,13 +115,13 @@ def local_worker(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            [str(worker_binary_path()), f"--port={port}",
-             f"--max_concurrent_computation_calls={concurrency}"],
+            _dying_with_this_process(
+                [str(worker_binary_path()), f"--port={port}",
+                 f"--max_concurrent_computation_calls={concurrency}"]),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=worker_environment() if environment is None else environment,
-            preexec_fn=_die_with_parent,
         )
     target = f"localhost:{port}"
     try:
