@@ -379,7 +379,7 @@ def main() -> None:
                         help="a basic-launcher sweep of this many one-round jobs: each job's "
                              "time from its start to its first round")
     parser.add_argument("--memory-only", action="store_true",
-                        help="stop after the memory and start-up figures")
+                        help="stop after the memory, start-up and sweep figures")
     parser.add_argument("--startup-runs", type=int, default=0,
                         help="launch the default run (1 round) this many times first and print "
                              "when each start-up phase ended")
