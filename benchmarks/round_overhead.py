@@ -252,6 +252,13 @@ def long_run(data, context, worker_pid: int, rounds: int, aggregator) -> dict:
     }
 
 
+def launch_fedlab(*overrides: str, stdout=subprocess.PIPE) -> subprocess.Popen:
+    """``python -m fedlab OVERRIDES`` from the repository, its output (text) on ``stdout``."""
+    return subprocess.Popen([sys.executable, "-m", "fedlab", *overrides],
+                            cwd=Path(__file__).resolve().parents[1], stdout=stdout,
+                            stderr=subprocess.STDOUT, text=True)
+
+
 # Log lines of `python -m fedlab ... hydra.verbose=fedlab` that end each start-up phase.
 STARTUP_PHASES = (
     ("imports", "start-up: TensorFlow and TFF imported"),
@@ -272,11 +279,8 @@ def startup_breakdown(repeats: int, overrides: tuple[str, ...] = ()) -> list[dic
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as folder:
             launched = time.perf_counter()
-            child = subprocess.Popen(
-                [sys.executable, "-m", "fedlab", "schedule.rounds=1", "hydra.verbose=fedlab",
-                 f"hydra.run.dir={folder}/run", *overrides],
-                cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True)
+            child = launch_fedlab("schedule.rounds=1", "hydra.verbose=fedlab",
+                                  f"hydra.run.dir={folder}/run", *overrides)
             row, phases = {}, list(STARTUP_PHASES)
             for line in child.stdout:
                 if phases and phases[0][1] in line:
@@ -299,15 +303,12 @@ def sweep_startup(jobs: int) -> list[dict]:
     seeds = ",".join(str(s) for s in range(1, jobs + 1))
     with tempfile.TemporaryDirectory() as folder:
         launched = time.perf_counter()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "fedlab", "-m", f"schedule.seed={seeds}",
-             "schedule.rounds=1", f"hydra.sweep.dir={folder}/sweep"],
-            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+        child = launch_fedlab("-m", f"schedule.seed={seeds}", "schedule.rounds=1",
+                              f"hydra.sweep.dir={folder}/sweep")
         rows, job_started = [], None
         for line in child.stdout:
             now = time.perf_counter() - launched
-            if "] \t#" in line or "]        #" in line or " : schedule.seed=" in line:
+            if " : schedule.seed=" in line:  # Hydra's "#k : <overrides>" line starts a job
                 job_started = now
             elif "round 1/" in line and job_started is not None:
                 rows.append({"job": len(rows), "started": job_started,
@@ -315,11 +316,6 @@ def sweep_startup(jobs: int) -> list[dict]:
                 job_started = None
         child.wait()
     return rows
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(c) for c in path.read_text().split()] if path.exists() else []
 
 
 def memory_run(rounds: int, overrides: tuple[str, ...], every: float = 0.5) -> dict:
@@ -331,15 +327,11 @@ def memory_run(rounds: int, overrides: tuple[str, ...], every: float = 0.5) -> d
     with tempfile.TemporaryDirectory() as folder:
         run_dir = Path(folder) / "run"
         started = time.perf_counter()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "fedlab", f"schedule.rounds={rounds}",
-             f"hydra.run.dir={run_dir}", *overrides],
-            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT)
+        child = launch_fedlab(f"schedule.rounds={rounds}", f"hydra.run.dir={run_dir}",
+                              *overrides, stdout=subprocess.DEVNULL)
         warm_round, samples, warm = max(5, rounds // 10), [], None
         while child.poll() is None:
-            workers = [p for p in _children(child.pid)
-                       if "worker_binary" in Path(f"/proc/{p}/cmdline").read_text()]
+            workers = runtime.worker_processes_alive(child.pid)
             python_mib = memory_mib(child.pid)
             worker_mib = memory_mib(workers[0]) if workers else 0.0
             if not np.isnan(python_mib) and worker_mib > 0:  # while both run

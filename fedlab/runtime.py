@@ -343,8 +343,9 @@ def drop_default_context() -> None:
     )
 
 
-def worker_processes_alive() -> list[int]:
-    """PIDs of TFF worker processes whose parent is this process (for checks and tests)."""
-    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+def worker_processes_alive(parent: int | None = None) -> list[int]:
+    """PIDs of TFF worker processes whose parent is ``parent`` (default: this process)."""
+    parent = os.getpid() if parent is None else parent
+    children = Path(f"/proc/{parent}/task/{parent}/children")
     pids = [int(p) for p in children.read_text().split()] if children.exists() else []
     return [p for p in pids if "worker_binary" in Path(f"/proc/{p}/cmdline").read_text()]
