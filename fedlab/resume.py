@@ -27,7 +27,7 @@ METRICS_FILE = "metrics.csv"  # fedlab.callbacks imports it from here: this modu
 
 # Keys (and everything below them) that may differ between invocations of one run: where and
 # how it executes and what it prints, not its numbers.
-MAY_CHANGE = ("executor", "tensorboard", "trainer.tensorboard",
+MAY_CHANGE = ("executor", "computation_cache", "tensorboard", "trainer.tensorboard",
               "callbacks.metrics_release.tensorboard", "callbacks.progress_line",
               "callbacks.preemption", "objective")
 SWEEP_RECORD_FILE = "sweep_config.yaml"

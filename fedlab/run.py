@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fedlab import hparams, provenance
 from fedlab.callbacks import METRICS_FILE
+from fedlab.computation_cache import ProcessCache, config_fingerprint
 from fedlab.data import FederatedData
 from fedlab.errors import ConfigError, FedlabError, Interrupted
 from fedlab.preflight import ensure_writable, validate_schedule
@@ -125,7 +126,11 @@ def run(cfg: DictConfig) -> float:
                 f"model {cfg.model._target_} cannot take inputs of shape {data.input_shape}: "
                 f"{reason.split(' for ', 1)[0]}"
             ) from error
-        figures = trainer.train(task, data, schedule, run_dir, initial_model)
+        cache = (ProcessCache(Path(cfg.computation_cache).expanduser(),
+                              config_fingerprint(run_config))
+                 if cfg.computation_cache else None)
+        figures = trainer.train(task, data, schedule, run_dir, initial_model,
+                                process_cache=cache)
     except FedlabError as error:
         write_summary(run_dir, {"status": "failed", "error": str(error),
                                 "provenance": {**record, "ended_at": provenance.now()}})

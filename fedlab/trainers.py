@@ -4,6 +4,7 @@ Options of the ``trainer`` group. Each takes the run's task, data, schedule, ini
 folder, trains, saves the final model, and returns figures for ``summary.json``.
 """
 
+import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,7 @@ from fedlab.algorithms import Aggregator, IncompatibleAggregator
 from fedlab.callbacks import Callback, Checkpointing, MetricsSink, TrainingContext
 from fedlab.client_datasets import client_datasets
 from fedlab.clients import PROFILES_FILE, ClientConditions, SimulatedRoundClients
+from fedlab.computation_cache import ProcessCache
 from fedlab.data import FederatedData
 from fedlab.errors import ConfigError
 from fedlab.optimizers import OptimizerPair
@@ -45,6 +47,14 @@ def client_dataset(
 _UNOPTIMIZED = tf.data.Options()
 _UNOPTIMIZED.experimental_optimization.apply_default_optimizations = False
 _UNOPTIMIZED.autotune.enabled = False
+
+
+def model_architecture(model: tf.keras.Model) -> str:
+    """The model's layers and their settings as JSON ("" for a subclassed model)."""
+    try:
+        return model.to_json()
+    except NotImplementedError:
+        return ""
 
 
 def keras_model_weights(model: tf.keras.Model) -> tff.learning.models.ModelWeights:
@@ -113,8 +123,11 @@ class FederatedTrainer:
             communication=communication)
 
     def train(self, task: Task, data: FederatedData, schedule: Schedule, run_dir: Path,
-              initial_model: tf.keras.Model) -> dict:
+              initial_model: tf.keras.Model, process_cache: ProcessCache | None = None) -> dict:
         """Train ``schedule.rounds`` rounds (resuming from a checkpoint); save the final model.
+
+        With ``process_cache``, the learning process is loaded from it when it was traced before
+        for this configuration, else traced and stored there.
 
         Raises:
           FedlabError: bad settings, divergence, unusable checkpoints, unreachable workers.
@@ -146,8 +159,12 @@ class FederatedTrainer:
         # The local worker starts with the block and comes up while the process is traced.
         with self.executor.context(
                 run_dir, self.clients.sample_size(schedule.clients_per_round)):
-            process = self.build_process(task, preprocess(first_client, 0).element_spec,
-                                         aggregator)
+            input_spec = preprocess(first_client, 0).element_spec
+            build = functools.partial(self.build_process, task, input_spec, aggregator)
+            process = build() if process_cache is None else process_cache.process(
+                build, input_spec=repr(input_spec), privacy=repr(guarantee),
+                model=model_architecture(initial_model))
+            log.debug("start-up: learning process ready")
             log.info("%s (%s) on %d clients, %d per round, %d parameters", initial_model.name,
                      self.algorithm.name, data.num_clients, schedule.clients_per_round,
                      initial_model.count_params())
@@ -187,8 +204,12 @@ class CentralTrainer:
         self.optimizer, self.tensorboard = optimizer, tensorboard
 
     def train(self, task: Task, data: FederatedData, schedule: Schedule, run_dir: Path,
-              initial_model: tf.keras.Model) -> dict:
-        """Fit ``schedule.rounds`` epochs, one metrics row per epoch; save the model."""
+              initial_model: tf.keras.Model, process_cache: ProcessCache | None = None) -> dict:
+        """Fit ``schedule.rounds`` epochs, one metrics row per epoch; save the model.
+
+        ``process_cache`` is not used: Keras traces its step in well under a second.
+        """
+        del process_cache
         model = central.train_central(
             initial_model, data, self.optimizer, epochs=schedule.rounds,
             batch_size=schedule.batch_size, seed=schedule.seed,

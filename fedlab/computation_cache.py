@@ -1,0 +1,256 @@
+"""A disk cache of traced learning processes: a run whose process was traced before skips tracing.
+
+Tracing turns the algorithm's Python (model, optimizers, aggregator) into TFF computations; it
+takes seconds at every start. A traced process is four computations (``initialize``, ``next``,
+``get_model_weights``, ``set_model_weights``), kept as TFF's serialized protos plus the Python
+containers of their types (which the protos do not carry: ``LearningProcessOutput``,
+``ModelWeights``, ...), in a folder named by a key of everything that shapes them:
+
+- the configuration that builds them (:data:`SHAPING_CONFIG`) and the source files of every
+  ``_target_`` named there (your own model or aggregator module included);
+- fedlab's own source, the TensorFlow and TFF versions;
+- what the trainer knows only at run time (``ProcessCache.process(build, **context)``): the
+  clients' batch type, the DP guarantee the noise was calibrated for, the model's architecture.
+
+A load that fails (a missing, stale or unreadable entry) is a miss: the process is traced and
+stored again. A cache folder that cannot be written costs only the time (one warning).
+"""
+
+import contextlib
+import hashlib
+import importlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_federated as tff
+from hydra.utils import get_object
+from tensorflow_federated.proto.v0 import computation_pb2
+from tensorflow_federated.python.common_libs import structure
+
+log = logging.getLogger("fedlab")
+
+# The configuration nodes a learning process is traced from (``schedule.seed``: the global
+# TF seed is set while tracing). A new group that shapes the process belongs here.
+SHAPING_CONFIG = ("model", "algorithm", "aggregator", "optimizer", "schedule.seed")
+PROCESS_PARTS = ("initialize", "next", "get_model_weights", "set_model_weights")
+TYPES_FILE = "types.json"
+FEDLAB_PACKAGE = Path(__file__).resolve().parent
+
+
+def _select(record: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = record
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def _targets(node: Any) -> Iterator[str]:
+    if isinstance(node, Mapping):
+        if isinstance(node.get("_target_"), str):
+            yield node["_target_"]
+        for value in node.values():
+            yield from _targets(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            yield from _targets(value)
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _source_digest(target: str) -> str:
+    """The digest of the source file defining ``target`` ("" when it has none)."""
+    try:
+        module = importlib.import_module(get_object(target).__module__)
+        return _file_digest(Path(module.__file__))
+    except (ImportError, AttributeError, TypeError, ValueError, OSError):
+        return ""
+
+
+def fedlab_source_digest() -> str:
+    """One digest of every Python file of the fedlab package."""
+    digest = hashlib.sha256()
+    for path in sorted(FEDLAB_PACKAGE.rglob("*.py")):
+        digest.update(str(path.relative_to(FEDLAB_PACKAGE)).encode())
+        digest.update(_file_digest(path).encode())
+    return digest.hexdigest()
+
+
+def config_fingerprint(record: Mapping[str, Any]) -> str:
+    """What a run's resolved configuration ``record`` contributes to its process's cache key."""
+    shaping = {key: _select(record, key) for key in SHAPING_CONFIG}
+    sources = {target: _source_digest(target) for target in sorted(set(_targets(shaping)))}
+    return _digest({"config": shaping, "sources": sources, "fedlab": fedlab_source_digest(),
+                    "tensorflow": tf.__version__, "tff": tff.__version__})
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+# The Python containers of a computation's type, as a tree parallel to the type.
+def _containers(type_spec: tff.Type) -> Any:
+    if isinstance(type_spec, tff.StructType):
+        container = type_spec.python_container
+        if container is not None and _importable(container) is not container:
+            raise ValueError(f"{container!r} cannot be imported by name")
+        return {"container": None if container is None
+                else f"{container.__module__}:{container.__qualname__}",
+                "elements": [_containers(element) for element in type_spec.children()]}
+    if isinstance(type_spec, tff.FederatedType):
+        return {"member": _containers(type_spec.member)}
+    if isinstance(type_spec, tff.SequenceType):
+        return {"element": _containers(type_spec.element)}
+    if isinstance(type_spec, tff.FunctionType):
+        return {"parameter": (None if type_spec.parameter is None
+                              else _containers(type_spec.parameter)),
+                "result": _containers(type_spec.result)}
+    return None
+
+
+def _importable(container: type) -> Any:
+    with contextlib.suppress(ImportError, AttributeError):
+        return _import(f"{container.__module__}:{container.__qualname__}")
+    return None
+
+
+def _import(name: str) -> Any:
+    module, _, qualified = name.partition(":")
+    value: Any = importlib.import_module(module)
+    for attribute in qualified.split("."):
+        value = getattr(value, attribute)
+    return value
+
+
+def _with_containers(type_spec: tff.Type, tree: Any) -> tff.Type:
+    if tree is None:
+        return type_spec
+    if isinstance(type_spec, tff.StructType):
+        elements = [(name, _with_containers(element, subtree)) for (name, element), subtree
+                    in zip(structure.iter_elements(type_spec), tree["elements"], strict=True)]
+        if tree["container"] is None:
+            return tff.StructType(elements)
+        return tff.StructWithPythonType(elements, _import(tree["container"]))
+    if isinstance(type_spec, tff.FederatedType):
+        return tff.FederatedType(_with_containers(type_spec.member, tree["member"]),
+                                 type_spec.placement, type_spec.all_equal)
+    if isinstance(type_spec, tff.SequenceType):
+        return tff.SequenceType(_with_containers(type_spec.element, tree["element"]))
+    if isinstance(type_spec, tff.FunctionType):
+        return tff.FunctionType(
+            None if type_spec.parameter is None
+            else _with_containers(type_spec.parameter, tree["parameter"]),
+            _with_containers(type_spec.result, tree["result"]))
+    return type_spec
+
+
+def save_process(process: tff.learning.templates.LearningProcess, folder: Path) -> None:
+    """Write ``process``'s computations and their types' containers into a new ``folder``.
+
+    Raises:
+      ValueError: a type's container is a class that cannot be imported by name.
+      OSError: the folder cannot be written.
+    """
+    types = {part: _containers(getattr(process, part).type_signature) for part in PROCESS_PARTS}
+    folder.mkdir(parents=True)
+    for part in PROCESS_PARTS:
+        proto = tff.framework.serialize_computation(getattr(process, part))
+        (folder / f"{part}.pb").write_bytes(proto.SerializeToString())
+    (folder / TYPES_FILE).write_text(json.dumps(types))
+
+
+def load_process(folder: Path) -> tff.learning.templates.LearningProcess:
+    """The learning process :func:`save_process` wrote into ``folder``, with its exact types.
+
+    Raises:
+      OSError, ValueError, KeyError, ImportError, AttributeError, TypeError: not a readable
+        entry of this TFF.
+    """
+    types = json.loads((folder / TYPES_FILE).read_text())
+    parts = {}
+    for part in PROCESS_PARTS:
+        proto = computation_pb2.Computation()
+        proto.ParseFromString((folder / f"{part}.pb").read_bytes())
+        computation = tff.framework.deserialize_computation(proto)
+        parts[part] = tff.framework.ConcreteComputation.with_type(
+            computation, _with_containers(computation.type_signature, types[part]))
+    return tff.learning.templates.LearningProcess(
+        parts["initialize"], parts["next"], parts["get_model_weights"],
+        parts["set_model_weights"])
+
+
+@dataclass(frozen=True)
+class ProcessCache:
+    """Traced learning processes in ``directory``, keyed by ``fingerprint`` and run-time facts.
+
+    ``fingerprint``: :func:`config_fingerprint` of the run's configuration. At most
+    ``max_entries`` processes are kept; the least recently used go first.
+    """
+
+    directory: Path
+    fingerprint: str
+    max_entries: int = 32
+
+    def key(self, **context: Any) -> str:
+        """The entry name for this configuration and the run-time ``context``."""
+        return _digest({"fingerprint": self.fingerprint, **context})[:32]
+
+    def process(self, build: Callable[[], tff.learning.templates.LearningProcess],
+                **context: Any) -> tff.learning.templates.LearningProcess:
+        """The cached process for ``context``, or ``build()``'s, then stored for the next run."""
+        folder = self.directory / self.key(**context)
+        if folder.is_dir():
+            try:
+                process = load_process(folder)
+            except (OSError, ValueError, KeyError, ImportError, AttributeError,
+                    TypeError) as error:
+                log.warning("cached learning process %s unusable (%s); tracing it again",
+                            folder, error)
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.utime(folder)
+                log.info("learning process loaded from the cache: %s", folder)
+                return process
+        process = build()
+        self._store(process, folder)
+        return process
+
+    def _store(self, process, folder: Path) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=self.directory))
+        except OSError as error:
+            log.warning("cannot write the computation cache %s (%s): every run traces its "
+                        "process (set computation_cache=null to stop trying)", self.directory,
+                        error)
+            return
+        try:
+            save_process(process, staging / "entry")
+            os.rename(staging / "entry", folder)  # atomic; a concurrent run's entry wins
+        except ValueError as error:
+            log.debug("learning process not cached: %s", error)
+        except OSError as error:
+            if not folder.is_dir():
+                log.warning("cannot write the computation cache %s (%s)", folder, error)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._evict()
+
+    def _evict(self) -> None:
+        """Remove the least recently used entries beyond ``max_entries``."""
+        with contextlib.suppress(OSError):
+            entries = sorted((p for p in self.directory.iterdir()
+                              if p.is_dir() and not p.name.startswith(".")),
+                             key=lambda p: p.stat().st_mtime, reverse=True)
+            for stale in entries[self.max_entries:]:
+                shutil.rmtree(stale, ignore_errors=True)
