@@ -42,6 +42,7 @@ log = logging.getLogger("fedlab")
 SHAPING_CONFIG = ("model", "algorithm", "aggregator", "optimizer", "schedule.seed")
 PROCESS_PARTS = ("initialize", "next", "get_model_weights", "set_model_weights")
 TYPES_FILE = "types.json"
+PROCESSES, COMPILED = "processes", "compiled"  # the cache's two kinds of entries
 FEDLAB_PACKAGE = Path(__file__).resolve().parent
 
 
@@ -190,24 +191,24 @@ def load_process(folder: Path) -> tff.learning.templates.LearningProcess:
 
 @dataclass(frozen=True)
 class ProcessCache:
-    """Traced learning processes in ``directory``, keyed by ``fingerprint`` and run-time facts.
+    """Traced learning processes and compiled computations kept in ``directory``.
 
-    ``fingerprint``: :func:`config_fingerprint` of the run's configuration. At most
-    ``max_entries`` processes are kept; the least recently used go first.
+    ``fingerprint``: :func:`config_fingerprint` of the run's configuration. Entries beyond
+    ``max_bytes`` in all are removed, least recently used first.
     """
 
     directory: Path
     fingerprint: str
-    max_entries: int = 32
+    max_bytes: int = 1 << 30
 
     def key(self, **context: Any) -> str:
-        """The entry name for this configuration and the run-time ``context``."""
+        """The process entry's name for this configuration and the run-time ``context``."""
         return _digest({"fingerprint": self.fingerprint, **context})[:32]
 
     def process(self, build: Callable[[], tff.learning.templates.LearningProcess],
                 **context: Any) -> tff.learning.templates.LearningProcess:
         """The cached process for ``context``, or ``build()``'s, then stored for the next run."""
-        folder = self.directory / self.key(**context)
+        folder = self.directory / PROCESSES / self.key(**context)
         if folder.is_dir():
             try:
                 process = load_process(folder)
@@ -217,40 +218,86 @@ class ProcessCache:
                             folder, error)
                 shutil.rmtree(folder, ignore_errors=True)
             else:
-                with contextlib.suppress(OSError):
-                    os.utime(folder)
+                _touch(folder)
                 log.info("learning process loaded from the cache: %s", folder)
                 return process
         process = build()
-        self._store(process, folder)
+        self._store(folder, lambda entry: save_process(process, entry))
         return process
 
-    def _store(self, process, folder: Path) -> None:
+    def compiled(self, compile_fn: Callable) -> Callable:
+        """``compile_fn`` remembering its results here, keyed by the computation it compiles.
+
+        (TFF's compilation of a round for the worker runs Grappler over every TensorFlow
+        graph of it: most of a second for a CNN's round.)
+        """
+
+        def compile_cached(computation):
+            proto = tff.framework.ConcreteComputation.get_proto(computation)
+            digest = hashlib.sha256(tff.__version__.encode())
+            digest.update(proto.SerializeToString(deterministic=True))
+            path = self.directory / COMPILED / f"{digest.hexdigest()[:32]}.pb"
+            if path.is_file():
+                try:
+                    compiled = computation_pb2.Computation.FromString(path.read_bytes())
+                    result = tff.framework.deserialize_computation(compiled)
+                except (OSError, ValueError) as error:
+                    log.warning("cached compiled computation %s unusable (%s)", path, error)
+                else:
+                    _touch(path)
+                    return result
+            result = compile_fn(computation)
+            self._store(path, lambda entry: entry.write_bytes(
+                tff.framework.serialize_computation(result).SerializeToString()))
+            return result
+
+        return compile_cached
+
+    def _store(self, destination: Path, write: Callable[[Path], None]) -> None:
+        """``write`` an entry into a staging path, then move it to ``destination`` at once."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            destination.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=self.directory))
         except OSError as error:
-            log.warning("cannot write the computation cache %s (%s): every run traces its "
-                        "process (set computation_cache=null to stop trying)", self.directory,
+            log.warning("cannot write the computation cache %s (%s): runs trace and compile "
+                        "every time (computation_cache=null stops trying)", self.directory,
                         error)
             return
         try:
-            save_process(process, staging / "entry")
-            os.rename(staging / "entry", folder)  # atomic; a concurrent run's entry wins
+            write(staging / "entry")
+            os.rename(staging / "entry", destination)  # a concurrent run's entry may win
         except ValueError as error:
-            log.debug("learning process not cached: %s", error)
+            log.debug("not cached: %s", error)
         except OSError as error:
-            if not folder.is_dir():
-                log.warning("cannot write the computation cache %s (%s)", folder, error)
+            if not destination.exists():
+                log.warning("cannot write the computation cache %s (%s)", destination, error)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         self._evict()
 
     def _evict(self) -> None:
-        """Remove the least recently used entries beyond ``max_entries``."""
+        """Remove the least recently used entries until all fit in ``max_bytes``."""
         with contextlib.suppress(OSError):
-            entries = sorted((p for p in self.directory.iterdir()
-                              if p.is_dir() and not p.name.startswith(".")),
-                             key=lambda p: p.stat().st_mtime, reverse=True)
-            for stale in entries[self.max_entries:]:
-                shutil.rmtree(stale, ignore_errors=True)
+            entries = [entry for kind in (PROCESSES, COMPILED)
+                       if (self.directory / kind).is_dir()
+                       for entry in (self.directory / kind).iterdir()]
+            entries.sort(key=lambda entry: entry.stat().st_mtime, reverse=True)
+            total = 0
+            for entry in entries:
+                total += _size(entry)
+                if total > self.max_bytes:
+                    if entry.is_dir():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def _size(entry: Path) -> int:
+    if entry.is_dir():
+        return sum(p.stat().st_size for p in entry.iterdir())
+    return entry.stat().st_size

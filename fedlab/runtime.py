@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,8 @@ from tensorflow_federated.python.core.impl.executors import (
 
 from fedlab.errors import ConfigError, WorkerError
 
+# Turns a computation into the form the worker runs.
+Compiler = Callable[[tff.framework.ConcreteComputation], tff.framework.ConcreteComputation]
 _GRPC_OPTIONS = [
     ("grpc.max_message_length", 2_000_000_000),
     ("grpc.max_receive_message_length", 2_000_000_000),
@@ -146,7 +148,7 @@ def _unanswered_local_worker(log_path: Path) -> str:
             "same command to resume")
 
 
-def _compile(computation):
+def compile_for_worker(computation):
     """TFF's native compilation; secure-sum intrinsics run as plain sums in simulation."""
     computation = test_compiler.replace_secure_intrinsics_with_bodies(computation)
     return native_compiler.desugar_and_transform_to_native(computation)
@@ -186,23 +188,28 @@ def _executor_factory(
 
 
 def remote_execution_context(
-    target: str, timeout_seconds: float = 30.0, unanswered: str | None = None
+    target: str, timeout_seconds: float = 30.0, unanswered: str | None = None,
+    compiler: Compiler = compile_for_worker,
 ) -> sync_execution_context.SyncExecutionContext:
-    """A synchronous TFF context that executes every computation on the worker at ``target``."""
+    """A synchronous TFF context that executes every computation on the worker at ``target``.
+
+    ``compiler`` turns each computation into the worker's form (default
+    :func:`compile_for_worker`; a cache can wrap it, see :mod:`fedlab.computation_cache`).
+    """
     return sync_execution_context.SyncExecutionContext(
         executor_fn=_executor_factory(target, timeout_seconds, unanswered),
-        compiler_fn=_compile,
+        compiler_fn=compiler,
         transform_args=tensorflow_computation.transform_args,
         transform_result=tensorflow_computation.transform_result,
     )
 
 
 def _async_remote_context(
-    target: str, timeout_seconds: float, unanswered: str | None = None
+    target: str, timeout_seconds: float, unanswered: str | None, compiler: Compiler,
 ) -> async_execution_context.AsyncExecutionContext:
     return async_execution_context.AsyncExecutionContext(
         executor_fn=_executor_factory(target, timeout_seconds, unanswered),
-        compiler_fn=_compile,
+        compiler_fn=compiler,
         transform_args=tensorflow_computation.transform_args,
         transform_result=tensorflow_computation.transform_result,
     )
@@ -218,7 +225,8 @@ def subrounds(cohort_size: int, clients_per_subround: int) -> int:
 
 
 def execution_context(targets: Sequence[str], timeout_seconds: float = 30.0,
-                      num_subrounds: int = 1, unanswered: str | None = None):
+                      num_subrounds: int = 1, unanswered: str | None = None,
+                      compiler: Compiler = compile_for_worker):
     """A context running computations on the workers at ``targets``, in ``num_subrounds``.
 
     One target and one subround: TFF's plain synchronous context. Otherwise TFF's mergeable
@@ -227,15 +235,15 @@ def execution_context(targets: Sequence[str], timeout_seconds: float = 30.0,
     a worker then holds only one part's client values at a time.
     """
     if len(targets) == 1 and num_subrounds <= 1:
-        return remote_execution_context(targets[0], timeout_seconds, unanswered)
+        return remote_execution_context(targets[0], timeout_seconds, unanswered, compiler)
     return tff.backends.native.create_mergeable_comp_execution_context(
-        [_async_remote_context(t, timeout_seconds, unanswered) for t in targets],
+        [_async_remote_context(t, timeout_seconds, unanswered, compiler) for t in targets],
         num_subrounds=max(num_subrounds, len(targets)))
 
 
 @contextlib.contextmanager
-def local_execution(log_path: Path, concurrent_calls: int = 0,
-                    num_subrounds: int = 1) -> Iterator[None]:
+def local_execution(log_path: Path, concurrent_calls: int = 0, num_subrounds: int = 1,
+                    compiler: Compiler = compile_for_worker) -> Iterator[None]:
     """Within the block, TFF computations run on a private local worker owned by this block.
 
     The block starts as soon as the worker process is launched, so the caller's own start-up
@@ -244,7 +252,7 @@ def local_execution(log_path: Path, concurrent_calls: int = 0,
     with local_worker(log_path, concurrent_calls, wait=False) as target:
         with tff.framework.get_context_stack().install(execution_context(
                 [target], WORKER_START_TIMEOUT_SECONDS, num_subrounds,
-                _unanswered_local_worker(log_path))):
+                _unanswered_local_worker(log_path), compiler)):
             yield
 
 
@@ -261,7 +269,8 @@ def check_reachable(targets: Sequence[str], timeout_seconds: float) -> None:
 
 @contextlib.contextmanager
 def remote_execution(targets: Sequence[str], timeout_seconds: float = 30.0,
-                     num_subrounds: int = 1) -> Iterator[None]:
+                     num_subrounds: int = 1, compiler: Compiler = compile_for_worker
+                     ) -> Iterator[None]:
     """Within the block, TFF computations run on already running workers at ``targets``.
 
     One target runs everything; several targets split each round's clients between them with
@@ -272,7 +281,7 @@ def remote_execution(targets: Sequence[str], timeout_seconds: float = 30.0,
         raise WorkerError("executor=remote needs executor.targets=[host:port,...]")
     check_reachable(targets, timeout_seconds)
     with tff.framework.get_context_stack().install(
-            execution_context(targets, timeout_seconds, num_subrounds)):
+            execution_context(targets, timeout_seconds, num_subrounds, compiler=compiler)):
         yield
 
 
@@ -304,10 +313,11 @@ class LocalExecution:
                 f"positive count, got {self.concurrent_calls}")
         subrounds(1, self.clients_per_subround)
 
-    def context(self, run_dir: Path, cohort_size: int = 1):
+    def context(self, run_dir: Path, cohort_size: int = 1,
+                compiler: Compiler = compile_for_worker):
         """The execution block for a run writing into ``run_dir``, of ``cohort_size`` clients."""
         return local_execution(run_dir / WORKER_LOG, self.concurrent_calls,
-                               subrounds(cohort_size, self.clients_per_subround))
+                               subrounds(cohort_size, self.clients_per_subround), compiler)
 
 
 @dataclass(frozen=True)
@@ -323,11 +333,12 @@ class RemoteExecution:
         """Reject an impossible subround size before anything starts."""
         subrounds(1, self.clients_per_subround)
 
-    def context(self, run_dir: Path, cohort_size: int = 1):
+    def context(self, run_dir: Path, cohort_size: int = 1,
+                compiler: Compiler = compile_for_worker):
         """The execution block for ``cohort_size`` clients (the workers log where they run)."""
         del run_dir
         return remote_execution(list(self.targets), self.connect_timeout_seconds,
-                                subrounds(cohort_size, self.clients_per_subround))
+                                subrounds(cohort_size, self.clients_per_subround), compiler)
 
 
 def drop_default_context() -> None:

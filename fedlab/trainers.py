@@ -12,7 +12,7 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlab import central, comms
+from fedlab import central, comms, runtime
 from fedlab.algorithms import Aggregator, IncompatibleAggregator
 from fedlab.callbacks import Callback, Checkpointing, MetricsSink, TrainingContext
 from fedlab.client_datasets import client_datasets
@@ -157,8 +157,10 @@ class FederatedTrainer:
         datasets = client_datasets(data.train, preprocess, graph_seed=schedule.seed,
                                    in_worker=self.executor.client_datasets_in_worker)
         # The local worker starts with the block and comes up while the process is traced.
+        compiler = (runtime.compile_for_worker if process_cache is None
+                    else process_cache.compiled(runtime.compile_for_worker))
         with self.executor.context(
-                run_dir, self.clients.sample_size(schedule.clients_per_round)):
+                run_dir, self.clients.sample_size(schedule.clients_per_round), compiler):
             input_spec = preprocess(first_client, 0).element_spec
             build = functools.partial(self.build_process, task, input_spec, aggregator)
             process = build() if process_cache is None else process_cache.process(
