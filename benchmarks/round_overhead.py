@@ -23,7 +23,8 @@ batch size, in this process; "epoch in fit" the epoch alone. Rounds and fits are
 By default: 10 clients x 80 embedded-MNIST examples per round (batch 20). ``--cross-device-rounds
 N``: 400 clients of 10 examples, 10/50/100/200 per round (batch 10), the ladder of setups, and
 the per-client overhead (round - fit) / clients. ``--startup-runs N``: launches ``python -m
-fedlab schedule.rounds=1`` N times and prints when each start-up phase ended. ``--memory-rounds
+fedlab schedule.rounds=1`` N times with an empty computation cache and N times with a warm one
+(interleaved) and prints when each start-up phase ended. ``--memory-rounds
 N``: ``python -m fedlab`` with fedavg_cnn, 200 of 400 clients per round, N rounds per
 ``--subrounds`` value, sampling the resident memory of Python and its worker. ``--long-rounds
 N``: N rounds of simple_cnn (mean, compression) and the worker's memory growth. Prints figures;
@@ -49,7 +50,16 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_federated as tff  # noqa: E402
 
-from fedlab import aggregators, algorithms, comms, models, runtime, task, trainers  # noqa: E402
+from fedlab import (  # noqa: E402
+    aggregators,
+    algorithms,
+    comms,
+    models,
+    runtime,
+    task,
+    trainers,
+    worker,
+)
 from fedlab.client_datasets import client_datasets  # noqa: E402
 from fedlab.data.mnist import load_mnist  # noqa: E402
 from fedlab.training import RoundClients  # noqa: E402
@@ -60,8 +70,8 @@ CROSS_DEVICE_SIZES = (10, 50, 100, 200)  # clients per round, 10 examples each
 
 # The two workers: TFF's defaults, and fedlab's (one computation per core, two malloc arenas).
 WORKERS = {
-    "tff": (-1, {k: v for k, v in os.environ.items() if k not in runtime.WORKER_MALLOC_ENV}),
-    "fedlab": (0, runtime.worker_environment()),
+    "tff": (-1, {k: v for k, v in os.environ.items() if k not in worker.WORKER_MALLOC_ENV}),
+    "fedlab": (0, worker.worker_environment()),
 }
 
 
@@ -263,52 +273,70 @@ def launch_fedlab(*overrides: str, stdout=subprocess.PIPE) -> subprocess.Popen:
 STARTUP_PHASES = (
     ("imports", "start-up: TensorFlow and TFF imported"),
     ("data", "start-up: data loaded"),
-    ("build/trace", " per round, "),  # the trainer's line after building the process
+    ("build/trace", "start-up: learning process ready"),  # traced, or loaded from the cache
     ("worker ready + initialize", "start-up: worker ready"),
     ("first round + its evaluation", "round 1/"),
 )
 
 
-def startup_breakdown(repeats: int, overrides: tuple[str, ...] = ()) -> list[dict]:
+def startup_launch(cache: Path, overrides: tuple[str, ...] = ()) -> dict:
     """Seconds from launching the default run (1 round) to the end of each start-up phase.
 
-    Each line the run logs is timestamped here as it arrives; the first round's own end is the
-    round-1 line minus its ``eval_seconds``.
+    The run keeps its computations in ``cache``. Each line it logs is timestamped here as it
+    arrives; the first round's own end is the round-1 line minus its ``eval_seconds``.
     """
-    rows = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as folder:
-            launched = time.perf_counter()
-            child = launch_fedlab("schedule.rounds=1", "hydra.verbose=fedlab",
-                                  f"hydra.run.dir={folder}/run", *overrides)
-            row, phases = {}, list(STARTUP_PHASES)
-            for line in child.stdout:
-                if phases and phases[0][1] in line:
-                    row[phases.pop(0)[0]] = time.perf_counter() - launched
-            child.wait()
-            row["exit"] = time.perf_counter() - launched
-            metrics = pd.read_csv(Path(folder) / "run" / "metrics.csv")
-            row["first round"] = (row["first round + its evaluation"]
-                                  - float(metrics["eval_seconds"].iloc[0]))
-            rows.append(row)
+    with tempfile.TemporaryDirectory() as folder:
+        launched = time.perf_counter()
+        child = launch_fedlab("schedule.rounds=1", "hydra.verbose=fedlab",
+                              f"hydra.run.dir={folder}/run", f"computation_cache={cache}",
+                              *overrides)
+        row, phases = {}, list(STARTUP_PHASES)
+        for line in child.stdout:
+            if phases and phases[0][1] in line:
+                row[phases.pop(0)[0]] = time.perf_counter() - launched
+        child.wait()
+        row["exit"] = time.perf_counter() - launched
+        metrics = pd.read_csv(Path(folder) / "run" / "metrics.csv")
+        row["first round"] = (row["first round + its evaluation"]
+                              - float(metrics["eval_seconds"].iloc[0]))
+    return row
+
+
+def startup_breakdown(repeats: int, overrides: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+    """:func:`startup_launch` ``repeats`` times cold and warm, interleaved.
+
+    "cold": an empty computation cache (the run traces and compiles); "warm": one holding an
+    earlier launch's computations.
+    """
+    rows = {"cold": [], "warm": []}
+    with tempfile.TemporaryDirectory() as warm_cache:
+        startup_launch(Path(warm_cache), overrides)  # fills the warm cache
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as cold_cache:
+                rows["cold"].append(startup_launch(Path(cold_cache), overrides))
+            rows["warm"].append(startup_launch(Path(warm_cache), overrides))
     return rows
 
 
-def sweep_startup(jobs: int) -> list[dict]:
+def sweep_startup(jobs: int, key: str) -> list[dict]:
     """Seconds from each job's start to its first round, in one basic-launcher sweep.
 
-    ``python -m fedlab -m schedule.seed=1,...,jobs schedule.rounds=1``: the jobs run one after
-    another in one process, so the later ones reuse the imports (and whatever TF/TFF cache).
+    ``python -m fedlab -m KEY=v1,...,vJOBS schedule.rounds=1`` with an empty computation cache
+    (``schedule.seed``: seeds 1..JOBS, each traces its own process; ``clients.dropout``: 0,
+    0.05, ..., which all share one). The jobs run one after another in one process, so the
+    later ones also reuse the imports.
     """
-    seeds = ",".join(str(s) for s in range(1, jobs + 1))
+    values = (range(1, jobs + 1) if key == "schedule.seed"
+              else [round(0.05 * j, 2) for j in range(jobs)])
     with tempfile.TemporaryDirectory() as folder:
         launched = time.perf_counter()
-        child = launch_fedlab("-m", f"schedule.seed={seeds}", "schedule.rounds=1",
-                              f"hydra.sweep.dir={folder}/sweep")
+        child = launch_fedlab("-m", f"{key}={','.join(str(v) for v in values)}",
+                              "schedule.rounds=1", f"hydra.sweep.dir={folder}/sweep",
+                              f"computation_cache={folder}/cache")
         rows, job_started = [], None
         for line in child.stdout:
             now = time.perf_counter() - launched
-            if " : schedule.seed=" in line:  # Hydra's "#k : <overrides>" line starts a job
+            if f" : {key}=" in line:  # Hydra's "#k : <overrides>" line starts a job
                 job_started = now
             elif "round 1/" in line and job_started is not None:
                 rows.append({"job": len(rows), "started": job_started,
@@ -331,7 +359,7 @@ def memory_run(rounds: int, overrides: tuple[str, ...], every: float = 0.5) -> d
                               *overrides, stdout=subprocess.DEVNULL)
         warm_round, samples, warm = max(5, rounds // 10), [], None
         while child.poll() is None:
-            workers = runtime.worker_processes_alive(child.pid)
+            workers = worker.worker_processes_alive(child.pid)
             python_mib = memory_mib(child.pid)
             worker_mib = memory_mib(workers[0]) if workers else 0.0
             if not np.isnan(python_mib) and worker_mib > 0:  # while both run
@@ -393,30 +421,32 @@ def main() -> None:
                   f"({r['end MiB'] / r['warm MiB'] - 1:+.1%}); final eval accuracy "
                   f"{r['final eval accuracy']:.3f}", flush=True)
     if args.startup_runs:
-        rows = startup_breakdown(args.startup_runs)
-        print(f"start-up of `python -m fedlab schedule.rounds=1` (s after launch; "
-              f"{args.startup_runs} launches, medians):")
-        for phase in [p for p, _ in STARTUP_PHASES] + ["first round", "exit"]:
-            values = [r[phase] for r in rows if phase in r]
-            print(f"  {phase:<30} {statistics.median(values):6.2f}  "
-                  f"({', '.join(f'{v:.2f}' for v in values)})", flush=True)
+        by_cache = startup_breakdown(args.startup_runs)
+        for cache, rows in by_cache.items():
+            print(f"start-up of `python -m fedlab schedule.rounds=1`, {cache} computation cache "
+                  f"(s after launch; {args.startup_runs} launches interleaved, medians):")
+            for phase in [p for p, _ in STARTUP_PHASES] + ["first round", "exit"]:
+                values = [r[phase] for r in rows if phase in r]
+                print(f"  {phase:<30} {statistics.median(values):6.2f}  "
+                      f"({', '.join(f'{v:.2f}' for v in values)})", flush=True)
     if args.sweep_jobs:
-        print(f"basic-launcher sweep of {args.sweep_jobs} one-round jobs (s):")
-        for row in sweep_startup(args.sweep_jobs):
-            print(f"  job {row['job']}: started {row['started']:.2f} s after launch, first round "
-                  f"{row['first round after job start']:.2f} s later", flush=True)
+        for key in ("schedule.seed", "clients.dropout"):
+            print(f"basic-launcher sweep of {args.sweep_jobs} one-round jobs over {key} (s):")
+            for row in sweep_startup(args.sweep_jobs, key):
+                print(f"  job {row['job']}: started {row['started']:.2f} s after launch, first "
+                      f"round {row['first round after job start']:.2f} s later", flush=True)
     if args.memory_only:
         return
     data = load_mnist(num_clients=50)
     with ExitStack() as stack:
         contexts, worker_pids = {}, {}
         for name, (concurrent_calls, environment) in WORKERS.items():
-            before = set(runtime.worker_processes_alive())
+            before = set(worker.worker_processes_alive())
             target = stack.enter_context(runtime.local_worker(
                 Path(f"/tmp/fedlab_benchmark_{name}_worker.log"), concurrent_calls, environment))
-            worker_pids[name] = (set(runtime.worker_processes_alive()) - before).pop()
+            worker_pids[name] = (set(worker.worker_processes_alive()) - before).pop()
             contexts[name] = runtime.remote_execution_context(target)
-        print(f"usable cores: {runtime.usable_cores()}; rounds per figure: {args.rounds} "
+        print(f"usable cores: {worker.usable_cores()}; rounds per figure: {args.rounds} "
               "(interleaved, medians)")
         if not args.cross_device_only:
             print(f"\n{'model':<11} {'setup':<7} {'round s':>8} {'fit s':>7} {'ratio':>6} "

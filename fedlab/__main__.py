@@ -7,13 +7,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF 2.14 prints CUDA-plugin
 # fedlab's Ray jobs use this environment's interpreter as it is (hydra/launcher=ray).
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
+import contextlib  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.errors import InstantiationException  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from fedlab.config import register_schemas  # noqa: E402
@@ -39,6 +42,29 @@ def main(cfg: DictConfig) -> float:
     if completed_with(run_dir, config_record(cfg)):
         log.info("skipped: %s already holds this configuration's completed run", run_dir)
         return _objective(cfg)
+    with contextlib.ExitStack() as stack:
+        executor = _executor_launched_early(cfg, run_dir, stack)
+        return _run(cfg, executor)
+
+
+def _executor_launched_early(cfg: DictConfig, run_dir: Path, stack: contextlib.ExitStack):
+    """The run's executor, its local worker launched now (it starts while TF is imported).
+
+    ``None`` for a trainer without an executor, or when the executor cannot be built or its
+    worker launched: ``run`` then builds it and reports the problem like any other.
+    """
+    if "executor" not in cfg.trainer:
+        return None
+    try:
+        executor = instantiate(cfg.trainer.executor)
+        if hasattr(executor, "launched"):
+            stack.enter_context(executor.launched(run_dir))
+    except (InstantiationException, FedlabError, OSError):
+        return None
+    return executor
+
+
+def _run(cfg: DictConfig, executor) -> float:
     from fedlab import runtime  # imported here so --help and --cfg stay fast
     from fedlab.run import Interrupted, run
 
@@ -53,7 +79,7 @@ def main(cfg: DictConfig) -> float:
     runtime.drop_default_context()
 
     try:
-        run(cfg)
+        run(cfg, executor)
     except Interrupted as error:
         log.error("stopped: %s", error)
         error.resend()  # ends the process as the signal would have (a sweep stops too)

@@ -298,7 +298,7 @@ class ScheduleSchema(Schedule):
 class LocalExecutorSchema:
     """A private TFF worker per run."""
 
-    _target_: str = "fedlab.runtime.LocalExecution"
+    _target_: str = "fedlab.executors.LocalExecution"
     # Computations the local worker runs at once: 0 = one per usable CPU core, -1 = no limit.
     concurrent_calls: int = 0
     # Build the clients' datasets inside the worker from their ids (else sent from Python).
@@ -311,7 +311,7 @@ class LocalExecutorSchema:
 class RemoteExecutorSchema:
     """Already running TFF workers (``python -m fedlab.worker --port P``)."""
 
-    _target_: str = "fedlab.runtime.RemoteExecution"
+    _target_: str = "fedlab.executors.RemoteExecution"
     targets: list[str] = field(default_factory=list)
     connect_timeout_seconds: float = 30.0
     # Build the clients' datasets inside the workers from their ids: the data travel inside the

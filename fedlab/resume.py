@@ -46,16 +46,16 @@ def config_record(cfg: DictConfig) -> dict[str, Any]:
     tree = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
     for key in ("hydra", "run_dir"):  # run_dir points into Hydra's runtime node
         tree.pop(key, None)
-    _drop_node_references(tree, tree)
+    _drop_node_references(tree, OmegaConf.create(tree))
     return OmegaConf.to_container(OmegaConf.create(tree), resolve=True)
 
 
-def _drop_node_references(node: dict, root: dict) -> None:
+def _drop_node_references(node: dict, root: DictConfig) -> None:
     for key, value in list(node.items()):
         if isinstance(value, dict):
             _drop_node_references(value, root)
         elif isinstance(value, str) and (target := REFERENCE.fullmatch(value)):
-            if isinstance(OmegaConf.select(OmegaConf.create(root), target.group(1)), DictConfig):
+            if isinstance(OmegaConf.select(root, target.group(1)), DictConfig):
                 del node[key]
 
 

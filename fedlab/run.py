@@ -26,10 +26,13 @@ log = logging.getLogger(__name__)
 CLIENT_LABELS_FILE = "client_labels.csv"
 
 
-def build(node: DictConfig, what: str):
-    """``hydra.utils.instantiate`` with failures turned into one-line fedlab errors."""
+def build(node: DictConfig, what: str, **built):
+    """``hydra.utils.instantiate`` with failures turned into one-line fedlab errors.
+
+    ``built``: parts of ``node`` already built, passed as they are.
+    """
     try:
-        return instantiate(node)
+        return instantiate(node, **built)
     except InstantiationException as error:
         cause = error.__cause__
         if isinstance(cause, FedlabError):
@@ -82,8 +85,11 @@ def _number_or_none(value) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def run(cfg: DictConfig) -> float:
+def run(cfg: DictConfig, executor=None) -> float:
     """Build everything the configuration names, train, and return the final eval accuracy.
+
+    ``executor``: the trainer's executor when the caller built it already (``python -m fedlab``
+    launches the local worker before importing TensorFlow); else built from ``cfg``.
 
     Writes into ``cfg.run_dir``: run_config.yaml, metrics.csv, TensorBoard events,
     checkpoints/, model.keras, summary.json (with the run's provenance) and worker.log.
@@ -107,7 +113,8 @@ def run(cfg: DictConfig) -> float:
     try:
         schedule: Schedule = OmegaConf.to_object(cfg.schedule)
         validate_schedule(schedule)
-        trainer = build(cfg.trainer, "trainer")
+        trainer = build(cfg.trainer, "trainer",
+                        **({} if executor is None else {"executor": executor}))
         data: FederatedData = build(cfg.dataset, "dataset")
         log.debug("start-up: data loaded")
         record.update(test_set_sha256=data.test_set_sha256,

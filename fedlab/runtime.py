@@ -1,24 +1,14 @@
-"""The TFF execution context, and the lifetime of the C++ worker process behind it.
+"""The TFF execution contexts fedlab runs computations in, on its own workers.
 
-TFF's own local context starts ``worker_binary`` with the parent's stdout and only stops it in
-``__del__``, so the worker outlives the Python process (and ``python -m fedlab | tee`` never
-returns). Here fedlab starts the same binary itself: its output goes to a log file, it is asked
-to die with its parent (``PR_SET_PDEATHSIG``, so even SIGKILL of Python takes it down), and the
-context manager stops it on every exit path.
+The worker processes themselves are :mod:`fedlab.worker`'s; the config-facing executors
+(``executor=local|remote``) are :mod:`fedlab.executors`'.
 """
 
 import contextlib
-import math
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import portpicker
 import tensorflow_federated as tff
 from tensorflow_federated.python.core.backends.native import compiler as native_compiler
 from tensorflow_federated.python.core.backends.test import compiler as test_compiler
@@ -36,7 +26,8 @@ from tensorflow_federated.python.core.impl.executors import (
     remote_executor_grpc_stub,
 )
 
-from fedlab.errors import ConfigError, WorkerError
+from fedlab.errors import WorkerError
+from fedlab.worker import launched_worker
 
 # Turns a computation into the form the worker runs.
 Compiler = Callable[[tff.framework.ConcreteComputation], tff.framework.ConcreteComputation]
@@ -45,56 +36,7 @@ _GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", 2_000_000_000),
     ("grpc.max_send_message_length", 2_000_000_000),
 ]
-_PR_SET_PDEATHSIG = 1
 WORKER_START_TIMEOUT_SECONDS = 60.0
-# The worker keeps no state; a gRPC server draining open channels can take long to exit.
-WORKER_STOP_GRACE_SECONDS = 2.0
-# glibc gives each thread that allocates its own malloc arena (up to 8 per core); the worker's
-# thread pools then scatter freed tensors over many arenas and its resident memory creeps up
-# round after round (+34 % over 240 simple_cnn/compression rounds here). Two arenas kept it
-# flat (206 -> 205 MiB) at the same round time; see benchmarks/README.md.
-WORKER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
-
-
-def worker_environment() -> dict[str, str]:
-    """The environment for the worker: ours plus its allocator settings (unless already set)."""
-    return {**WORKER_MALLOC_ENV, **os.environ}
-
-
-def worker_binary_path() -> Path:
-    """The C++ executor service shipped inside the tensorflow-federated wheel."""
-    return Path(tff.__file__).parent / "data" / "worker_binary"
-
-
-# Run by a fresh interpreter that then becomes the worker: ask the kernel to kill it when this
-# process dies (PR_SET_PDEATHSIG survives exec), give up if this process is already gone, exec.
-# (Not a ``preexec_fn``: Python code between fork and exec in a process whose gRPC threads hold
-# locks aborted the forked child here, intermittently.)
-_EXEC_DYING_WITH_PARENT = (
-    "import ctypes, os, signal, sys\n"
-    f"ctypes.CDLL('libc.so.6', use_errno=True).prctl({_PR_SET_PDEATHSIG}, signal.SIGKILL)\n"
-    "if os.getppid() != int(sys.argv[1]): os._exit(1)\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
-)
-
-
-def _dying_with_this_process(command: list[str]) -> list[str]:
-    """``command`` launched so that the kernel kills it when this process dies."""
-    return [sys.executable, "-I", "-S", "-c", _EXEC_DYING_WITH_PARENT, str(os.getpid()),
-            *command]
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's total)."""
-    return len(os.sched_getaffinity(0))
-
-
-def worker_concurrency(concurrent_calls: int) -> int:
-    """The worker's ``--max_concurrent_computation_calls``: 0 means one per usable core.
-
-    Values below -1 are refused where they enter (``run`` for the config, the worker's CLI).
-    """
-    return usable_cores() if concurrent_calls == 0 else concurrent_calls
 
 
 @contextlib.contextmanager
@@ -102,44 +44,17 @@ def local_worker(
     log_path: Path, concurrent_calls: int = 0, environment: dict[str, str] | None = None,
     wait: bool = True,
 ) -> Iterator[str]:
-    """Run TFF's ``worker_binary`` on a free loopback port; yields its ``host:port`` target.
+    """:func:`fedlab.worker.launched_worker`; with ``wait``, the block starts once it answers.
 
-    The worker runs at most ``concurrent_calls`` computations at once (0: one per usable core,
-    which beat TFF's unlimited default here because ten clients training at once on two cores
-    thrash each other's caches; -1: no limit). Its output goes to ``log_path``. It is stopped
-    when the block exits, however it exits, and killed by the kernel if this process dies first.
-    ``environment`` defaults to :func:`worker_environment`. With ``wait`` the block starts once
-    the worker answers (else :class:`WorkerError` after ``WORKER_START_TIMEOUT_SECONDS``);
-    without, at once, and the first connection waits (see :func:`local_execution`).
+    (Else :class:`WorkerError` after ``WORKER_START_TIMEOUT_SECONDS``.) Without ``wait`` the
+    block starts at once, and the first connection waits (see :func:`local_execution`).
     """
-    concurrency = worker_concurrency(concurrent_calls)
-    port = portpicker.pick_unused_port()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(
-            _dying_with_this_process(
-                [str(worker_binary_path()), f"--port={port}",
-                 f"--max_concurrent_computation_calls={concurrency}"]),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=worker_environment() if environment is None else environment,
-        )
-    target = f"localhost:{port}"
-    try:
+    with launched_worker(log_path, concurrent_calls, environment) as target:
         if wait:
             with grpc.insecure_channel(target) as channel:
                 _await_ready(channel, WORKER_START_TIMEOUT_SECONDS,
                              _unanswered_local_worker(log_path))
         yield target
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=WORKER_STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def _unanswered_local_worker(log_path: Path) -> str:
@@ -215,15 +130,6 @@ def _async_remote_context(
     )
 
 
-def subrounds(cohort_size: int, clients_per_subround: int) -> int:
-    """How many sequential subrounds a cohort is split into (``clients_per_subround`` 0: one)."""
-    if clients_per_subround < 0:
-        raise ConfigError(
-            f"executor.clients_per_subround must be 0 (all clients at once) or a positive "
-            f"count, got {clients_per_subround}")
-    return math.ceil(cohort_size / clients_per_subround) if clients_per_subround else 1
-
-
 def execution_context(targets: Sequence[str], timeout_seconds: float = 30.0,
                       num_subrounds: int = 1, unanswered: str | None = None,
                       compiler: Compiler = compile_for_worker):
@@ -243,17 +149,22 @@ def execution_context(targets: Sequence[str], timeout_seconds: float = 30.0,
 
 @contextlib.contextmanager
 def local_execution(log_path: Path, concurrent_calls: int = 0, num_subrounds: int = 1,
-                    compiler: Compiler = compile_for_worker) -> Iterator[None]:
-    """Within the block, TFF computations run on a private local worker owned by this block.
+                    compiler: Compiler = compile_for_worker, target: str | None = None
+                    ) -> Iterator[None]:
+    """Within the block, TFF computations run on a private local worker.
 
-    The block starts as soon as the worker process is launched, so the caller's own start-up
-    work (tracing) overlaps the worker's; the first computation waits for it to answer.
+    The worker logging to ``log_path`` is launched with the block (and stopped with it), unless
+    ``target`` names one this process already launched. The block starts without waiting for
+    the worker, so the caller's own start-up work (tracing) overlaps the worker's; the first
+    computation waits for it to answer.
     """
-    with local_worker(log_path, concurrent_calls, wait=False) as target:
-        with tff.framework.get_context_stack().install(execution_context(
-                [target], WORKER_START_TIMEOUT_SECONDS, num_subrounds,
-                _unanswered_local_worker(log_path), compiler)):
-            yield
+    with contextlib.ExitStack() as stack:
+        if target is None:
+            target = stack.enter_context(local_worker(log_path, concurrent_calls, wait=False))
+        stack.enter_context(tff.framework.get_context_stack().install(execution_context(
+            [target], WORKER_START_TIMEOUT_SECONDS, num_subrounds,
+            _unanswered_local_worker(log_path), compiler)))
+        yield
 
 
 def check_reachable(targets: Sequence[str], timeout_seconds: float) -> None:
@@ -285,62 +196,6 @@ def remote_execution(targets: Sequence[str], timeout_seconds: float = 30.0,
         yield
 
 
-WORKER_LOG = "worker.log"
-
-
-@dataclass(frozen=True)
-class LocalExecution:
-    """``executor=local``: a private TFF worker per run, logging to the run's worker.log.
-
-    ``concurrent_calls``: computations the worker runs at once; 0 = one per usable CPU core,
-    -1 = no limit (TFF's default). ``client_datasets_in_worker``: the worker builds the clients'
-    datasets from their ids (:mod:`fedlab.client_datasets`) rather than receiving them.
-    ``clients_per_subround``: 0 runs a round's clients at once; N > 0 runs them in sequential
-    subrounds of at most N (see :func:`execution_context`), bounding the worker's memory by N
-    clients' values instead of the whole cohort's. The aggregate is then summed in parts: the
-    same up to float rounding.
-    """
-
-    concurrent_calls: int = 0
-    client_datasets_in_worker: bool = True
-    clients_per_subround: int = 0
-
-    def __post_init__(self):
-        """Reject an impossible concurrency before anything starts."""
-        if self.concurrent_calls < -1:
-            raise ConfigError(
-                "executor.concurrent_calls must be -1 (no limit), 0 (one per CPU core) or a "
-                f"positive count, got {self.concurrent_calls}")
-        subrounds(1, self.clients_per_subround)
-
-    def context(self, run_dir: Path, cohort_size: int = 1,
-                compiler: Compiler = compile_for_worker):
-        """The execution block for a run writing into ``run_dir``, of ``cohort_size`` clients."""
-        return local_execution(run_dir / WORKER_LOG, self.concurrent_calls,
-                               subrounds(cohort_size, self.clients_per_subround), compiler)
-
-
-@dataclass(frozen=True)
-class RemoteExecution:
-    """``executor=remote``: already running workers (``python -m fedlab.worker --port P``)."""
-
-    targets: Sequence[str] = ()
-    connect_timeout_seconds: float = 30.0
-    client_datasets_in_worker: bool = True
-    clients_per_subround: int = 0
-
-    def __post_init__(self):
-        """Reject an impossible subround size before anything starts."""
-        subrounds(1, self.clients_per_subround)
-
-    def context(self, run_dir: Path, cohort_size: int = 1,
-                compiler: Compiler = compile_for_worker):
-        """The execution block for ``cohort_size`` clients (the workers log where they run)."""
-        del run_dir
-        return remote_execution(list(self.targets), self.connect_timeout_seconds,
-                                subrounds(cohort_size, self.clients_per_subround), compiler)
-
-
 def drop_default_context() -> None:
     """Replace TFF's import-time default context, which fedlab never uses.
 
@@ -352,11 +207,3 @@ def drop_default_context() -> None:
     tff.framework.get_context_stack().set_default_context(
         runtime_error_context.RuntimeErrorContext()
     )
-
-
-def worker_processes_alive(parent: int | None = None) -> list[int]:
-    """PIDs of TFF worker processes whose parent is ``parent`` (default: this process)."""
-    parent = os.getpid() if parent is None else parent
-    children = Path(f"/proc/{parent}/task/{parent}/children")
-    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
-    return [p for p in pids if "worker_binary" in Path(f"/proc/{p}/cmdline").read_text()]

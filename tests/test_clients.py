@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import small_config
 
-from fedlab import runtime
+from fedlab import executors
 from fedlab.client_datasets import PythonDatasets
 from fedlab.clients import PROFILES_FILE, ClientConditions
 from fedlab.errors import ConfigError
@@ -164,7 +164,7 @@ def test_dropped_clients_are_not_in_the_aggregate(tmp_path):
         "schedule.clients_per_round=6", "clients.seed=0")
     from fedlab import comms
 
-    with runtime.LocalExecution().context(tmp_path):
+    with executors.LocalExecution().context(tmp_path):
         communication = comms.measure_round_communication(process.next)
         datasets = PythonDatasets(data.train, preprocess)
         simulated = trainer.round_clients(data, schedule, datasets, communication)

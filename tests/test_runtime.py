@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fedlab import runtime
+from fedlab import runtime, worker
 
 
 def _command_line_and_environment(pid: int) -> tuple[list[str], dict[str, str]]:
@@ -16,18 +16,18 @@ def _command_line_and_environment(pid: int) -> tuple[list[str], dict[str, str]]:
 
 
 @pytest.mark.parametrize("concurrent_calls,expected", [
-    (0, runtime.usable_cores()), (3, 3), (-1, -1),
+    (0, worker.usable_cores()), (3, 3), (-1, -1),
 ])
 def test_local_worker_flags_and_allocator(tmp_path, concurrent_calls, expected):
     with runtime.local_worker(tmp_path / "worker.log", concurrent_calls):
-        [pid] = runtime.worker_processes_alive()
+        [pid] = worker.worker_processes_alive()
         arguments, environment = _command_line_and_environment(pid)
     assert f"--max_concurrent_computation_calls={expected}" in arguments
     assert environment["MALLOC_ARENA_MAX"] == "2"
-    assert runtime.worker_processes_alive() == []
+    assert worker.worker_processes_alive() == []
 
 
 def test_users_allocator_setting_wins(monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert runtime.worker_environment()["MALLOC_ARENA_MAX"] == "4"
+    assert worker.worker_environment()["MALLOC_ARENA_MAX"] == "4"
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 from conftest import REPO, compose_config, small_config
 
-from fedlab import models, runtime, trainers
+from fedlab import executors, models, runtime, trainers
 from fedlab.client_datasets import ClientWork, PythonDatasets, WorkerDatasets, client_datasets
 from fedlab.data.federated_data import client_data_from_arrays
 from fedlab.run import run
@@ -122,7 +122,7 @@ def test_subrounds_train_like_one_pass_of_the_cohort(tmp_path):
 @pytest.mark.parametrize("cohort,per_subround,expected", [
     (10, 0, 1), (10, 10, 1), (10, 4, 3), (200, 20, 10)])
 def test_subround_count(cohort, per_subround, expected):
-    assert runtime.subrounds(cohort, per_subround) == expected
+    assert executors.subrounds(cohort, per_subround) == expected
 
 
 def test_one_subround_keeps_tffs_plain_context_and_more_use_the_mergeable_one():
