@@ -31,6 +31,7 @@ from typing import Any
 
 import tensorflow as tf
 import tensorflow_federated as tff
+from google.protobuf.message import DecodeError
 from hydra.utils import get_object
 from tensorflow_federated.proto.v0 import computation_pb2
 from tensorflow_federated.python.common_libs import structure
@@ -43,6 +44,9 @@ SHAPING_CONFIG = ("model", "algorithm", "aggregator", "optimizer", "schedule.see
 PROCESS_PARTS = ("initialize", "next", "get_model_weights", "set_model_weights")
 TYPES_FILE = "types.json"
 PROCESSES, COMPILED = "processes", "compiled"  # the cache's two kinds of entries
+# What reading a damaged, partial or foreign entry raises.
+UNREADABLE = (OSError, ValueError, KeyError, ImportError, AttributeError, TypeError,
+              DecodeError)
 FEDLAB_PACKAGE = Path(__file__).resolve().parent
 
 
@@ -173,8 +177,7 @@ def load_process(folder: Path) -> tff.learning.templates.LearningProcess:
     """The learning process :func:`save_process` wrote into ``folder``, with its exact types.
 
     Raises:
-      OSError, ValueError, KeyError, ImportError, AttributeError, TypeError: not a readable
-        entry of this TFF.
+      One of :data:`UNREADABLE`: not a readable entry of this TFF.
     """
     types = json.loads((folder / TYPES_FILE).read_text())
     parts = {}
@@ -212,8 +215,7 @@ class ProcessCache:
         if folder.is_dir():
             try:
                 process = load_process(folder)
-            except (OSError, ValueError, KeyError, ImportError, AttributeError,
-                    TypeError) as error:
+            except UNREADABLE as error:
                 log.warning("cached learning process %s unusable (%s); tracing it again",
                             folder, error)
                 shutil.rmtree(folder, ignore_errors=True)
@@ -241,7 +243,7 @@ class ProcessCache:
                 try:
                     compiled = computation_pb2.Computation.FromString(path.read_bytes())
                     result = tff.framework.deserialize_computation(compiled)
-                except (OSError, ValueError) as error:
+                except UNREADABLE as error:
                     log.warning("cached compiled computation %s unusable (%s)", path, error)
                 else:
                     _touch(path)
@@ -276,7 +278,7 @@ class ProcessCache:
         self._evict()
 
     def _evict(self) -> None:
-        """Remove the least recently used entries until all fit in ``max_bytes``."""
+        """Remove the least recently used entries beyond ``max_bytes`` (never the newest)."""
         with contextlib.suppress(OSError):
             entries = [entry for kind in (PROCESSES, COMPILED)
                        if (self.directory / kind).is_dir()
@@ -285,7 +287,7 @@ class ProcessCache:
             total = 0
             for entry in entries:
                 total += _size(entry)
-                if total > self.max_bytes:
+                if total > self.max_bytes and entry is not entries[0]:
                     if entry.is_dir():
                         shutil.rmtree(entry, ignore_errors=True)
                     else:

@@ -6,6 +6,7 @@ folder, trains, saves the final model, and returns figures for ``summary.json``.
 
 import functools
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -50,11 +51,19 @@ _UNOPTIMIZED.autotune.enabled = False
 
 
 def model_architecture(model: tf.keras.Model) -> str:
-    """The model's layers and their settings as JSON ("" for a subclassed model)."""
+    """The model's layers and their settings as JSON, without the names Keras numbers.
+
+    ("" for a subclassed model.) Two builds of one model in a process get other layer names
+    (``dense_1``, ``dense_2``) but the same architecture.
+    """
     try:
-        return model.to_json()
+        text = model.to_json()
     except NotImplementedError:
         return ""
+    names = dict.fromkeys(re.findall(r'"name": "([^"]+)"', text))  # in order of appearance
+    for index, name in enumerate(names):
+        text = text.replace(f'"{name}"', f'"name{index}"')
+    return text
 
 
 def keras_model_weights(model: tf.keras.Model) -> tff.learning.models.ModelWeights:

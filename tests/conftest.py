@@ -3,9 +3,13 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Runs (in-process and CLI alike) keep their computation cache in one folder of this session,
+# not in the user's: later tests of a configuration load what the first traced.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="fedlab-tests-cache-")
 
 import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402

@@ -1,0 +1,190 @@
+"""The computation cache: a cached process is the traced one; keys change with what shapes it."""
+
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+import tensorflow_federated as tff
+from conftest import small_config
+
+from fedlab import algorithms, executors, models, runtime
+from fedlab.computation_cache import (
+    COMPILED,
+    PROCESS_PARTS,
+    PROCESSES,
+    ProcessCache,
+    config_fingerprint,
+    load_process,
+    save_process,
+)
+from fedlab.resume import config_record
+from fedlab.run import run
+from fedlab.task import Task
+
+SPEC = (tf.TensorSpec([None, 4, 4, 1], tf.float32), tf.TensorSpec([None], tf.int32))
+
+
+def _process():
+    task = Task(models.mlp, (4, 4, 1), 3)
+    return algorithms.FedAvg().build(
+        task.tff_model(SPEC), tff.aggregators.MeanFactory(),
+        tff.learning.optimizers.build_sgdm(0.1), tff.learning.optimizers.build_sgdm(1.0))
+
+
+def _client_data(seed: int):
+    rng = np.random.default_rng(seed)
+    return [tf.data.Dataset.from_tensor_slices(
+        (rng.normal(size=(6, 4, 4, 1)).astype(np.float32),
+         rng.integers(0, 3, 6).astype(np.int32))).batch(3) for _ in range(2)]
+
+
+def test_a_loaded_process_has_the_same_types_and_computes_the_same(tmp_path):
+    traced = _process()
+    save_process(traced, tmp_path / "entry")
+    loaded = load_process(tmp_path / "entry")
+    for part in PROCESS_PARTS:  # TFF interns types: the very same type, containers included
+        assert getattr(loaded, part).type_signature is getattr(traced, part).type_signature
+    with runtime.local_execution(tmp_path / "worker.log"):
+        results = [process.next(process.initialize(), _client_data(0))
+                   for process in (traced, loaded)]
+        weights = [process.get_model_weights(result.state)
+                   for process, result in zip((traced, loaded), results, strict=True)]
+    assert type(results[1]) is type(results[0])
+    assert type(weights[1]) is type(weights[0])
+    tf.nest.map_structure(np.testing.assert_array_equal, weights[0].trainable,
+                          weights[1].trainable)
+    assert results[1].metrics == results[0].metrics
+
+
+def test_the_second_request_loads_instead_of_building(tmp_path, caplog):
+    cache = ProcessCache(tmp_path, fingerprint="f")
+    built = []
+
+    def build():
+        built.append(1)
+        return _process()
+
+    cache.process(build, input_spec="a")
+    with caplog.at_level(logging.INFO, logger="fedlab"):
+        again = cache.process(build, input_spec="a")
+    assert built == [1]
+    assert "loaded from the cache" in caplog.text
+    assert isinstance(again, tff.learning.templates.LearningProcess)
+    cache.process(build, input_spec="b")  # other run-time facts: another entry
+    ProcessCache(tmp_path, fingerprint="g").process(build, input_spec="a")  # another config
+    assert built == [1, 1, 1]
+    assert len(list((tmp_path / PROCESSES).iterdir())) == 3
+
+
+def test_an_unusable_entry_is_traced_again(tmp_path, caplog):
+    cache = ProcessCache(tmp_path, fingerprint="f")
+    cache.process(_process)
+    entry = tmp_path / PROCESSES / cache.key()
+    (entry / "next.pb").write_bytes(b"not a computation")
+    built = []
+    with caplog.at_level(logging.WARNING, logger="fedlab"):
+        cache.process(lambda: built.append(1) or _process())
+    assert built == [1]
+    assert "unusable" in caplog.text
+    load_process(entry)  # stored again, whole
+
+
+def test_an_unwritable_cache_costs_only_the_time(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with caplog.at_level(logging.WARNING, logger="fedlab"):
+        process = ProcessCache(blocker / "cache", fingerprint="f").process(_process)
+    assert isinstance(process, tff.learning.templates.LearningProcess)
+    assert "cannot write the computation cache" in caplog.text
+
+
+def test_compiled_computations_are_kept_by_content(tmp_path):
+    cache = ProcessCache(tmp_path, fingerprint="f")
+    compiled = []
+
+    def compile_fn(computation):
+        compiled.append(1)
+        return runtime.compile_for_worker(computation)
+
+    cached_compile = cache.compiled(compile_fn)
+    process = _process()
+    first = cached_compile(process.next)
+    again = cached_compile(process.next)
+    cached_compile(process.initialize)
+    assert compiled == [1, 1]
+    assert (tff.framework.ConcreteComputation.get_proto(again)
+            == tff.framework.ConcreteComputation.get_proto(first))
+    assert len(list((tmp_path / COMPILED).iterdir())) == 2
+
+
+def test_least_recently_used_entries_go_beyond_the_size_limit(tmp_path):
+    roomy = ProcessCache(tmp_path, fingerprint="f")
+    for name in ("old", "used", "new"):
+        roomy.process(_process, input_spec=name)
+        os.utime(tmp_path / PROCESSES / roomy.key(input_spec=name), (1, 1))
+    roomy.process(_process, input_spec="used")  # a hit makes it recent again
+    entry_size = sum(p.stat().st_size
+                     for p in (tmp_path / PROCESSES / roomy.key(input_spec="old")).iterdir())
+    tight = ProcessCache(tmp_path, fingerprint="f", max_bytes=int(2.5 * entry_size))
+    tight.process(_process, input_spec="newest")
+    kept = {p.name for p in (tmp_path / PROCESSES).iterdir()}
+    assert kept == {roomy.key(input_spec="newest"), roomy.key(input_spec="used")}
+    ProcessCache(tmp_path, fingerprint="f", max_bytes=1).process(_process, input_spec="x")
+    assert [p.name for p in (tmp_path / PROCESSES).iterdir()] == [roomy.key(input_spec="x")]
+
+
+@pytest.mark.parametrize("override,shapes", [
+    ("model=fedavg_cnn", True),
+    ("optimizer.client.learning_rate=0.5", True),
+    ("aggregator=compression", True),
+    ("algorithm=fedprox", True),
+    ("schedule.seed=9", True),
+    ("schedule.rounds=7", False),
+    ("schedule.clients_per_round=3", False),
+    ("executor.clients_per_subround=2", False),
+    ("clients=unreliable", False),
+])
+def test_the_fingerprint_follows_the_configuration_that_shapes_the_process(
+        tmp_path, override, shapes):
+    base = config_fingerprint(config_record(small_config(tmp_path)))
+    changed = config_fingerprint(config_record(small_config(tmp_path, override)))
+    assert (changed != base) is shapes
+
+
+def test_a_run_from_the_cache_writes_the_traced_runs_metrics(tmp_path, caplog):
+    cache = tmp_path / "cache"
+    settings = ("schedule.rounds=2", "schedule.seed=4", f"computation_cache={cache}")
+    run(small_config(tmp_path / "traced", *settings))
+    with caplog.at_level(logging.INFO, logger="fedlab"):
+        run(small_config(tmp_path / "cached", *settings))
+    assert "loaded from the cache" in caplog.text
+    timings = ["round_seconds", "eval_seconds"]
+    traced, cached = (pd.read_csv(tmp_path / name / "metrics.csv").drop(columns=timings)
+                      for name in ("traced", "cached"))
+    pd.testing.assert_frame_equal(cached, traced)
+
+
+def test_a_worker_launched_early_runs_the_run(tmp_path):
+    from fedlab.worker import worker_processes_alive
+
+    executor = executors.LocalExecution()
+    with executor.launched(tmp_path):
+        [launched] = worker_processes_alive()
+        with executor.context(tmp_path):
+            assert worker_processes_alive() == [launched]  # no second worker
+            assert _process().initialize() is not None
+    assert worker_processes_alive() == []
+    with executor.context(tmp_path / "other"):  # not launched for this folder: its own
+        assert len(worker_processes_alive()) == 1
+
+
+def test_the_architecture_ignores_keras_numbering_but_not_the_output_size():
+    from fedlab.trainers import model_architecture
+
+    first, second = (models.simple_cnn((28, 28, 1), 10) for _ in range(2))
+    assert first.layers[1].name != second.layers[1].name
+    assert model_architecture(first) == model_architecture(second)
+    assert model_architecture(first) != model_architecture(models.simple_cnn((28, 28, 1), 62))
