@@ -395,6 +395,9 @@ def main() -> None:
                              "rounds per --subrounds value, sampling both processes' memory")
     parser.add_argument("--subrounds", type=int, nargs="+", default=[0, 20],
                         help="executor.clients_per_subround values for --memory-rounds")
+    parser.add_argument("--memory-override", action="append", default=[],
+                        help="a further override of the --memory-rounds runs (repeatable), "
+                             "e.g. executor.client_datasets_in_worker=false")
     parser.add_argument("--sweep-jobs", type=int, default=0,
                         help="a basic-launcher sweep of this many one-round jobs: each job's "
                              "time from its start to its first round")
@@ -406,12 +409,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.memory_rounds:
         print("memory: python -m fedlab model=fedavg_cnn, 200 of 400 clients x 10 examples per "
-              "round, batch 10")
+              f"round, batch 10 {' '.join(args.memory_override)}")
         for per_subround in args.subrounds:
             r = memory_run(args.memory_rounds, (
                 "dataset.num_clients=400", "schedule.clients_per_round=200",
                 "schedule.batch_size=10", "schedule.eval_every=10", "schedule.checkpoint_every=50",
-                f"executor.clients_per_subround={per_subround}"))
+                f"executor.clients_per_subround={per_subround}", *args.memory_override))
             print(f"  clients_per_subround={per_subround}: {r['rounds']} rounds in "
                   f"{r['wall s']:.0f} s (median round {r['median round s']:.2f} s); peak python "
                   f"{r['python peak MiB']:.0f} + worker {r['worker peak MiB']:.0f} MiB, peak of "

@@ -209,8 +209,11 @@ class ProcessCache:
         return _digest({"fingerprint": self.fingerprint, **context})[:32]
 
     def process(self, build: Callable[[], tff.learning.templates.LearningProcess],
-                **context: Any) -> tff.learning.templates.LearningProcess:
-        """The cached process for ``context``, or ``build()``'s, then stored for the next run."""
+                **context: Any) -> tuple[tff.learning.templates.LearningProcess, bool]:
+        """The cached process for ``context``, or ``build()``'s, then stored for the next run.
+
+        Returns the process and whether it came from the cache.
+        """
         folder = self.directory / PROCESSES / self.key(**context)
         if folder.is_dir():
             try:
@@ -222,10 +225,10 @@ class ProcessCache:
             else:
                 _touch(folder)
                 log.info("learning process loaded from the cache: %s", folder)
-                return process
+                return process, True
         process = build()
         self._store(folder, lambda entry: save_process(process, entry))
-        return process
+        return process, False
 
     def compiled(self, compile_fn: Callable) -> Callable:
         """``compile_fn`` remembering its results here, keyed by the computation it compiles.

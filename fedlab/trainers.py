@@ -165,16 +165,18 @@ class FederatedTrainer:
                 "privacy accounting assumes clients_per_round clients sampled per round")
         datasets = client_datasets(data.train, preprocess, graph_seed=schedule.seed,
                                    in_worker=self.executor.client_datasets_in_worker)
-        # The local worker starts with the block and comes up while the process is traced.
+        # The local worker (unless python -m fedlab launched it already) starts with the block
+        # and comes up while the process is traced.
         compiler = (runtime.compile_for_worker if process_cache is None
                     else process_cache.compiled(runtime.compile_for_worker))
         with self.executor.context(
                 run_dir, self.clients.sample_size(schedule.clients_per_round), compiler):
             input_spec = preprocess(first_client, 0).element_spec
             build = functools.partial(self.build_process, task, input_spec, aggregator)
-            process = build() if process_cache is None else process_cache.process(
-                build, input_spec=repr(input_spec), privacy=repr(guarantee),
-                model=model_architecture(initial_model))
+            process, from_cache = (build(), False) if process_cache is None else (
+                process_cache.process(build, input_spec=repr(input_spec),
+                                      privacy=repr(guarantee),
+                                      model=model_architecture(initial_model)))
             log.debug("start-up: learning process ready")
             log.info("%s (%s) on %d clients, %d per round, %d parameters", initial_model.name,
                      self.algorithm.name, data.num_clients, schedule.clients_per_round,
@@ -200,6 +202,7 @@ class FederatedTrainer:
                               for s in c.seconds]
         return {**context.summary,
                 "rounds_trained_this_invocation": last_round - context.resumed_from,
+                "learning_process": "from the cache" if from_cache else "traced",
                 "checkpoint_seconds_mean": (sum(checkpoint_seconds) / len(checkpoint_seconds)
                                             if checkpoint_seconds else None)}
 

@@ -1,7 +1,9 @@
 """The computation cache: a cached process is the traced one; keys change with what shapes it."""
 
+import json
 import logging
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -23,6 +25,7 @@ from fedlab.computation_cache import (
 from fedlab.resume import config_record
 from fedlab.run import run
 from fedlab.task import Task
+from fedlab.worker import worker_processes_alive
 
 SPEC = (tf.TensorSpec([None, 4, 4, 1], tf.float32), tf.TensorSpec([None], tf.int32))
 
@@ -67,11 +70,11 @@ def test_the_second_request_loads_instead_of_building(tmp_path, caplog):
         built.append(1)
         return _process()
 
-    cache.process(build, input_spec="a")
+    assert cache.process(build, input_spec="a")[1] is False
     with caplog.at_level(logging.INFO, logger="fedlab"):
-        again = cache.process(build, input_spec="a")
+        again, from_cache = cache.process(build, input_spec="a")
     assert built == [1]
-    assert "loaded from the cache" in caplog.text
+    assert from_cache and "loaded from the cache" in caplog.text
     assert isinstance(again, tff.learning.templates.LearningProcess)
     cache.process(build, input_spec="b")  # other run-time facts: another entry
     ProcessCache(tmp_path, fingerprint="g").process(build, input_spec="a")  # another config
@@ -96,7 +99,7 @@ def test_an_unwritable_cache_costs_only_the_time(tmp_path, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with caplog.at_level(logging.WARNING, logger="fedlab"):
-        process = ProcessCache(blocker / "cache", fingerprint="f").process(_process)
+        process, _ = ProcessCache(blocker / "cache", fingerprint="f").process(_process)
     assert isinstance(process, tff.learning.templates.LearningProcess)
     assert "cannot write the computation cache" in caplog.text
 
@@ -161,24 +164,33 @@ def test_a_run_from_the_cache_writes_the_traced_runs_metrics(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="fedlab"):
         run(small_config(tmp_path / "cached", *settings))
     assert "loaded from the cache" in caplog.text
+    summaries = [json.loads((tmp_path / name / "summary.json").read_text())
+                 for name in ("traced", "cached")]
+    assert [s["learning_process"] for s in summaries] == ["traced", "from the cache"]
     timings = ["round_seconds", "eval_seconds"]
     traced, cached = (pd.read_csv(tmp_path / name / "metrics.csv").drop(columns=timings)
                       for name in ("traced", "cached"))
     pd.testing.assert_frame_equal(cached, traced)
 
 
-def test_a_worker_launched_early_runs_the_run(tmp_path):
-    from fedlab.worker import worker_processes_alive
+def _launched_workers() -> list[int]:
+    """This process's workers, once a just launched one shows in /proc (a moment later)."""
+    deadline = time.monotonic() + 10
+    while not worker_processes_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return worker_processes_alive()
 
+
+def test_a_worker_launched_early_runs_the_run(tmp_path):
     executor = executors.LocalExecution()
     with executor.launched(tmp_path):
-        [launched] = worker_processes_alive()
+        [launched] = _launched_workers()
         with executor.context(tmp_path):
             assert worker_processes_alive() == [launched]  # no second worker
             assert _process().initialize() is not None
     assert worker_processes_alive() == []
     with executor.context(tmp_path / "other"):  # not launched for this folder: its own
-        assert len(worker_processes_alive()) == 1
+        assert len(_launched_workers()) == 1
 
 
 def test_the_architecture_ignores_keras_numbering_but_not_the_output_size():
@@ -188,3 +200,23 @@ def test_the_architecture_ignores_keras_numbering_but_not_the_output_size():
     assert first.layers[1].name != second.layers[1].name
     assert model_architecture(first) == model_architecture(second)
     assert model_architecture(first) != model_architecture(models.simple_cnn((28, 28, 1), 62))
+
+
+def test_the_entrypoint_launches_a_local_worker_before_importing_tensorflow(tmp_path):
+    import contextlib
+
+    from conftest import compose_config
+
+    from fedlab.__main__ import _executor_launched_early
+
+    with contextlib.ExitStack() as stack:
+        executor = _executor_launched_early(small_config(tmp_path), tmp_path, stack)
+        assert isinstance(executor, executors.LocalExecution)
+        assert len(_launched_workers()) == 1
+    assert worker_processes_alive() == []
+    with contextlib.ExitStack() as stack:  # nothing to launch, or settings run() will report
+        assert _executor_launched_early(compose_config(["trainer=central"]), tmp_path,
+                                        stack) is None
+        assert _executor_launched_early(
+            small_config(tmp_path, "executor.concurrent_calls=-5"), tmp_path, stack) is None
+        assert worker_processes_alive() == []
