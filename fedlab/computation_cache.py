@@ -1,4 +1,4 @@
-"""A disk cache of traced learning processes: a run whose process was traced before skips tracing.
+"""A disk cache of traced and compiled computations: a configuration's later runs skip both.
 
 Tracing turns the algorithm's Python (model, optimizers, aggregator) into TFF computations; it
 takes seconds at every start. A traced process is four computations (``initialize``, ``next``,
@@ -12,8 +12,10 @@ containers of their types (which the protos do not carry: ``LearningProcessOutpu
 - what the trainer knows only at run time (``ProcessCache.process(build, **context)``): the
   clients' batch type, the DP guarantee the noise was calibrated for, the model's architecture.
 
-A load that fails (a missing, stale or unreadable entry) is a miss: the process is traced and
-stored again. A cache folder that cannot be written costs only the time (one warning).
+Compiling a computation for the worker (:meth:`ProcessCache.compiled`) is cached by the
+computation's own content. A load that fails (a damaged, partial or foreign entry) is a miss:
+traced or compiled and stored again. A cache folder that cannot be written costs only the time
+(one warning).
 """
 
 import contextlib

@@ -16,8 +16,6 @@ from fedlab.errors import ConfigError
 from fedlab.worker import launched_worker
 
 WORKER_LOG = "worker.log"
-# A compiler for the worker (``fedlab.runtime.compile_for_worker`` when None).
-Compiler = Callable | None
 
 
 def subrounds(cohort_size: int, clients_per_subround: int) -> int:
@@ -72,10 +70,11 @@ class LocalExecution:
             finally:
                 self._launched = None
 
-    def context(self, run_dir: Path, cohort_size: int = 1, compiler: Compiler = None):
+    def context(self, run_dir: Path, cohort_size: int = 1, compiler: Callable | None = None):
         """The execution block for a run writing into ``run_dir``, of ``cohort_size`` clients.
 
-        Runs on the worker :meth:`launched` for ``run_dir``, else on one launched with the block.
+        Runs on the worker :meth:`launched` for ``run_dir``, else on one launched with the block;
+        ``compiler`` prepares computations for it (default ``runtime.compile_for_worker``).
         """
         from fedlab import runtime  # imports TFF
 
@@ -97,7 +96,7 @@ class RemoteExecution:
         self.client_datasets_in_worker = client_datasets_in_worker
         self.clients_per_subround = clients_per_subround
 
-    def context(self, run_dir: Path, cohort_size: int = 1, compiler: Compiler = None):
+    def context(self, run_dir: Path, cohort_size: int = 1, compiler: Callable | None = None):
         """The execution block for ``cohort_size`` clients (the workers log where they run)."""
         from fedlab import runtime  # imports TFF
 
