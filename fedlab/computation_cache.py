@@ -6,8 +6,8 @@ takes seconds at every start. A traced process is four computations (``initializ
 containers of their types (which the protos do not carry: ``LearningProcessOutput``,
 ``ModelWeights``, ...), in a folder named by a key of everything that shapes them:
 
-- the configuration that builds them (:data:`SHAPING_CONFIG`) and the source files of every
-  ``_target_`` named there (your own model or aggregator module included);
+- the configuration nodes that build them (the assembler picks them, ``run.SHAPING_CONFIG``)
+  and the source files of every ``_target_`` named there (your own model module included);
 - fedlab's own source, the TensorFlow and TFF versions;
 - what the trainer knows only at run time (``ProcessCache.process(build, **context)``): the
   clients' batch type, the DP guarantee the noise was calibrated for, the model's architecture.
@@ -40,9 +40,6 @@ from tensorflow_federated.python.common_libs import structure
 
 log = logging.getLogger("fedlab")
 
-# The configuration nodes a learning process is traced from (``schedule.seed``: the global
-# TF seed is set while tracing). A new group that shapes the process belongs here.
-SHAPING_CONFIG = ("model", "algorithm", "aggregator", "optimizer", "schedule.seed")
 PROCESS_PARTS = ("initialize", "next", "get_model_weights", "set_model_weights")
 TYPES_FILE = "types.json"
 PROCESSES, COMPILED = "processes", "compiled"  # the cache's two kinds of entries
@@ -50,13 +47,6 @@ PROCESSES, COMPILED = "processes", "compiled"  # the cache's two kinds of entrie
 UNREADABLE = (OSError, ValueError, KeyError, ImportError, AttributeError, TypeError,
               DecodeError)
 FEDLAB_PACKAGE = Path(__file__).resolve().parent
-
-
-def _select(record: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = record
-    for part in dotted.split("."):
-        node = node.get(part) if isinstance(node, Mapping) else None
-    return node
 
 
 def _targets(node: Any) -> Iterator[str]:
@@ -92,9 +82,8 @@ def fedlab_source_digest() -> str:
     return digest.hexdigest()
 
 
-def config_fingerprint(record: Mapping[str, Any]) -> str:
-    """What a run's resolved configuration ``record`` contributes to its process's cache key."""
-    shaping = {key: _select(record, key) for key in SHAPING_CONFIG}
+def config_fingerprint(shaping: Mapping[str, Any]) -> str:
+    """What the resolved configuration nodes ``shaping`` contribute to a process's cache key."""
     sources = {target: _source_digest(target) for target in sorted(set(_targets(shaping)))}
     return _digest({"config": shaping, "sources": sources, "fedlab": fedlab_source_digest(),
                     "tensorflow": tf.__version__, "tff": tff.__version__})

@@ -24,6 +24,10 @@ from fedlab.task import Task
 log = logging.getLogger(__name__)
 
 CLIENT_LABELS_FILE = "client_labels.csv"
+# The configuration a learning process is traced from (``schedule.seed``: the global TF seed
+# is set while tracing), the key of its computation cache entry. A new group that shapes the
+# process belongs here.
+SHAPING_CONFIG = ("model", "algorithm", "aggregator", "optimizer", "schedule.seed")
 
 
 def build(node: DictConfig, what: str, **built):
@@ -81,6 +85,14 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
     return summary
 
 
+def shaping_config(record: dict) -> dict:
+    """The nodes of a resolved configuration ``record`` that shape the learning process."""
+    config = OmegaConf.create(record)
+    nodes = {key: OmegaConf.select(config, key) for key in SHAPING_CONFIG}
+    return {key: OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
+            for key, node in nodes.items()}
+
+
 def _number_or_none(value) -> float | None:
     return None if pd.isna(value) else float(value)
 
@@ -134,7 +146,7 @@ def run(cfg: DictConfig, executor=None) -> float:
                 f"{reason.split(' for ', 1)[0]}"
             ) from error
         cache = (ProcessCache(Path(cfg.computation_cache).expanduser(),
-                              config_fingerprint(run_config))
+                              config_fingerprint(shaping_config(run_config)))
                  if cfg.computation_cache else None)
         figures = trainer.train(task, data, schedule, run_dir, initial_model,
                                 process_cache=cache)

@@ -23,7 +23,7 @@ from fedlab.computation_cache import (
     save_process,
 )
 from fedlab.resume import config_record
-from fedlab.run import run
+from fedlab.run import run, shaping_config
 from fedlab.task import Task
 from fedlab.worker import worker_processes_alive
 
@@ -152,8 +152,8 @@ def test_least_recently_used_entries_go_beyond_the_size_limit(tmp_path):
 ])
 def test_the_fingerprint_follows_the_configuration_that_shapes_the_process(
         tmp_path, override, shapes):
-    base = config_fingerprint(config_record(small_config(tmp_path)))
-    changed = config_fingerprint(config_record(small_config(tmp_path, override)))
+    base = config_fingerprint(shaping_config(config_record(small_config(tmp_path))))
+    changed = config_fingerprint(shaping_config(config_record(small_config(tmp_path, override))))
     assert (changed != base) is shapes
 
 
