@@ -225,12 +225,14 @@ class ProcessCache:
         """``compile_fn`` remembering its results here, keyed by the computation it compiles.
 
         (TFF's compilation of a round for the worker runs Grappler over every TensorFlow
-        graph of it: most of a second for a CNN's round.)
+        graph of it: most of a second for a CNN's round.) The key also holds the TFF version
+        and fedlab's source, where ``compile_fn`` lives.
         """
+        versions = f"{tff.__version__} {fedlab_source_digest()}".encode()
 
         def compile_cached(computation):
             proto = tff.framework.ConcreteComputation.get_proto(computation)
-            digest = hashlib.sha256(tff.__version__.encode())
+            digest = hashlib.sha256(versions)
             digest.update(proto.SerializeToString(deterministic=True))
             path = self.directory / COMPILED / f"{digest.hexdigest()[:32]}.pb"
             if path.is_file():
