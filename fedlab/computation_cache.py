@@ -19,6 +19,7 @@ traced or compiled and stored again. A cache folder that cannot be written costs
 """
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import json
@@ -73,8 +74,9 @@ def _source_digest(target: str) -> str:
         return ""
 
 
+@functools.cache
 def fedlab_source_digest() -> str:
-    """One digest of every Python file of the fedlab package."""
+    """One digest of every Python file of the fedlab package (as loaded: read once)."""
     digest = hashlib.sha256()
     for path in sorted(FEDLAB_PACKAGE.rglob("*.py")):
         digest.update(str(path.relative_to(FEDLAB_PACKAGE)).encode())

@@ -349,7 +349,7 @@ class FedlabSchema:
     executor: Any = MISSING
     run_dir: str = MISSING
     tensorboard: bool = True
-    # Traced learning processes kept for later runs of the same configuration (null: off).
+    # Traced and compiled computations kept for later runs (null: off; README, computation cache).
     computation_cache: str | None = "${oc.env:XDG_CACHE_HOME,'~/.cache'}/fedlab/computations"
     objective: ObjectiveSchema = field(default_factory=ObjectiveSchema)
 
