@@ -9,12 +9,16 @@ bare client id): a round then sends only ids and seeds, and the worker builds th
 Both paths give the same batches in the same order, so the same weights.
 """
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import tensorflow as tf
 import tensorflow_federated as tff
+
+from fedlab.data import ArrayClientData
 
 log = logging.getLogger("fedlab")
 Preprocess = Callable[[tf.data.Dataset, "int | tf.Tensor"], tf.data.Dataset]
@@ -104,3 +108,32 @@ def client_datasets(client_data: tff.simulation.datasets.ClientData, preprocess:
             log.info("client datasets are built in Python: the data's datasets cannot be "
                      "traced into the worker (%s: %s)", type(error).__name__, error)
     return PythonDatasets(client_data, preprocess)
+
+
+@contextlib.contextmanager
+def worker_readable(client_data: tff.simulation.datasets.ClientData,
+                    arrays_file: tuple[Path, str] | None) -> Iterator[
+                        tff.simulation.datasets.ClientData]:
+    """``client_data`` reading its arrays from a file while the block runs (then removed).
+
+    ``arrays_file``: where to write the file and the name the worker opens it by (the
+    executor's ``client_arrays_file``); None, or data that are not in-memory arrays, leave
+    ``client_data`` as it is. A file that cannot be written costs one warning: the arrays then
+    travel inside the computations.
+    """
+    if arrays_file is None or not isinstance(client_data, ArrayClientData):
+        yield client_data
+        return
+    path, worker_path = arrays_file
+    try:
+        stored = client_data.stored(path, worker_path)
+    except (OSError, ValueError) as error:
+        log.warning("the clients' arrays travel inside every round's computation: cannot "
+                    "write them for the worker to read (%s)", error)
+        path.unlink(missing_ok=True)
+        yield client_data
+        return
+    try:
+        yield stored
+    finally:
+        path.unlink(missing_ok=True)

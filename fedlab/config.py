@@ -305,6 +305,9 @@ class LocalExecutorSchema:
     client_datasets_in_worker: bool = True
     # 0: a round's clients at once; N: in sequential subrounds of <= N (bounds worker memory).
     clients_per_subround: int = 0
+    # The worker reads in-memory data sets' client arrays from a file in the run folder
+    # (removed after the run) instead of receiving them inside every round's computation.
+    client_arrays_from_file: bool = True
 
 
 @dataclass

@@ -16,6 +16,8 @@ from fedlab.errors import ConfigError
 from fedlab.worker import launched_worker
 
 WORKER_LOG = "worker.log"
+# The clients' arrays, written into the run folder for the local worker to read during the run.
+CLIENT_ARRAYS_FILE = "client_arrays.records"
 
 
 def subrounds(cohort_size: int, clients_per_subround: int) -> int:
@@ -33,6 +35,9 @@ class LocalExecution:
     ``concurrent_calls``: computations the worker runs at once; 0 = one per usable CPU core,
     -1 = no limit (TFF's default). ``client_datasets_in_worker``: the worker builds the clients'
     datasets from their ids (:mod:`fedlab.client_datasets`) rather than receiving them.
+    ``client_arrays_from_file``: it then reads in-memory data sets' arrays from a file in the
+    run folder (``client_arrays.records``, removed after the run) rather than receiving them
+    inside every round's computation (see :class:`fedlab.data.ArrayClientData`).
     ``clients_per_subround``: 0 runs a round's clients at once; N > 0 runs them in sequential
     subrounds of at most N (see :func:`fedlab.runtime.execution_context`), bounding the
     worker's memory by N clients' values instead of the whole cohort's. The aggregate is then
@@ -43,7 +48,7 @@ class LocalExecution:
     """
 
     def __init__(self, concurrent_calls: int = 0, client_datasets_in_worker: bool = True,
-                 clients_per_subround: int = 0):
+                 clients_per_subround: int = 0, client_arrays_from_file: bool = True):
         """The settings; an impossible concurrency or subround size raises ConfigError."""
         if concurrent_calls < -1:
             raise ConfigError(
@@ -53,6 +58,7 @@ class LocalExecution:
         self.concurrent_calls = concurrent_calls
         self.client_datasets_in_worker = client_datasets_in_worker
         self.clients_per_subround = clients_per_subround
+        self.client_arrays_from_file = client_arrays_from_file
         # The worker launched for a run folder: (run_dir, host:port), while it runs.
         self._launched: tuple[Path, str] | None = None
 
@@ -69,6 +75,15 @@ class LocalExecution:
                 yield target
             finally:
                 self._launched = None
+
+    def client_arrays_file(self, run_dir: Path) -> tuple[Path, str] | None:
+        """Where the run writes the clients' arrays, and the name the worker opens them by.
+
+        (The worker runs in the run folder.) None: the arrays travel inside the computations.
+        """
+        if not self.client_arrays_from_file:
+            return None
+        return run_dir / CLIENT_ARRAYS_FILE, CLIENT_ARRAYS_FILE
 
     def context(self, run_dir: Path, cohort_size: int = 1, compiler: Callable | None = None):
         """The execution block for a run writing into ``run_dir``, of ``cohort_size`` clients.
@@ -95,6 +110,11 @@ class RemoteExecution:
         self.targets, self.connect_timeout_seconds = targets, connect_timeout_seconds
         self.client_datasets_in_worker = client_datasets_in_worker
         self.clients_per_subround = clients_per_subround
+
+    def client_arrays_file(self, run_dir: Path) -> None:
+        """None: the clients' arrays travel inside the computations (not a shared file)."""
+        del run_dir
+        return None
 
     def context(self, run_dir: Path, cohort_size: int = 1, compiler: Callable | None = None):
         """The execution block for ``cohort_size`` clients (the workers log where they run)."""

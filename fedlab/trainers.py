@@ -16,7 +16,7 @@ import tensorflow_federated as tff
 from fedlab import central, comms, runtime
 from fedlab.algorithms import Aggregator, IncompatibleAggregator
 from fedlab.callbacks import Callback, Checkpointing, MetricsSink, TrainingContext
-from fedlab.client_datasets import client_datasets
+from fedlab.client_datasets import client_datasets, worker_readable
 from fedlab.clients import PROFILES_FILE, ClientConditions, SimulatedRoundClients
 from fedlab.computation_cache import ProcessCache
 from fedlab.data import FederatedData
@@ -163,14 +163,15 @@ class FederatedTrainer:
             raise ConfigError(
                 f"clients.over_selection={self.clients.over_selection} with a DP aggregator: the "
                 "privacy accounting assumes clients_per_round clients sampled per round")
-        datasets = client_datasets(data.train, preprocess, graph_seed=schedule.seed,
-                                   in_worker=self.executor.client_datasets_in_worker)
         # The local worker (unless python -m fedlab launched it already) starts with the block
         # and comes up while the process is traced.
         compiler = (runtime.compile_for_worker if process_cache is None
                     else process_cache.compiled(runtime.compile_for_worker))
-        with self.executor.context(
-                run_dir, self.clients.sample_size(schedule.clients_per_round), compiler):
+        with (self.executor.context(
+                run_dir, self.clients.sample_size(schedule.clients_per_round), compiler),
+              worker_readable(data.train, self.executor.client_arrays_file(run_dir)) as clients):
+            datasets = client_datasets(clients, preprocess, graph_seed=schedule.seed,
+                                       in_worker=self.executor.client_datasets_in_worker)
             input_spec = preprocess(first_client, 0).element_spec
             build = functools.partial(self.build_process, task, input_spec, aggregator)
             process, from_cache = (build(), False) if process_cache is None else (

@@ -84,8 +84,9 @@ def launched_worker(log_path: Path, concurrent_calls: int = 0,
     which beat TFF's unlimited default here because ten clients training at once on two cores
     thrash each other's caches; -1: no limit). Its output goes to ``log_path``. It is stopped
     when the block exits, however it exits, and killed by the kernel if this process dies first.
-    ``environment`` defaults to :func:`worker_environment`. The block starts at once: the worker
-    answers a moment later (``fedlab.runtime.local_worker`` can wait for it).
+    ``environment`` defaults to :func:`worker_environment`. It runs in ``log_path``'s folder, where
+    relative file names in computations (the clients' arrays file) resolve. The block starts at
+    once: the worker answers a moment later (``fedlab.runtime.local_worker`` can wait for it).
     """
     concurrency = worker_concurrency(concurrent_calls)
     port = portpicker.pick_unused_port()
@@ -99,6 +100,7 @@ def launched_worker(log_path: Path, concurrent_calls: int = 0,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=worker_environment() if environment is None else environment,
+            cwd=log_path.parent,
         )
     try:
         yield f"localhost:{port}"

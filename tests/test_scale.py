@@ -10,7 +10,13 @@ import tensorflow_federated as tff
 from conftest import REPO, compose_config, small_config
 
 from fedlab import executors, models, runtime, trainers
-from fedlab.client_datasets import ClientWork, PythonDatasets, WorkerDatasets, client_datasets
+from fedlab.client_datasets import (
+    ClientWork,
+    PythonDatasets,
+    WorkerDatasets,
+    client_datasets,
+    worker_readable,
+)
 from fedlab.data.federated_data import client_data_from_arrays
 from fedlab.run import run
 from fedlab.task import Task
@@ -52,16 +58,25 @@ def test_same_seed_gives_the_metrics_written_before(tmp_path, name):
     np.testing.assert_allclose(now.to_numpy(float), before.to_numpy(float), rtol=1e-5)
 
 
+DATASET_ROUTES = {  # how the clients' examples reach the worker
+    "file": ("executor.client_datasets_in_worker=true", "executor.client_arrays_from_file=true"),
+    "embedded": ("executor.client_datasets_in_worker=true",
+                 "executor.client_arrays_from_file=false"),
+    "python": ("executor.client_datasets_in_worker=false",),
+}
+
+
 def test_datasets_built_in_the_worker_train_exactly_like_datasets_from_python(tmp_path):
     tables = {}
-    for in_worker in (True, False):
-        run(small_config(tmp_path / str(in_worker), "schedule.rounds=3", "schedule.seed=7",
+    for route, overrides in DATASET_ROUTES.items():
+        run(small_config(tmp_path / route, "schedule.rounds=3", "schedule.seed=7",
                          "clients=unreliable", "clients.partial_work=true",
-                         "clients.deadline_seconds=1",
-                         f"executor.client_datasets_in_worker={in_worker}"))
-        tables[in_worker] = metrics(tmp_path / str(in_worker))
-    pd.testing.assert_frame_equal(tables[True], tables[False])
-    assert tables[True]["examples"].sum() > 0
+                         "clients.deadline_seconds=1", *overrides))
+        tables[route] = metrics(tmp_path / route)
+        assert not (tmp_path / route / executors.CLIENT_ARRAYS_FILE).exists()  # removed
+    pd.testing.assert_frame_equal(tables["file"], tables["python"])
+    pd.testing.assert_frame_equal(tables["embedded"], tables["python"])
+    assert tables["python"]["examples"].sum() > 0
 
 
 def _clients():
@@ -93,6 +108,70 @@ def test_worker_datasets_hold_each_clients_own_examples_in_the_python_order(tmp_
         # All of c2's examples, twice (two local epochs), nobody else's.
         examples = np.concatenate([b["y"] for b in worker.computation("c2", 11, -1)])
     assert sorted(examples) == sorted(np.tile(clients["c2"][1], 2))
+
+
+def _mixed_clients():  # uint8 images with channels, int64 labels, uneven client sizes
+    rng = np.random.default_rng(1)
+    return {f"client {i}": (rng.integers(0, 256, (1 + 3 * i, 4, 3, 2), dtype=np.uint8),
+                            rng.integers(0, 10, 1 + 3 * i).astype(np.int64)) for i in range(4)}
+
+
+def _traced_examples(client_data, client_id):
+    """A client's examples and labels, read by a computation that runs in the worker."""
+    @tff.tensorflow.computation(tf.string)
+    def all_rows(client):
+        return client_data.serializable_dataset_fn(client).batch(1000).get_single_element()
+
+    rows = all_rows(client_id)
+    return rows["x"], rows["y"]
+
+
+def test_the_worker_reads_each_clients_rows_from_the_arrays_file(tmp_path):
+    clients = _mixed_clients()
+    in_memory = client_data_from_arrays(clients)
+    stored = in_memory.stored(tmp_path / "arrays.records")
+    assert stored.element_type_structure == in_memory.element_type_structure
+    assert (tmp_path / "arrays.records").stat().st_size == in_memory.nbytes
+    with runtime.local_execution(tmp_path / "worker.log"):
+        for client_id, (x, y) in clients.items():
+            for client_data in (in_memory, stored):
+                got_x, got_y = _traced_examples(client_data, client_id)
+                np.testing.assert_array_equal(got_x, x)
+                np.testing.assert_array_equal(got_y, y)
+        # The worker reads the file when it runs: changed bytes are changed examples.
+        (tmp_path / "arrays.records").write_bytes(bytes(in_memory.nbytes))
+        got_x, got_y = _traced_examples(stored, "client 3")
+        assert not got_x.any() and not got_y.any()
+        np.testing.assert_array_equal(_traced_examples(in_memory, "client 3")[0],
+                                      clients["client 3"][0])
+
+
+def test_a_relative_arrays_file_is_opened_in_the_workers_folder(tmp_path):
+    clients = _mixed_clients()
+    stored = client_data_from_arrays(clients).stored(tmp_path / "arrays.records",
+                                                     "arrays.records")
+    with runtime.local_execution(tmp_path / "worker.log"):
+        np.testing.assert_array_equal(_traced_examples(stored, "client 2")[1],
+                                      clients["client 2"][1])
+
+
+def test_data_too_large_to_embed_is_read_from_the_arrays_file(tmp_path):
+    data = client_data_from_arrays(_clients(), embed_limit_bytes=0)
+    with worker_readable(data, (tmp_path / "a.records", str(tmp_path / "a.records"))) as stored:
+        assert isinstance(client_datasets(stored, _preprocess, graph_seed=0), WorkerDatasets)
+        assert (tmp_path / "a.records").is_file()
+    assert not (tmp_path / "a.records").exists()
+
+
+def test_arrays_file_that_cannot_be_written_leaves_the_arrays_embedded(tmp_path, caplog):
+    data = client_data_from_arrays(_clients())
+    blocked = tmp_path / "missing folder" / "a.records"
+    with caplog.at_level(logging.WARNING, logger="fedlab"), \
+            worker_readable(data, (blocked, str(blocked))) as kept:
+        assert kept is data
+    assert "cannot write them" in caplog.text
+    with worker_readable(data, None) as unchanged:
+        assert unchanged is data
 
 
 def test_data_too_large_to_embed_is_sent_from_python(caplog):

@@ -1,5 +1,5 @@
 """Data sources: each returns a :class:`FederatedData`."""
 
-from fedlab.data.federated_data import FederatedData, client_data_from_arrays
+from fedlab.data.federated_data import ArrayClientData, FederatedData, client_data_from_arrays
 
-__all__ = ["FederatedData", "client_data_from_arrays"]
+__all__ = ["ArrayClientData", "FederatedData", "client_data_from_arrays"]

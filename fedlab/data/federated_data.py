@@ -4,6 +4,7 @@ import collections
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -133,53 +134,142 @@ def partitioned_federated_data(
 
 
 # Up to this many bytes of client arrays are embedded in the client-dataset computation that
-# fedlab's worker runs (see client_data_from_arrays), which travels to the worker with every
-# round (measured faster than per-client datasets at 12.5 MB; not measured above). Larger data
-# is sent as each sampled client's own dataset.
+# fedlab's worker runs (see ArrayClientData), which travels to the worker with every round
+# (measured faster than per-client datasets at 12.5 MB; not measured above). Larger data is
+# sent as each sampled client's own dataset, unless the worker reads the arrays from a file.
 EMBEDDED_ARRAYS_LIMIT_BYTES = 64 * 2**20
+# Rows written to a client-arrays file at a time (bounds the writer's extra memory).
+_WRITE_CHUNK_ROWS = 4096
+
+
+class ArrayClientData(tff.simulation.datasets.ClientData):
+    """A ClientData over in-memory arrays whose datasets hold only their own client's rows.
+
+    ``TestClientData`` bakes every client's data into each dataset graph, which would ship the
+    whole data set to the TFF worker for every client every round. Here the arrays are stacked
+    once and a client's dataset is its own rows, looked up from its id in TensorFlow, so
+    ``serializable_dataset_fn`` traces into a TFF computation that builds any client's dataset
+    inside the worker from its id alone. Traced, the rows come from
+
+    - the arrays themselves, embedded in the computation (up to ``embed_limit_bytes``; above
+      that tracing raises ValueError and datasets travel from Python, one per client), or
+    - a file of fixed-length records (:meth:`stored`), which a worker sharing the file system
+      reads: the computation then carries only the file's name and each client's row range.
+
+    In Python (eager) a client's dataset is sliced from the arrays directly.
+    """
+
+    def __init__(self, clients: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                 embed_limit_bytes: int = EMBEDDED_ARRAYS_LIMIT_BYTES,
+                 records_file: str | None = None):
+        """``clients``: client id -> (examples, labels); ``records_file``: see :meth:`stored`."""
+        super().__init__()
+        self._clients = dict(clients)
+        self._client_ids = list(self._clients)
+        self._embed_limit_bytes, self._records_file = embed_limit_bytes, records_file
+        counts = np.array([len(y) for _, y in self._clients.values()], dtype=np.int64)
+        self._counts = counts
+        self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        first_x, first_y = self._clients[self._client_ids[0]]
+        self._row_dtypes = (first_x.dtype, first_y.dtype)
+        self._row_shapes = (first_x.shape[1:], first_y.shape[1:])
+        self._element_type_structure = self.create_tf_dataset_for_client(
+            self._client_ids[0]).element_spec
+
+    @property
+    def client_ids(self) -> list[str]:
+        """The clients' ids, in the order their rows are stacked."""
+        return self._client_ids
+
+    @property
+    def element_type_structure(self):
+        """``OrderedDict(x=TensorSpec, y=TensorSpec)`` of one example."""
+        return self._element_type_structure
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every client's examples and labels."""
+        return sum(x.nbytes + y.nbytes for x, y in self._clients.values())
+
+    def create_tf_dataset_for_client(self, client_id: str) -> tf.data.Dataset:
+        """The client's own examples, unbatched, from the arrays in memory."""
+        x, y = self._clients[client_id]
+        return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y))
+
+    @property
+    def serializable_dataset_fn(self):
+        """``client id -> dataset``, traceable into a computation the worker runs (see class)."""
+        return self._dataset_for_client
+
+    def _dataset_for_client(self, client_id) -> tf.data.Dataset:
+        if tf.executing_eagerly():
+            if isinstance(client_id, tf.Tensor):
+                client_id = client_id.numpy().decode()
+            return self.create_tf_dataset_for_client(client_id)
+        if self._records_file is None and self.nbytes > self._embed_limit_bytes:
+            raise ValueError(f"{self.nbytes} bytes of client arrays are more than the "
+                             f"{self._embed_limit_bytes} fedlab embeds in a computation")
+        index = tf.reshape(tf.where(tf.equal(tf.constant(self._client_ids), client_id)), [])
+        start = tf.gather(tf.constant(self._starts), index)
+        count = tf.gather(tf.constant(self._counts), index)
+        if self._records_file is not None:
+            record_bytes = self._record_bytes
+            return tf.data.FixedLengthRecordDataset(
+                self._records_file, record_bytes, header_bytes=start * record_bytes,
+            ).take(count).map(self._decode_record)
+        # Every client's rows embedded, this one's selected.
+        all_x, all_y = (np.concatenate([arrays[i] for arrays in self._clients.values()])
+                        for i in (0, 1))
+        return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(
+            x=tf.constant(all_x)[start:start + count], y=tf.constant(all_y)[start:start + count]))
+
+    @property
+    def _row_bytes(self) -> tuple[int, int]:
+        return tuple(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                     for shape, dtype in zip(self._row_shapes, self._row_dtypes, strict=True))
+
+    @property
+    def _record_bytes(self) -> int:
+        return sum(self._row_bytes)
+
+    def _decode_record(self, record: tf.Tensor) -> collections.OrderedDict:
+        x_bytes, y_bytes = self._row_bytes
+        x, y = (tf.reshape(tf.io.decode_raw(tf.strings.substr(record, offset, size), dtype),
+                           shape)
+                for offset, size, dtype, shape in zip(
+                    (0, x_bytes), (x_bytes, y_bytes), self._row_dtypes, self._row_shapes,
+                    strict=True))
+        return collections.OrderedDict(x=x, y=y)
+
+    def stored(self, path: Path, worker_path: str | None = None) -> "ArrayClientData":
+        """Write the rows to ``path`` as fixed-length records; the same clients reading it.
+
+        ``worker_path`` is the name the worker opens (default ``str(path)``; a relative name
+        resolves in the worker's working directory). Raises OSError when ``path`` cannot be
+        written and ValueError for arrays ``tf.io.decode_raw`` cannot read back.
+        """
+        for dtype in self._row_dtypes:
+            if np.dtype(dtype).kind not in "biufc":
+                raise ValueError(f"client arrays of dtype {dtype} cannot be read from a file")
+        with open(path, "wb") as records:
+            for x, y in self._clients.values():
+                for begin in range(0, len(y), _WRITE_CHUNK_ROWS):
+                    rows = slice(begin, begin + _WRITE_CHUNK_ROWS)
+                    np.concatenate([_record_bytes(x[rows]), _record_bytes(y[rows])],
+                                   axis=1).tofile(records)
+        return ArrayClientData(self._clients, self._embed_limit_bytes,
+                               str(path) if worker_path is None else worker_path)
+
+
+def _record_bytes(rows: np.ndarray) -> np.ndarray:
+    """Each row's little-endian bytes: a (rows, bytes per row) uint8 array."""
+    little_endian = np.ascontiguousarray(rows, dtype=rows.dtype.newbyteorder("<"))
+    return little_endian.reshape(len(rows), -1).view(np.uint8)
 
 
 def client_data_from_arrays(
     clients: Mapping[str, tuple[np.ndarray, np.ndarray]],
     embed_limit_bytes: int = EMBEDDED_ARRAYS_LIMIT_BYTES,
-) -> tff.simulation.datasets.ClientData:
-    """A ClientData whose datasets hold only their own client's arrays.
-
-    ``TestClientData`` bakes every client's data into each dataset graph, which would ship the
-    whole data set to the TFF worker for every client every round. Here the arrays are stacked
-    once and a client's dataset is ``from_tensor_slices`` of its own rows, looked up from its id
-    in TensorFlow, so ``serializable_dataset_fn`` traces into a TFF computation that builds any
-    client's dataset inside the worker from its id alone. Above ``embed_limit_bytes`` of arrays
-    the lookup stays in Python (datasets then travel from Python, one per client).
-    """
-    client_ids = list(clients)
-    arrays = dict(clients)
-    if sum(x.nbytes + y.nbytes for x, y in arrays.values()) > embed_limit_bytes:
-
-        def dataset_for_client(client_id: str) -> tf.data.Dataset:
-            x, y = arrays[client_id]
-            return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y))
-
-        return tff.simulation.datasets.ClientData.from_clients_and_tf_fn(
-            client_ids, dataset_for_client)
-
-    counts = np.array([len(arrays[c][1]) for c in client_ids], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    all_x = np.concatenate([arrays[c][0] for c in client_ids])
-    all_y = np.concatenate([arrays[c][1] for c in client_ids])
-
-    def dataset_for_client(client_id) -> tf.data.Dataset:
-        if tf.executing_eagerly():  # in Python: slice the client's own arrays
-            if isinstance(client_id, tf.Tensor):
-                client_id = client_id.numpy().decode()
-            x, y = arrays[client_id]
-            return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y))
-        # Traced into a TFF computation: every client's rows embedded, this one's selected.
-        index = tf.reshape(tf.where(tf.equal(tf.constant(client_ids), client_id)), [])
-        start = tf.gather(tf.constant(starts), index)
-        end = start + tf.gather(tf.constant(counts), index)
-        return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(
-            x=tf.constant(all_x)[start:end], y=tf.constant(all_y)[start:end]))
-
-    return tff.simulation.datasets.ClientData.from_clients_and_tf_fn(
-        client_ids, dataset_for_client)
+) -> ArrayClientData:
+    """The :class:`ArrayClientData` of ``clients`` (client id -> (examples, labels))."""
+    return ArrayClientData(clients, embed_limit_bytes)
