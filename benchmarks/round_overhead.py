@@ -14,7 +14,9 @@ A "round" is what fedlab's ``round_seconds`` column measures: the round's client
   ``MALLOC_ARENA_MAX=2``;
 - ``+no tf.data rewrite``: client datasets without tf.data's static optimisations;
 - ``+datasets in worker``: client datasets built in the worker from (id, seed, batches);
-- ``now``: + TFF's FunctionalModel (fedlab's defaults).
+- ``+functional model``: + TFF's FunctionalModel;
+- ``now``: + the worker reads the clients' arrays from a file instead of receiving them inside
+  every round's computation (fedlab's defaults).
 
 The "Keras floor" is plain ``model.fit`` of the same model on the same examples with the same
 batch size, in this process; "epoch in fit" the epoch alone. Rounds and fits are interleaved
@@ -84,6 +86,7 @@ class Setup:
     tf_data_rewrite: bool = False  # tf.data's default per-iterator graph optimisations on
     datasets_in_worker: bool = True  # client datasets built in the worker from ids
     functional: bool = True  # the model as TFF's FunctionalModel (else the Keras-model path)
+    arrays_file: bool = True  # the worker reads the clients' arrays from a file (else embedded)
 
 
 _REDUCE, _ITERATOR = (tff.learning.LoopImplementation.DATASET_REDUCE,
@@ -96,10 +99,13 @@ SETUPS = {
                    functional=False),
     "+no tf.data rewrite": Setup(_ITERATOR, "fedlab", datasets_in_worker=False,
                                  functional=False),
-    "+datasets in worker": Setup(_ITERATOR, "fedlab", functional=False),
+    "+datasets in worker": Setup(_ITERATOR, "fedlab", functional=False, arrays_file=False),
+    "+functional model": Setup(_ITERATOR, "fedlab", arrays_file=False),
     "now": Setup(_ITERATOR, "fedlab"),
 }
-LADDER = ("11-25", "+no tf.data rewrite", "+datasets in worker", "now")
+LADDER = ("11-25", "+no tf.data rewrite", "+datasets in worker", "+functional model", "now")
+# The arrays files of the setups that read them (removed when the script ends).
+_ARRAYS_FOLDER = tempfile.TemporaryDirectory(prefix="fedlab-benchmark-arrays-")
 _REWRITE = tf.data.Options()
 _REWRITE.experimental_optimization.apply_default_optimizations = True
 _REWRITE.autotune.enabled = True
@@ -121,7 +127,11 @@ def round_clients(data, setup: Setup, clients_per_round: int = 10, batch: int = 
                                           shuffle_buffer=data.shuffle_buffer, seed=seed)
         return dataset.with_options(_REWRITE) if setup.tf_data_rewrite else dataset
 
-    datasets = client_datasets(data.train, preprocess, graph_seed=0,
+    train = data.train
+    if setup.arrays_file:  # as executor.client_arrays_from_file (an absolute name here)
+        path = Path(_ARRAYS_FOLDER.name) / f"{len(train.client_ids)}-clients.records"
+        train = train.stored(path)
+    datasets = client_datasets(train, preprocess, graph_seed=0,
                                in_worker=setup.datasets_in_worker)
     spec = preprocess(data.train.create_tf_dataset_for_client(data.train.client_ids[0]),
                       0).element_spec

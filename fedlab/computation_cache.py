@@ -8,6 +8,9 @@ containers of their types (which the protos do not carry: ``LearningProcessOutpu
 
 - the configuration nodes that build them (the assembler picks them, ``run.SHAPING_CONFIG``)
   and the source files of every ``_target_`` named there (your own model module included);
+- the seed set while tracing, only when the traced process has random ops (DP noise, a Keras
+  model's dropout or per-client initialisers): a seed sweep of a process without them traces
+  once;
 - fedlab's own source, the TensorFlow and TFF versions;
 - what the trainer knows only at run time (``ProcessCache.process(build, **context)``): the
   clients' batch type, the DP guarantee the noise was calibrated for, the model's architecture.
@@ -185,21 +188,64 @@ def load_process(folder: Path) -> tff.learning.templates.LearningProcess:
         parts["set_model_weights"])
 
 
+# TensorFlow op types (substrings) that draw random numbers or seeds: a graph holding one may
+# depend on the global seed set while tracing. Deliberately broad (stateless ops too).
+RANDOM_OP_TYPES = ("Random", "Shuffle", "Multinomial", "TruncatedNormal", "StandardNormal",
+                   "Uniform", "Seed", "Rng", "NonDeterministic", "Dropout")
+
+
+def _graph_defs(message) -> Iterator[tf.compat.v1.GraphDef]:
+    """Every TensorFlow graph inside a TFF computation proto."""
+    stack = [message]
+    while stack:
+        message = stack.pop()
+        if isinstance(message, computation_pb2.TensorFlow):
+            graph = tf.compat.v1.GraphDef()
+            message.graph_def.Unpack(graph)
+            yield graph
+            continue
+        for field, value in message.ListFields():
+            if field.message_type is not None:
+                stack.extend(value if field.label == field.LABEL_REPEATED else [value])
+
+
+def random_ops(process: tff.learning.templates.LearningProcess) -> list[str]:
+    """The op types in ``process``'s graphs that may depend on the seed set while tracing.
+
+    Ops of :data:`RANDOM_OP_TYPES`, and any op with a non-zero ``seed``/``seed2`` attribute.
+    (Constants a seed chose — ``initialize``'s initial weights — are not found: the trainer
+    replaces them with the run's own initial model.)
+    """
+    found = set()
+    for part in PROCESS_PARTS:
+        for graph in _graph_defs(tff.framework.serialize_computation(getattr(process, part))):
+            for node in [*graph.node, *(n for f in graph.library.function for n in f.node_def)]:
+                if any(kind in node.op for kind in RANDOM_OP_TYPES) or any(
+                        node.attr[name].i for name in ("seed", "seed2") if name in node.attr):
+                    found.add(node.op)
+    return sorted(found)
+
+
 @dataclass(frozen=True)
 class ProcessCache:
     """Traced learning processes and compiled computations kept in ``directory``.
 
-    ``fingerprint``: :func:`config_fingerprint` of the run's configuration. Entries beyond
-    ``max_bytes`` in all are removed, least recently used first.
+    ``fingerprint``: :func:`config_fingerprint` of the configuration that shapes the process;
+    ``seed``: the global seed set while tracing, part of an entry's key only when the traced
+    process has random ops (:func:`random_ops`) — so runs that differ only in their seed share
+    one entry otherwise. Entries beyond ``max_bytes`` in all are removed, least recently used
+    first.
     """
 
     directory: Path
     fingerprint: str
+    seed: int | None = None
     max_bytes: int = 1 << 30
 
-    def key(self, **context: Any) -> str:
-        """The process entry's name for this configuration and the run-time ``context``."""
-        return _digest({"fingerprint": self.fingerprint, **context})[:32]
+    def key(self, seeded: bool = False, **context: Any) -> str:
+        """The process entry's name: this configuration, the run-time ``context``, the seed."""
+        seed = {"seed": self.seed} if seeded else {}
+        return _digest({"fingerprint": self.fingerprint, **seed, **context})[:32]
 
     def process(self, build: Callable[[], tff.learning.templates.LearningProcess],
                 **context: Any) -> tuple[tff.learning.templates.LearningProcess, bool]:
@@ -207,20 +253,26 @@ class ProcessCache:
 
         Returns the process and whether it came from the cache.
         """
-        folder = self.directory / PROCESSES / self.key(**context)
-        if folder.is_dir():
-            try:
-                process = load_process(folder)
-            except UNREADABLE as error:
-                log.warning("cached learning process %s unusable (%s); tracing it again",
-                            folder, error)
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
-                _touch(folder)
-                log.info("learning process loaded from the cache: %s", folder)
-                return process, True
+        entries = {seeded: self.directory / PROCESSES / self.key(seeded, **context)
+                   for seeded in (False, True)}
+        for folder in entries.values():
+            if folder.is_dir():
+                try:
+                    process = load_process(folder)
+                except UNREADABLE as error:
+                    log.warning("cached learning process %s unusable (%s); tracing it again",
+                                folder, error)
+                    shutil.rmtree(folder, ignore_errors=True)
+                else:
+                    _touch(folder)
+                    log.info("learning process loaded from the cache: %s", folder)
+                    return process, True
         process = build()
-        self._store(folder, lambda entry: save_process(process, entry))
+        seeded_by = random_ops(process)
+        if seeded_by:
+            log.debug("the cached process is keyed by the seed too (random ops: %s)",
+                      ", ".join(seeded_by))
+        self._store(entries[bool(seeded_by)], lambda entry: save_process(process, entry))
         return process, False
 
     def compiled(self, compile_fn: Callable) -> Callable:

@@ -24,10 +24,10 @@ from fedlab.task import Task
 log = logging.getLogger(__name__)
 
 CLIENT_LABELS_FILE = "client_labels.csv"
-# The configuration a learning process is traced from (``schedule.seed``: the global TF seed
-# is set while tracing), the key of its computation cache entry. A new group that shapes the
-# process belongs here.
-SHAPING_CONFIG = ("model", "algorithm", "aggregator", "optimizer", "schedule.seed")
+# The configuration a learning process is traced from, the key of its computation cache entry
+# (with ``schedule.seed``, the global TF seed while tracing, when the process has random ops:
+# see ProcessCache). A new group that shapes the process belongs here.
+SHAPING_CONFIG = ("model", "algorithm", "aggregator", "optimizer")
 
 
 def build(node: DictConfig, what: str, **built):
@@ -146,7 +146,7 @@ def run(cfg: DictConfig, executor=None) -> float:
                 f"{reason.split(' for ', 1)[0]}"
             ) from error
         cache = (ProcessCache(Path(cfg.computation_cache).expanduser(),
-                              config_fingerprint(shaping_config(run_config)))
+                              config_fingerprint(shaping_config(run_config)), schedule.seed)
                  if cfg.computation_cache else None)
         figures = trainer.train(task, data, schedule, run_dir, initial_model,
                                 process_cache=cache)
