@@ -1,7 +1,7 @@
 """Benchmark: FedAvg round time against the Keras floor, lever by lever; start-up; memory.
 
     uv run python benchmarks/round_overhead.py [--rounds 20] [--long-rounds 300]
-        [--cross-device-rounds 5] [--cross-device-only] [--startup-runs 3]
+        [--cross-device-rounds 5] [--cross-device-only] [--startup-runs 3] [--model-passes]
         [--memory-rounds 300 --subrounds 0 20] [--memory-only]
 
 A "round" is what fedlab's ``round_seconds`` column measures: the round's client inputs plus
@@ -29,8 +29,10 @@ fedlab schedule.rounds=1`` N times with an empty computation cache and N times w
 (interleaved) and prints when each start-up phase ended. ``--memory-rounds
 N``: ``python -m fedlab`` with fedavg_cnn, 200 of 400 clients per round, N rounds per
 ``--subrounds`` value, sampling the resident memory of Python and its worker. ``--long-rounds
-N``: N rounds of simple_cnn (mean, compression) and the worker's memory growth. Prints figures;
-asserts nothing.
+N``: N rounds of simple_cnn (mean, compression) and the worker's memory growth.
+``--model-passes``: FedAvg's per-client model-sized work (delta, finiteness check, weighting,
+sum) alone in one tf.function, the part of the per-client overhead the model's size sets. Prints
+figures; asserts nothing.
 """
 
 import argparse
@@ -328,16 +330,54 @@ def startup_breakdown(repeats: int, overrides: tuple[str, ...] = ()) -> dict[str
     return rows
 
 
+def model_sized_passes(model_name: str, repeats: int = 50, samples: int = 7) -> float:
+    """Milliseconds of the work FedAvg does per client beyond training, in one tf.function.
+
+    The delta (initial - trained weights), TFF's finiteness check of the whole update, the
+    update times its weight, and its addition to the running sum: the model-sized passes a
+    Keras ``fit`` step does not make. Median of ``samples`` means over ``repeats`` calls.
+    """
+    shapes = [w.shape for w in getattr(models, model_name)((28, 28, 1), 10).weights]
+    initial, trained = ([tf.random.normal(s, seed=i) for s in shapes] for i in (1, 2))
+    total = [tf.Variable(tf.zeros(s)) for s in shapes]
+
+    @tf.function
+    def client_extra(initial, trained, weight):
+        delta = [a - b for a, b in zip(initial, trained, strict=True)]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(d)) for d in delta])
+        for running, d in zip(total, delta, strict=True):
+            running.assign_add(d * weight)
+        return finite
+
+    weight = tf.constant(10.0)
+    client_extra(initial, trained, weight)
+    means = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            client_extra(initial, trained, weight)
+        means.append((time.perf_counter() - started) / repeats)
+    return 1000 * statistics.median(means)
+
+
+# The keys --sweep-jobs sweeps, and their values for N jobs.
+SWEEPS = {
+    "schedule.seed": lambda jobs: list(range(1, jobs + 1)),
+    "clients.dropout": lambda jobs: [round(0.05 * j, 2) for j in range(jobs)],
+    "optimizer.client.learning_rate": lambda jobs: [round(0.01 * (j + 1), 2)
+                                                    for j in range(jobs)],
+}
+
+
 def sweep_startup(jobs: int, key: str) -> list[dict]:
     """Seconds from each job's start to its first round, in one basic-launcher sweep.
 
     ``python -m fedlab -m KEY=v1,...,vJOBS schedule.rounds=1`` with an empty computation cache
-    (``schedule.seed``: seeds 1..JOBS, each traces its own process; ``clients.dropout``: 0,
-    0.05, ..., which all share one). The jobs run one after another in one process, so the
-    later ones also reuse the imports.
+    (:data:`SWEEPS`: seeds and ``clients.dropout`` values share one process — the default has
+    no random ops —, learning rates trace one each). The jobs run one after another in one
+    process, so the later ones also reuse the imports.
     """
-    values = (range(1, jobs + 1) if key == "schedule.seed"
-              else [round(0.05 * j, 2) for j in range(jobs)])
+    values = SWEEPS[key](jobs)
     with tempfile.TemporaryDirectory() as folder:
         launched = time.perf_counter()
         child = launch_fedlab("-m", f"{key}={','.join(str(v) for v in values)}",
@@ -398,6 +438,9 @@ def main() -> None:
     parser.add_argument("--cross-device-rounds", type=int, default=0,
                         help="also time 10/50/100/200 clients x 10 examples per round "
                              "(400 clients), this many rounds per size")
+    parser.add_argument("--model-passes", action="store_true",
+                        help="time FedAvg's per-client model-sized passes (delta, finiteness "
+                             "check, weighting, sum) alone, per model, and stop")
     parser.add_argument("--cross-device-only", action="store_true",
                         help="skip the 10 x 80 table")
     parser.add_argument("--memory-rounds", type=int, default=0,
@@ -417,6 +460,11 @@ def main() -> None:
                         help="launch the default run (1 round) this many times first and print "
                              "when each start-up phase ended")
     args = parser.parse_args()
+    if args.model_passes:
+        for model_name in ("fedavg_cnn", "simple_cnn"):
+            print(f"{model_name}: delta + finiteness check + weighting + sum of one client's "
+                  f"update: {model_sized_passes(model_name):.2f} ms", flush=True)
+        return
     if args.memory_rounds:
         print("memory: python -m fedlab model=fedavg_cnn, 200 of 400 clients x 10 examples per "
               f"round, batch 10 {' '.join(args.memory_override)}")
@@ -443,7 +491,7 @@ def main() -> None:
                 print(f"  {phase:<30} {statistics.median(values):6.2f}  "
                       f"({', '.join(f'{v:.2f}' for v in values)})", flush=True)
     if args.sweep_jobs:
-        for key in ("schedule.seed", "clients.dropout"):
+        for key in SWEEPS:
             print(f"basic-launcher sweep of {args.sweep_jobs} one-round jobs over {key} (s):")
             for row in sweep_startup(args.sweep_jobs, key):
                 print(f"  job {row['job']}: started {row['started']:.2f} s after launch, first "
