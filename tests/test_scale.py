@@ -172,6 +172,11 @@ def test_arrays_file_that_cannot_be_written_leaves_the_arrays_embedded(tmp_path,
     assert "cannot write them" in caplog.text
     with worker_readable(data, None) as unchanged:
         assert unchanged is data
+    wide_labels = client_data_from_arrays(  # tf.io.decode_raw has no uint32
+        {c: (x, y.astype(np.uint32)) for c, (x, y) in _clients().items()})
+    with worker_readable(wide_labels, (tmp_path / "b.records", "b.records")) as kept:
+        assert kept is wide_labels
+    assert "uint32" in caplog.text and not (tmp_path / "b.records").exists()
 
 
 def test_data_too_large_to_embed_is_sent_from_python(caplog):

@@ -138,6 +138,10 @@ def partitioned_federated_data(
 # (measured faster than per-client datasets at 12.5 MB; not measured above). Larger data is
 # sent as each sampled client's own dataset, unless the worker reads the arrays from a file.
 EMBEDDED_ARRAYS_LIMIT_BYTES = 64 * 2**20
+# The dtypes tf.io.decode_raw reads back from a client-arrays file.
+RAW_DTYPES = frozenset(np.dtype(t) for t in (
+    np.float16, np.float32, np.float64, np.complex64, np.complex128, np.int8, np.int16,
+    np.int32, np.int64, np.uint8, np.uint16, np.bool_))
 # Rows written to a client-arrays file at a time (bounds the writer's extra memory).
 _WRITE_CHUNK_ROWS = 4096
 
@@ -249,19 +253,19 @@ class ArrayClientData(tff.simulation.datasets.ClientData):
         written and ValueError for arrays ``tf.io.decode_raw`` cannot read back.
         """
         for dtype in self._row_dtypes:
-            if np.dtype(dtype).kind not in "biufc":
+            if np.dtype(dtype) not in RAW_DTYPES:
                 raise ValueError(f"client arrays of dtype {dtype} cannot be read from a file")
         with open(path, "wb") as records:
             for x, y in self._clients.values():
                 for begin in range(0, len(y), _WRITE_CHUNK_ROWS):
                     rows = slice(begin, begin + _WRITE_CHUNK_ROWS)
-                    np.concatenate([_record_bytes(x[rows]), _record_bytes(y[rows])],
+                    np.concatenate([_raw_rows(x[rows]), _raw_rows(y[rows])],
                                    axis=1).tofile(records)
         return ArrayClientData(self._clients, self._embed_limit_bytes,
                                str(path) if worker_path is None else worker_path)
 
 
-def _record_bytes(rows: np.ndarray) -> np.ndarray:
+def _raw_rows(rows: np.ndarray) -> np.ndarray:
     """Each row's little-endian bytes: a (rows, bytes per row) uint8 array."""
     little_endian = np.ascontiguousarray(rows, dtype=rows.dtype.newbyteorder("<"))
     return little_endian.reshape(len(rows), -1).view(np.uint8)
