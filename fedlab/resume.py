@@ -29,7 +29,7 @@ METRICS_FILE = "metrics.csv"  # fedlab.callbacks imports it from here: this modu
 # how it executes and what it prints, not its numbers.
 MAY_CHANGE = ("executor", "computation_cache", "tensorboard", "trainer.tensorboard",
               "callbacks.metrics_release.tensorboard", "callbacks.progress_line",
-              "callbacks.preemption", "callbacks.release_freed_memory", "objective")
+              "callbacks.preemption", "objective")
 SWEEP_RECORD_FILE = "sweep_config.yaml"
 SUMMARY_FILE = "summary.json"
 

@@ -1,15 +1,12 @@
 """The loop's callbacks: client-level evaluation, a callback that stops training, config edits."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import REPO, compose_config, small_config
+from conftest import compose_config, small_config
 from hydra.utils import instantiate
 
 from fedlab.callbacks import Callback
@@ -101,39 +98,3 @@ def test_a_callback_can_stop_training_and_the_last_round_is_checkpointed(tmp_pat
 def test_a_dropped_callback_leaves_its_columns_out(tmp_path):
     run(small_config(tmp_path, "~callbacks.held_out_evaluation", "schedule.rounds=1"))
     assert "eval_accuracy" not in pd.read_csv(tmp_path / "metrics.csv")
-
-
-# Run in a fresh interpreter: glibc there keeps 100 MiB of freed heap (automatic trimming off),
-# and the callback must give it back.
-FREED_HEAP_SCRIPT = """
-import ctypes, ctypes.util
-from fedlab.callbacks.memory import ReleaseFreedMemory
-def resident():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
-libc = ctypes.CDLL(ctypes.util.find_library("c"))
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
-libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: free() itself never trims
-callback = ReleaseFreedMemory()
-callback.on_train_start(None)
-blocks = [libc.malloc(64 * 1024) for _ in range(1600)]
-for block in blocks:
-    ctypes.memset(block, 1, 64 * 1024)
-for block in blocks:
-    libc.free(block)
-retained = resident()
-callback.on_round_end(None, 1, None, {})
-print(retained - resident())
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
-def test_freed_heap_goes_back_to_the_system_after_a_round():
-    released = subprocess.run([sys.executable, "-c", FREED_HEAP_SCRIPT], capture_output=True,
-                              text=True, check=True, cwd=REPO).stdout.split()[-1]
-    assert float(released) > 50  # MiB of the 100 freed
-
-
-def test_freed_memory_is_released_by_default():
-    callbacks = compose_config([], Path("/tmp")).callbacks
-    assert callbacks.release_freed_memory._target_ == "fedlab.callbacks.ReleaseFreedMemory"

@@ -9,7 +9,6 @@ from fedlab.callbacks.checkpointing import Checkpointing
 from fedlab.callbacks.communication import Communication
 from fedlab.callbacks.divergence import DivergenceStop
 from fedlab.callbacks.evaluation import ClientEvaluation, HeldOutEvaluation
-from fedlab.callbacks.memory import ReleaseFreedMemory
 from fedlab.callbacks.metrics import METRICS_FILE, MetricsRelease, MetricsSink
 from fedlab.callbacks.preemption import Preemption
 from fedlab.callbacks.privacy import DpAccounting
@@ -17,4 +16,4 @@ from fedlab.callbacks.progress import ProgressLine
 
 __all__ = ["METRICS_FILE", "Callback", "Checkpointing", "ClientEvaluation", "Communication",
            "DivergenceStop", "DpAccounting", "HeldOutEvaluation", "MetricsRelease",
-           "MetricsSink", "Preemption", "ProgressLine", "ReleaseFreedMemory", "TrainingContext"]
+           "MetricsSink", "Preemption", "ProgressLine", "TrainingContext"]
