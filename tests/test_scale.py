@@ -177,6 +177,11 @@ def test_arrays_file_that_cannot_be_written_leaves_the_arrays_embedded(tmp_path,
     with worker_readable(wide_labels, (tmp_path / "b.records", "b.records")) as kept:
         assert kept is wide_labels
     assert "uint32" in caplog.text and not (tmp_path / "b.records").exists()
+    with_empty_client = client_data_from_arrays(
+        {**_clients(), "empty": (np.zeros((0, 3, 3, 1), np.float32), np.zeros(0, np.int32))})
+    with worker_readable(with_empty_client, (tmp_path / "c.records", "c.records")) as kept:
+        assert kept is with_empty_client
+    assert "without examples" in caplog.text
 
 
 def test_data_too_large_to_embed_is_sent_from_python(caplog):

@@ -142,8 +142,6 @@ EMBEDDED_ARRAYS_LIMIT_BYTES = 64 * 2**20
 RAW_DTYPES = frozenset(np.dtype(t) for t in (
     np.float16, np.float32, np.float64, np.complex64, np.complex128, np.int8, np.int16,
     np.int32, np.int64, np.uint8, np.uint16, np.bool_))
-# Rows written to a client-arrays file at a time (bounds the writer's extra memory).
-_WRITE_CHUNK_ROWS = 4096
 
 
 class ArrayClientData(tff.simulation.datasets.ClientData):
@@ -157,7 +155,7 @@ class ArrayClientData(tff.simulation.datasets.ClientData):
 
     - the arrays themselves, embedded in the computation (up to ``embed_limit_bytes``; above
       that tracing raises ValueError and datasets travel from Python, one per client), or
-    - a file of fixed-length records (:meth:`stored`), which a worker sharing the file system
+    - a file of the clients' arrays (:meth:`stored`), which a worker sharing the file system
       reads: the computation then carries only the file's name and each client's row range.
 
     In Python (eager) a client's dataset is sliced from the arrays directly.
@@ -216,11 +214,19 @@ class ArrayClientData(tff.simulation.datasets.ClientData):
         index = tf.reshape(tf.where(tf.equal(tf.constant(self._client_ids), client_id)), [])
         start = tf.gather(tf.constant(self._starts), index)
         count = tf.gather(tf.constant(self._counts), index)
-        if self._records_file is not None:
-            record_bytes = self._record_bytes
-            return tf.data.FixedLengthRecordDataset(
-                self._records_file, record_bytes, header_bytes=start * record_bytes,
-            ).take(count).map(self._decode_record)
+        if self._records_file is not None:  # the client's block: its examples, its labels
+            x_bytes, y_bytes = (count * size for size in self._row_bytes)
+            before = start * sum(self._row_bytes)  # the blocks before, then the blocks after
+            block = tf.data.FixedLengthRecordDataset(
+                self._records_file, x_bytes + y_bytes, header_bytes=before,
+                footer_bytes=self.nbytes - before - x_bytes - y_bytes,
+                buffer_size=x_bytes + y_bytes).take(1).get_single_element()
+            x, y = (tf.reshape(tf.io.decode_raw(tf.strings.substr(block, offset, size), dtype),
+                               tf.concat([[count], shape], axis=0))
+                    for offset, size, dtype, shape in zip(
+                        (tf.constant(0, tf.int64), x_bytes), (x_bytes, y_bytes), self._row_dtypes,
+                        (np.array(s, dtype=np.int64) for s in self._row_shapes), strict=True))
+            return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y))
         # Every client's rows embedded, this one's selected.
         all_x, all_y = (np.concatenate([arrays[i] for arrays in self._clients.values()])
                         for i in (0, 1))
@@ -232,43 +238,28 @@ class ArrayClientData(tff.simulation.datasets.ClientData):
         return tuple(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
                      for shape, dtype in zip(self._row_shapes, self._row_dtypes, strict=True))
 
-    @property
-    def _record_bytes(self) -> int:
-        return sum(self._row_bytes)
-
-    def _decode_record(self, record: tf.Tensor) -> collections.OrderedDict:
-        x_bytes, y_bytes = self._row_bytes
-        x, y = (tf.reshape(tf.io.decode_raw(tf.strings.substr(record, offset, size), dtype),
-                           shape)
-                for offset, size, dtype, shape in zip(
-                    (0, x_bytes), (x_bytes, y_bytes), self._row_dtypes, self._row_shapes,
-                    strict=True))
-        return collections.OrderedDict(x=x, y=y)
-
     def stored(self, path: Path, worker_path: str | None = None) -> "ArrayClientData":
-        """Write the rows to ``path`` as fixed-length records; the same clients reading it.
+        """Write the arrays to ``path``, client after client; the same clients reading it.
 
-        ``worker_path`` is the name the worker opens (default ``str(path)``; a relative name
-        resolves in the worker's working directory). Raises OSError when ``path`` cannot be
-        written and ValueError for arrays ``tf.io.decode_raw`` cannot read back.
+        A client's block is its examples' bytes, then its labels' (little-endian), at its
+        first row times the bytes of one example and label; a traced dataset reads that one
+        block. ``worker_path`` is the name the worker opens (default ``str(path)``; a relative
+        name resolves in the worker's working directory). Raises OSError when ``path`` cannot
+        be written, ValueError for dtypes ``tf.io.decode_raw`` cannot read back or a client
+        without examples.
         """
         for dtype in self._row_dtypes:
             if np.dtype(dtype) not in RAW_DTYPES:
                 raise ValueError(f"client arrays of dtype {dtype} cannot be read from a file")
+        if not self._counts.all():
+            raise ValueError("a client without examples cannot be read from a file")
         with open(path, "wb") as records:
             for x, y in self._clients.values():
-                for begin in range(0, len(y), _WRITE_CHUNK_ROWS):
-                    rows = slice(begin, begin + _WRITE_CHUNK_ROWS)
-                    np.concatenate([_raw_rows(x[rows]), _raw_rows(y[rows])],
-                                   axis=1).tofile(records)
+                for array in (x, y):
+                    np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tofile(
+                        records)
         return ArrayClientData(self._clients, self._embed_limit_bytes,
                                str(path) if worker_path is None else worker_path)
-
-
-def _raw_rows(rows: np.ndarray) -> np.ndarray:
-    """Each row's little-endian bytes: a (rows, bytes per row) uint8 array."""
-    little_endian = np.ascontiguousarray(rows, dtype=rows.dtype.newbyteorder("<"))
-    return little_endian.reshape(len(rows), -1).view(np.uint8)
 
 
 def client_data_from_arrays(
