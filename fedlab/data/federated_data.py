@@ -221,12 +221,12 @@ class ArrayClientData(tff.simulation.datasets.ClientData):
                 self._records_file, x_bytes + y_bytes, header_bytes=before,
                 footer_bytes=self.nbytes - before - x_bytes - y_bytes,
                 buffer_size=x_bytes + y_bytes).take(1).get_single_element()
-            x, y = (tf.reshape(tf.io.decode_raw(tf.strings.substr(block, offset, size), dtype),
-                               tf.concat([[count], shape], axis=0))
-                    for offset, size, dtype, shape in zip(
-                        (tf.constant(0, tf.int64), x_bytes), (x_bytes, y_bytes), self._row_dtypes,
-                        (np.array(s, dtype=np.int64) for s in self._row_shapes), strict=True))
-            return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y))
+            (x_dtype, y_dtype), (x_shape, y_shape) = self._row_dtypes, self._row_shapes
+            examples = tf.strings.substr(block, tf.constant(0, tf.int64), x_bytes)
+            labels = tf.strings.substr(block, x_bytes, y_bytes)
+            return tf.data.Dataset.from_tensor_slices(collections.OrderedDict(
+                x=_decoded_rows(examples, x_dtype, x_shape, count),
+                y=_decoded_rows(labels, y_dtype, y_shape, count)))
         # Every client's rows embedded, this one's selected.
         all_x, all_y = (np.concatenate([arrays[i] for arrays in self._clients.values()])
                         for i in (0, 1))
@@ -260,6 +260,13 @@ class ArrayClientData(tff.simulation.datasets.ClientData):
                         records)
         return ArrayClientData(self._clients, self._embed_limit_bytes,
                                str(path) if worker_path is None else worker_path)
+
+
+def _decoded_rows(raw: tf.Tensor, dtype: np.dtype, row_shape: tuple[int, ...],
+                  count: tf.Tensor) -> tf.Tensor:
+    """``count`` rows of ``row_shape`` from their little-endian bytes."""
+    shape = tf.concat([[count], tf.constant(row_shape, tf.int64, shape=[len(row_shape)])], 0)
+    return tf.reshape(tf.io.decode_raw(raw, dtype), shape)
 
 
 def client_data_from_arrays(
