@@ -108,6 +108,7 @@ SETUPS = {
 LADDER = ("11-25", "+no tf.data rewrite", "+datasets in worker", "+functional model", "now")
 # The arrays files of the setups that read them (removed when the script ends).
 _ARRAYS_FOLDER = tempfile.TemporaryDirectory(prefix="fedlab-benchmark-arrays-")
+_STORED: dict[Path, object] = {}  # arrays file -> the client data reading it
 _REWRITE = tf.data.Options()
 _REWRITE.experimental_optimization.apply_default_optimizations = True
 _REWRITE.autotune.enabled = True
@@ -132,7 +133,9 @@ def round_clients(data, setup: Setup, clients_per_round: int = 10, batch: int = 
     train = data.train
     if setup.arrays_file:  # as executor.client_arrays_from_file (an absolute name here)
         path = Path(_ARRAYS_FOLDER.name) / f"{len(train.client_ids)}-clients.records"
-        train = train.stored(path)
+        if path not in _STORED:  # written once per data set, whatever the setups and sizes
+            _STORED[path] = train.stored(path)
+        train = _STORED[path]
     datasets = client_datasets(train, preprocess, graph_seed=0,
                                in_worker=setup.datasets_in_worker)
     spec = preprocess(data.train.create_tf_dataset_for_client(data.train.client_ids[0]),
