@@ -18,6 +18,15 @@ from fedlab.worker import launched_worker
 WORKER_LOG = "worker.log"
 # The clients' arrays, written into the run folder for the local worker to read during the run.
 CLIENT_ARRAYS_FILE = "client_arrays.records"
+# The local worker's resident memory during a round: a base (TensorFlow's runtime, the
+# computations' sessions) plus, for every client whose values are held at once, about this many
+# model-sized tensors (the trained weights, the update, its weighted copy, ...). Fitted to
+# fedavg_cnn with 20 and 200 clients at once (benchmarks/README.md, "Memory at 200 clients").
+WORKER_BASE_BYTES = 600 * 2**20
+MODEL_COPIES_PER_CLIENT = 3.5
+# The share of the machine's available memory a run's worker is advised to stay within (the
+# Python process holds about 1 GiB besides).
+WORKER_MEMORY_SHARE = 0.5
 
 
 def subrounds(cohort_size: int, clients_per_subround: int) -> int:
@@ -27,6 +36,50 @@ def subrounds(cohort_size: int, clients_per_subround: int) -> int:
             f"executor.clients_per_subround must be 0 (all clients at once) or a positive "
             f"count, got {clients_per_subround}")
     return math.ceil(cohort_size / clients_per_subround) if clients_per_subround else 1
+
+
+def worker_memory_bytes(model_bytes: int, clients_at_once: int) -> float:
+    """About how much resident memory the local worker needs for a round's clients."""
+    return WORKER_BASE_BYTES + MODEL_COPIES_PER_CLIENT * model_bytes * clients_at_once
+
+
+def available_memory_bytes() -> int | None:
+    """The kernel's estimate of memory available to new work (MemAvailable); None if unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_warning(model_bytes: int, cohort_size: int, clients_per_subround: int,
+                   available_bytes: int | None) -> str | None:
+    """One line when a round's clients at once would not fit the available memory, else None.
+
+    The worker's need is :func:`worker_memory_bytes` for the clients one subround holds; the
+    line suggests the largest ``executor.clients_per_subround`` whose need fits in
+    ``WORKER_MEMORY_SHARE`` of ``available_bytes``.
+    """
+    if available_bytes is None:
+        return None
+    at_once = math.ceil(cohort_size / subrounds(cohort_size, clients_per_subround))
+    needed = worker_memory_bytes(model_bytes, at_once)
+    if needed <= available_bytes:
+        return None
+    budget = WORKER_MEMORY_SHARE * available_bytes - WORKER_BASE_BYTES
+    fitting = int(budget // (MODEL_COPIES_PER_CLIENT * model_bytes)) if budget > 0 else 0
+    gib = 2**30
+    advice = (f"executor.clients_per_subround={fitting} keeps it near "
+              f"{worker_memory_bytes(model_bytes, fitting) / gib:.1f} GiB" if fitting >= 1 else
+              "even one client at a time may not fit: use a machine with more memory or "
+              "executor=remote")
+    return (f"{at_once} clients at once need about {needed / gib:.1f} GiB in the TFF worker "
+            f"({model_bytes / 1e6:.2f} MB per model copy, about {MODEL_COPIES_PER_CLIENT:g} "
+            f"copies per client), more than the {available_bytes / gib:.1f} GiB available: "
+            f"{advice}")
 
 
 class LocalExecution:
@@ -76,6 +129,11 @@ class LocalExecution:
             finally:
                 self._launched = None
 
+    def memory_warning(self, model_bytes: int, cohort_size: int) -> str | None:
+        """:func:`memory_warning` for this machine's available memory and these subrounds."""
+        return memory_warning(model_bytes, cohort_size, self.clients_per_subround,
+                              available_memory_bytes())
+
     def client_arrays_file(self, run_dir: Path) -> tuple[Path, str] | None:
         """Where the run writes the clients' arrays, and the name the worker opens them by.
 
@@ -110,6 +168,11 @@ class RemoteExecution:
         self.targets, self.connect_timeout_seconds = targets, connect_timeout_seconds
         self.client_datasets_in_worker = client_datasets_in_worker
         self.clients_per_subround = clients_per_subround
+
+    def memory_warning(self, model_bytes: int, cohort_size: int) -> None:
+        """None: the workers' memory is on their own machines."""
+        del model_bytes, cohort_size
+        return None
 
     def client_arrays_file(self, run_dir: Path) -> None:
         """None: the clients' arrays travel inside the computations (not a shared file)."""

@@ -66,6 +66,11 @@ def model_architecture(model: tf.keras.Model) -> str:
     return text
 
 
+def model_bytes(model: tf.keras.Model) -> int:
+    """Bytes of one copy of ``model``'s weights."""
+    return sum(w.shape.num_elements() * w.dtype.size for w in model.weights)
+
+
 def keras_model_weights(model: tf.keras.Model) -> tff.learning.models.ModelWeights:
     """The model's weights in TFF's ``ModelWeights`` form."""
     return tff.learning.models.ModelWeights(
@@ -167,8 +172,10 @@ class FederatedTrainer:
         # and comes up while the process is traced.
         compiler = (runtime.compile_for_worker if process_cache is None
                     else process_cache.compiled(runtime.compile_for_worker))
-        with (self.executor.context(
-                run_dir, self.clients.sample_size(schedule.clients_per_round), compiler),
+        cohort_size = self.clients.sample_size(schedule.clients_per_round)
+        if warning := self.executor.memory_warning(model_bytes(initial_model), cohort_size):
+            log.warning(warning)
+        with (self.executor.context(run_dir, cohort_size, compiler),
               worker_readable(data.train, self.executor.client_arrays_file(run_dir)) as clients):
             datasets = client_datasets(clients, preprocess, graph_seed=schedule.seed,
                                        in_worker=self.executor.client_datasets_in_worker)

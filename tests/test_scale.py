@@ -1,6 +1,7 @@
 """Issue 15's speed levers change how a round runs, never what it computes."""
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -212,6 +213,38 @@ def test_subrounds_train_like_one_pass_of_the_cohort(tmp_path):
     (10, 0, 1), (10, 10, 1), (10, 4, 3), (200, 20, 10)])
 def test_subround_count(cohort, per_subround, expected):
     assert executors.subrounds(cohort, per_subround) == expected
+
+
+FEDAVG_CNN_BYTES = 1_663_370 * 4
+
+
+def test_memory_warning_suggests_the_largest_subround_that_fits():
+    available = 3 * 2**30
+    line = executors.memory_warning(FEDAVG_CNN_BYTES, 200, 0, available)
+    assert line.startswith("200 clients at once need about 4.9 GiB in the TFF worker")
+    suggested = int(re.search(r"clients_per_subround=(\d+)", line).group(1))
+    budget = executors.WORKER_MEMORY_SHARE * available
+    assert (executors.worker_memory_bytes(FEDAVG_CNN_BYTES, suggested) <= budget
+            < executors.worker_memory_bytes(FEDAVG_CNN_BYTES, suggested + 1))
+    assert executors.memory_warning(FEDAVG_CNN_BYTES, 200, suggested, available) is None
+    assert executors.memory_warning(FEDAVG_CNN_BYTES, 10, 0, available) is None
+    assert executors.memory_warning(FEDAVG_CNN_BYTES, 200, 0, None) is None
+    assert "even one client" in executors.memory_warning(FEDAVG_CNN_BYTES, 200, 0, 2**29)
+
+
+def test_available_memory_is_read_from_the_kernel():
+    available = executors.available_memory_bytes()
+    assert available is None or 0 < available < 2**50
+
+
+def test_a_run_whose_clients_would_not_fit_warns_and_still_trains(tmp_path, caplog,
+                                                                  monkeypatch):
+    monkeypatch.setattr(executors, "available_memory_bytes", lambda: 2**20)
+    with caplog.at_level(logging.WARNING, logger="fedlab"):
+        run(small_config(tmp_path, "schedule.rounds=1"))
+    assert "clients at once need about" in caplog.text
+    assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
+    assert executors.RemoteExecution().memory_warning(FEDAVG_CNN_BYTES, 10**6) is None
 
 
 def test_one_subround_keeps_tffs_plain_context_and_more_use_the_mergeable_one():
