@@ -20,8 +20,9 @@ WORKER_LOG = "worker.log"
 CLIENT_ARRAYS_FILE = "client_arrays.records"
 # The local worker's resident memory during a round: a base (TensorFlow's runtime, the
 # computations' sessions) plus, for every client whose values are held at once, about this many
-# model-sized tensors (the trained weights, the update, its weighted copy, ...). Fitted to
-# fedavg_cnn with 20 and 200 clients at once (benchmarks/README.md, "Memory at 200 clients").
+# model-sized tensors (the trained weights, the update, its weighted copy, ...). Rounded up from
+# fedavg_cnn's worker peaks with 20 and 200 clients at once (about 540 MiB and 3.25 copies;
+# benchmarks/README.md, "Memory at 200 clients").
 WORKER_BASE_BYTES = 600 * 2**20
 MODEL_COPIES_PER_CLIENT = 3.5
 # The share of the machine's available memory a run's worker is advised to stay within (the
