@@ -399,35 +399,50 @@ def sweep_startup(jobs: int, key: str) -> list[dict]:
     return rows
 
 
+def _rounds_done(metrics_csv: Path) -> int:
+    """Rows in a run's metrics.csv so far (0 before it exists)."""
+    try:
+        return max(0, len(metrics_csv.read_bytes().splitlines()) - 1)
+    except FileNotFoundError:
+        return 0
+
+
 def memory_run(rounds: int, overrides: tuple[str, ...], every: float = 0.5) -> dict:
     """Resident memory of ``python -m fedlab`` and its TFF worker over a whole run.
 
-    Samples both processes' VmRSS every ``every`` seconds; "warm" is the sum once a tenth of
-    the rounds (at least 5) are in metrics.csv, "end" the last sample with the worker alive.
+    Samples both processes' VmRSS every ``every`` seconds, each tagged with the rounds finished
+    by then. "warm" is the median over the samples taken while the second tenth of the rounds
+    ran (at least rounds 5-9), "end" over those of the last tenth: medians, not single samples,
+    so one sample's timing (an evaluation, the final save) does not make the growth figure.
     """
     with tempfile.TemporaryDirectory() as folder:
         run_dir = Path(folder) / "run"
         started = time.perf_counter()
         child = launch_fedlab(f"schedule.rounds={rounds}", f"hydra.run.dir={run_dir}",
                               *overrides, stdout=subprocess.DEVNULL)
-        warm_round, samples, warm = max(5, rounds // 10), [], None
+        samples = []  # (rounds finished, python MiB, worker MiB)
         while child.poll() is None:
             workers = worker.worker_processes_alive(child.pid)
             python_mib = memory_mib(child.pid)
             worker_mib = memory_mib(workers[0]) if workers else 0.0
             if not np.isnan(python_mib) and worker_mib > 0:  # while both run
-                samples.append((python_mib, worker_mib))
-            if warm is None and (run_dir / "metrics.csv").exists():
-                if len(pd.read_csv(run_dir / "metrics.csv")) >= warm_round:
-                    warm = sum(samples[-1])
+                samples.append((_rounds_done(run_dir / "metrics.csv"), python_mib, worker_mib))
             time.sleep(every)
         table = pd.read_csv(run_dir / "metrics.csv")
-    python_peak, worker_peak = (max(s[i] for s in samples) for i in (0, 1))
-    end = sum(samples[-1])
+    tenth = max(5, rounds // 10)
+    windows = {"warm": (tenth, 2 * tenth), "end": (rounds - tenth, rounds)}
+    figures = {}
+    for name, (first, last) in windows.items():
+        inside = [s for s in samples if first <= s[0] < last]
+        figures[f"{name} MiB"] = statistics.median(p + w for _, p, w in inside)
+        figures[f"{name} python MiB"] = statistics.median(p for _, p, _ in inside)
+        figures[f"{name} worker MiB"] = statistics.median(w for _, _, w in inside)
     return {"rounds": len(table), "wall s": time.perf_counter() - started,
             "median round s": float(table["round_seconds"].median()),
-            "python peak MiB": python_peak, "worker peak MiB": worker_peak,
-            "sum peak MiB": max(sum(s) for s in samples), "warm MiB": warm, "end MiB": end,
+            "python peak MiB": max(s[1] for s in samples),
+            "worker peak MiB": max(s[2] for s in samples),
+            "sum peak MiB": max(s[1] + s[2] for s in samples), **figures,
+            "windows": windows,
             "final eval accuracy": float(table["eval_accuracy"].dropna().iloc[-1])}
 
 
@@ -476,12 +491,15 @@ def main() -> None:
                 "dataset.num_clients=400", "schedule.clients_per_round=200",
                 "schedule.batch_size=10", "schedule.eval_every=10", "schedule.checkpoint_every=50",
                 f"executor.clients_per_subround={per_subround}", *args.memory_override))
+            (w0, w1), (e0, e1) = r["windows"]["warm"], r["windows"]["end"]
             print(f"  clients_per_subround={per_subround}: {r['rounds']} rounds in "
                   f"{r['wall s']:.0f} s (median round {r['median round s']:.2f} s); peak python "
                   f"{r['python peak MiB']:.0f} + worker {r['worker peak MiB']:.0f} MiB, peak of "
-                  f"the sum {r['sum peak MiB']:.0f} MiB; sum after "
-                  f"{max(5, args.memory_rounds // 10)} rounds {r['warm MiB']:.0f} -> at the end "
-                  f"{r['end MiB']:.0f} MiB "
+                  f"the sum {r['sum peak MiB']:.0f} MiB; median sum while rounds "
+                  f"{w0 + 1}-{w1} ran {r['warm MiB']:.0f} (python {r['warm python MiB']:.0f}, "
+                  f"worker {r['warm worker MiB']:.0f}) -> while rounds {e0 + 1}-{e1} ran "
+                  f"{r['end MiB']:.0f} "
+                  f"(python {r['end python MiB']:.0f}, worker {r['end worker MiB']:.0f}) "
                   f"({r['end MiB'] / r['warm MiB'] - 1:+.1%}); final eval accuracy "
                   f"{r['final eval accuracy']:.3f}", flush=True)
     if args.startup_runs:
