@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from fedlab.errors import ConfigError
-from fedlab.worker import launched_worker
+from fedlab.worker import LaunchedWorker, launched_worker
 
 WORKER_LOG = "worker.log"
 # The clients' arrays, written into the run folder for the local worker to read during the run.
@@ -113,8 +113,8 @@ class LocalExecution:
         self.client_datasets_in_worker = client_datasets_in_worker
         self.clients_per_subround = clients_per_subround
         self.client_arrays_from_file = client_arrays_from_file
-        # The worker launched for a run folder: (run_dir, host:port), while it runs.
-        self._launched: tuple[Path, str] | None = None
+        # The worker launched for a run folder, while it runs.
+        self._launched: tuple[Path, LaunchedWorker] | None = None
 
     @contextlib.contextmanager
     def launched(self, run_dir: Path) -> Iterator[str]:
@@ -123,10 +123,10 @@ class LocalExecution:
         ``python -m fedlab`` does this before importing TensorFlow, so the worker comes up
         meanwhile. Raises OSError when ``run_dir`` cannot take the worker's log.
         """
-        with launched_worker(run_dir / WORKER_LOG, self.concurrent_calls) as target:
-            self._launched = (run_dir, target)
+        with launched_worker(run_dir / WORKER_LOG, self.concurrent_calls) as worker:
+            self._launched = (run_dir, worker)
             try:
-                yield target
+                yield worker.target
             finally:
                 self._launched = None
 
@@ -152,11 +152,11 @@ class LocalExecution:
         """
         from fedlab import runtime  # imports TFF
 
-        target = self._launched[1] if self._launched and self._launched[0] == run_dir else None
+        worker = self._launched[1] if self._launched and self._launched[0] == run_dir else None
         return runtime.local_execution(
             run_dir / WORKER_LOG, self.concurrent_calls,
             subrounds(cohort_size, self.clients_per_subround),
-            compiler or runtime.compile_for_worker, target)
+            compiler or runtime.compile_for_worker, worker)
 
 
 class RemoteExecution:

@@ -27,10 +27,12 @@ from tensorflow_federated.python.core.impl.executors import (
 )
 
 from fedlab.errors import WorkerError
-from fedlab.worker import launched_worker
+from fedlab.worker import LaunchedWorker, launched_worker
 
 # Turns a computation into the form the worker runs.
 Compiler = Callable[[tff.framework.ConcreteComputation], tff.framework.ConcreteComputation]
+# None while a worker runs, else a line saying how it ended (for workers this process launched).
+WorkerGone = Callable[[], str | None]
 _GRPC_OPTIONS = [
     ("grpc.max_message_length", 2_000_000_000),
     ("grpc.max_receive_message_length", 2_000_000_000),
@@ -42,25 +44,31 @@ WORKER_START_TIMEOUT_SECONDS = 60.0
 @contextlib.contextmanager
 def local_worker(
     log_path: Path, concurrent_calls: int = 0, environment: dict[str, str] | None = None,
-    wait: bool = True,
 ) -> Iterator[str]:
-    """:func:`fedlab.worker.launched_worker`; with ``wait``, the block starts once it answers.
+    """:func:`fedlab.worker.launched_worker`, the block starting once it answers; yields its target.
 
-    (Else :class:`WorkerError` after ``WORKER_START_TIMEOUT_SECONDS``.) Without ``wait`` the
-    block starts at once, and the first connection waits (see :func:`local_execution`).
+    (Else :class:`WorkerError` after ``WORKER_START_TIMEOUT_SECONDS``.) :func:`local_execution`
+    starts its block at once instead, and its first connection waits.
     """
-    with launched_worker(log_path, concurrent_calls, environment) as target:
-        if wait:
-            with grpc.insecure_channel(target) as channel:
-                _await_ready(channel, WORKER_START_TIMEOUT_SECONDS,
-                             _unanswered_local_worker(log_path))
-        yield target
+    with launched_worker(log_path, concurrent_calls, environment) as worker:
+        with grpc.insecure_channel(worker.target) as channel:
+            _await_ready(channel, WORKER_START_TIMEOUT_SECONDS, _unanswered_local_worker(log_path))
+        yield worker.target
 
 
 def _unanswered_local_worker(log_path: Path) -> str:
     return (f"the local TFF worker did not answer within {WORKER_START_TIMEOUT_SECONDS:.0f} s "
             f"(its output: {log_path}); rounds up to the last checkpoint are kept: re-run the "
             "same command to resume")
+
+
+def _local_worker_gone(worker: LaunchedWorker, log_path: Path) -> WorkerGone:
+    def gone() -> str | None:
+        ended = worker.exit_description()
+        return None if ended is None else (
+            f"the local TFF worker {ended} (its output: {log_path}); rounds up to the last "
+            "checkpoint are kept: re-run the same command to resume")
+    return gone
 
 
 def compile_for_worker(computation):
@@ -78,13 +86,15 @@ def _await_ready(channel: grpc.Channel, timeout_seconds: float, failure: str) ->
 
 
 def _executor_factory(
-    target: str, timeout_seconds: float = 30.0, unanswered: str | None = None
+    target: str, timeout_seconds: float = 30.0, unanswered: str | None = None,
+    gone: WorkerGone | None = None,
 ) -> python_executor_stacks.ResourceManagingExecutorFactory:
     """Executors that run every computation on the TFF worker at ``target``.
 
     TFF retries a computation on an unavailable worker forever; the executor is rebuilt before
     each retry, and that is where an unanswering worker becomes a :class:`WorkerError` saying
-    ``unanswered`` (default: how to resume with a restarted remote worker).
+    ``unanswered`` (default: how to resume with a restarted remote worker) — at once, saying
+    ``gone()``, when ``gone`` tells that the worker process has ended.
     """
     channel = grpc.insecure_channel(target, _GRPC_OPTIONS)
     stub = remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
@@ -93,6 +103,8 @@ def _executor_factory(
         "kept: start the worker again and re-run the same command to resume")
 
     def executor_stack(cardinalities):
+        if gone is not None and (ended := gone()) is not None:
+            raise WorkerError(ended)
         _await_ready(channel, timeout_seconds, unanswered)
         cardinalities.setdefault(tff.CLIENTS, 0)  # as TFF's local context: 0 when not inferable
         executor = remote_executor.RemoteExecutor(stub)
@@ -104,7 +116,7 @@ def _executor_factory(
 
 def remote_execution_context(
     target: str, timeout_seconds: float = 30.0, unanswered: str | None = None,
-    compiler: Compiler = compile_for_worker,
+    compiler: Compiler = compile_for_worker, gone: WorkerGone | None = None,
 ) -> sync_execution_context.SyncExecutionContext:
     """A synchronous TFF context that executes every computation on the worker at ``target``.
 
@@ -112,7 +124,7 @@ def remote_execution_context(
     :func:`compile_for_worker`; a cache can wrap it, see :mod:`fedlab.computation_cache`).
     """
     return sync_execution_context.SyncExecutionContext(
-        executor_fn=_executor_factory(target, timeout_seconds, unanswered),
+        executor_fn=_executor_factory(target, timeout_seconds, unanswered, gone),
         compiler_fn=compiler,
         transform_args=tensorflow_computation.transform_args,
         transform_result=tensorflow_computation.transform_result,
@@ -121,9 +133,10 @@ def remote_execution_context(
 
 def _async_remote_context(
     target: str, timeout_seconds: float, unanswered: str | None, compiler: Compiler,
+    gone: WorkerGone | None = None,
 ) -> async_execution_context.AsyncExecutionContext:
     return async_execution_context.AsyncExecutionContext(
-        executor_fn=_executor_factory(target, timeout_seconds, unanswered),
+        executor_fn=_executor_factory(target, timeout_seconds, unanswered, gone),
         compiler_fn=compiler,
         transform_args=tensorflow_computation.transform_args,
         transform_result=tensorflow_computation.transform_result,
@@ -132,7 +145,7 @@ def _async_remote_context(
 
 def execution_context(targets: Sequence[str], timeout_seconds: float = 30.0,
                       num_subrounds: int = 1, unanswered: str | None = None,
-                      compiler: Compiler = compile_for_worker):
+                      compiler: Compiler = compile_for_worker, gone: WorkerGone | None = None):
     """A context running computations on the workers at ``targets``, in ``num_subrounds``.
 
     One target and one subround: TFF's plain synchronous context. Otherwise TFF's mergeable
@@ -141,29 +154,33 @@ def execution_context(targets: Sequence[str], timeout_seconds: float = 30.0,
     a worker then holds only one part's client values at a time.
     """
     if len(targets) == 1 and num_subrounds <= 1:
-        return remote_execution_context(targets[0], timeout_seconds, unanswered, compiler)
+        return remote_execution_context(targets[0], timeout_seconds, unanswered, compiler,
+                                        gone)
     return tff.backends.native.create_mergeable_comp_execution_context(
-        [_async_remote_context(t, timeout_seconds, unanswered, compiler) for t in targets],
+        [_async_remote_context(t, timeout_seconds, unanswered, compiler, gone)
+         for t in targets],
         num_subrounds=max(num_subrounds, len(targets)))
 
 
 @contextlib.contextmanager
 def local_execution(log_path: Path, concurrent_calls: int = 0, num_subrounds: int = 1,
-                    compiler: Compiler = compile_for_worker, target: str | None = None
-                    ) -> Iterator[None]:
+                    compiler: Compiler = compile_for_worker,
+                    worker: LaunchedWorker | None = None) -> Iterator[None]:
     """Within the block, TFF computations run on a private local worker.
 
     The worker logging to ``log_path`` is launched with the block (and stopped with it), unless
-    ``target`` names one this process already launched. The block starts without waiting for
-    the worker, so the caller's own start-up work (tracing) overlaps the worker's; the first
-    computation waits for it to answer.
+    ``worker`` is one this process already launched. The block starts without waiting for the
+    worker, so the caller's own start-up work (tracing) overlaps the worker's; the first
+    computation waits for it to answer. A worker that dies during the block (killed, crashed)
+    ends the next computation with one line saying how, without waiting for it to answer.
     """
     with contextlib.ExitStack() as stack:
-        if target is None:
-            target = stack.enter_context(local_worker(log_path, concurrent_calls, wait=False))
+        if worker is None:
+            worker = stack.enter_context(launched_worker(log_path, concurrent_calls))
         stack.enter_context(tff.framework.get_context_stack().install(execution_context(
-            [target], WORKER_START_TIMEOUT_SECONDS, num_subrounds,
-            _unanswered_local_worker(log_path), compiler)))
+            [worker.target], WORKER_START_TIMEOUT_SECONDS, num_subrounds,
+            _unanswered_local_worker(log_path), compiler,
+            _local_worker_gone(worker, log_path))))
         yield
 
 

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import portpicker
@@ -75,10 +76,32 @@ def worker_binary_path() -> Path:
     return Path(package) / "data" / "worker_binary"
 
 
+@dataclass(frozen=True)
+class LaunchedWorker:
+    """A worker this process launched: its ``host:port`` target and its process."""
+
+    target: str
+    process: subprocess.Popen
+
+    def exit_description(self) -> str | None:
+        """None while the worker runs; else how it ended ("was killed by SIGKILL", ...)."""
+        status = self.process.poll()
+        if status is None:
+            return None
+        if status < 0:
+            name = signal.Signals(-status).name
+            if -status == signal.SIGKILL:
+                return (f"was killed by {name} (what the kernel's out-of-memory killer sends "
+                        "when memory runs out; executor.clients_per_subround bounds the "
+                        "worker's memory)")
+            return f"was killed by {name}"
+        return f"exited with status {status}"
+
+
 @contextlib.contextmanager
 def launched_worker(log_path: Path, concurrent_calls: int = 0,
-                    environment: dict[str, str] | None = None) -> Iterator[str]:
-    """Launch TFF's ``worker_binary`` on a free loopback port; yields its ``host:port`` target.
+                    environment: dict[str, str] | None = None) -> Iterator[LaunchedWorker]:
+    """Launch TFF's ``worker_binary`` on a free loopback port; yields it (its target, process).
 
     The worker runs at most ``concurrent_calls`` computations at once (0: one per usable core,
     which beat TFF's unlimited default here because ten clients training at once on two cores
@@ -103,7 +126,7 @@ def launched_worker(log_path: Path, concurrent_calls: int = 0,
             cwd=log_path.parent,
         )
     try:
-        yield f"localhost:{port}"
+        yield LaunchedWorker(f"localhost:{port}", process)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)

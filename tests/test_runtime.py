@@ -1,10 +1,17 @@
 """The local TFF worker: how it is started (flags, environment) and that it is stopped."""
 
+import os
+import signal
+import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from conftest import small_config
 
 from fedlab import runtime, worker
+from fedlab.errors import WorkerError
+from fedlab.run import run
 
 
 def _command_line_and_environment(pid: int) -> tuple[list[str], dict[str, str]]:
@@ -31,3 +38,30 @@ def test_users_allocator_setting_wins(monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert worker.worker_environment()["MALLOC_ARENA_MAX"] == "4"
 
+
+
+@pytest.mark.parametrize("how,said", [
+    (signal.SIGKILL, "was killed by SIGKILL (what the kernel's out-of-memory killer sends"),
+    (signal.SIGTERM, "was killed by SIGTERM"),
+])
+def test_a_launched_worker_says_how_it_ended(tmp_path, how, said):
+    with worker.launched_worker(tmp_path / "worker.log") as launched:
+        assert launched.exit_description() is None
+        launched.process.send_signal(how)
+        launched.process.wait()
+        assert launched.exit_description().startswith(said)
+
+
+def test_a_local_worker_killed_mid_run_is_named_at_once_and_the_rounds_stay(tmp_path):
+    metrics = tmp_path / "metrics.csv"
+
+    def kill_after_two_rounds():
+        while not (metrics.exists() and len(metrics.read_text().splitlines()) > 2):
+            threading.Event().wait(0.1)
+        [pid] = worker.worker_processes_alive()
+        os.kill(pid, signal.SIGKILL)
+
+    threading.Thread(target=kill_after_two_rounds, daemon=True).start()
+    with pytest.raises(WorkerError, match="the local TFF worker was killed by SIGKILL"):
+        run(small_config(tmp_path, "schedule.rounds=400", "schedule.checkpoint_every=1"))
+    assert 2 <= len(pd.read_csv(metrics)) < 400
