@@ -39,7 +39,6 @@ def test_users_allocator_setting_wins(monkeypatch):
     assert worker.worker_environment()["MALLOC_ARENA_MAX"] == "4"
 
 
-
 @pytest.mark.parametrize("how,said", [
     (signal.SIGKILL, "was killed by SIGKILL (what the kernel's out-of-memory killer sends"),
     (signal.SIGTERM, "was killed by SIGTERM"),

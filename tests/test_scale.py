@@ -2,6 +2,7 @@
 
 import logging
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -234,7 +235,10 @@ def test_memory_warning_suggests_the_largest_subround_that_fits():
 
 def test_available_memory_is_read_from_the_kernel():
     available = executors.available_memory_bytes()
-    assert available is None or 0 < available < 2**50
+    if not Path("/proc/meminfo").exists():
+        assert available is None
+    else:
+        assert 0 < available < 2**50
 
 
 def test_a_run_whose_clients_would_not_fit_warns_and_still_trains(tmp_path, caplog,
