@@ -311,6 +311,17 @@ class LocalExecutorSchema:
 
 
 @dataclass
+class TlsSchema:
+    """A driver's credentials for remote workers (PEM files; null: the FEDLAB_TLS_* variable)."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    # The name in the workers' certificate, when the targets dial them by another.
+    server_name: str | None = None
+
+
+@dataclass
 class RemoteExecutorSchema:
     """Already running TFF workers (``python -m fedlab.worker --port P``)."""
 
@@ -322,6 +333,7 @@ class RemoteExecutorSchema:
     client_datasets_in_worker: bool = True
     # 0: each worker takes its share of a round at once; N: subrounds of <= N clients.
     clients_per_subround: int = 0
+    tls: TlsSchema = field(default_factory=TlsSchema)
 
 
 @dataclass

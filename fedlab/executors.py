@@ -8,10 +8,12 @@ contexts themselves are :mod:`fedlab.runtime`'s (imported when a context is ente
 """
 
 import contextlib
+import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from fedlab.credentials import TlsFiles
 from fedlab.errors import ConfigError
 from fedlab.worker import LaunchedWorker, launched_worker
 
@@ -160,13 +162,20 @@ class LocalExecution:
 
 
 class RemoteExecution:
-    """``executor=remote``: already running workers (``python -m fedlab.worker --port P``)."""
+    """``executor=remote``: already running workers (``python -m fedlab.worker --port P``).
+
+    ``tls``: the driver's credentials (``ca``, ``cert``, ``key`` file names, each else from
+    ``FEDLAB_TLS_*``; ``server_name``: the name in the workers' certificate when it is not the
+    targets' host), read when the run starts.
+    """
 
     def __init__(self, targets: Sequence[str] = (), connect_timeout_seconds: float = 30.0,
-                 client_datasets_in_worker: bool = True, clients_per_subround: int = 0):
+                 client_datasets_in_worker: bool = True, clients_per_subround: int = 0,
+                 tls: Mapping[str, str | None] | None = None):
         """The settings; an impossible subround size raises ConfigError."""
         subrounds(1, clients_per_subround)
         self.targets, self.connect_timeout_seconds = targets, connect_timeout_seconds
+        self.tls = dict(tls or {})
         self.client_datasets_in_worker = client_datasets_in_worker
         self.clients_per_subround = clients_per_subround
 
@@ -185,7 +194,13 @@ class RemoteExecution:
         from fedlab import runtime  # imports TFF
 
         del run_dir
+        files = TlsFiles.find(self.tls.get("ca"), self.tls.get("cert"), self.tls.get("key"),
+                              "executor.tls.ca/cert/key or FEDLAB_TLS_CA/FEDLAB_TLS_CERT/"
+                              "FEDLAB_TLS_KEY")
+        connect = functools.partial(runtime.open_channel,
+                                    credentials=files.channel_credentials(),
+                                    server_name=self.tls.get("server_name"))
         return runtime.remote_execution(
             list(self.targets), self.connect_timeout_seconds,
             subrounds(cohort_size, self.clients_per_subround),
-            compiler or runtime.compile_for_worker)
+            compiler or runtime.compile_for_worker, connect)

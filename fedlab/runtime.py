@@ -39,6 +39,22 @@ _GRPC_OPTIONS = [
     ("grpc.max_send_message_length", 2_000_000_000),
 ]
 WORKER_START_TIMEOUT_SECONDS = 60.0
+# Opens a gRPC channel to a worker's target.
+Connect = Callable[[str], grpc.Channel]
+
+
+def open_channel(target: str, credentials: grpc.ChannelCredentials | None = None,
+                 server_name: str | None = None) -> grpc.Channel:
+    """A channel to ``target``: plain to this user's local workers (``unix:`` sockets).
+
+    With ``credentials``: TLS, for remote workers, whose certificate is checked for
+    ``server_name`` (default: the target's host).
+    """
+    if credentials is None:
+        return grpc.insecure_channel(target, _GRPC_OPTIONS)
+    options = [*_GRPC_OPTIONS, *([("grpc.ssl_target_name_override", server_name)]
+                                 if server_name else [])]
+    return grpc.secure_channel(target, credentials, options)
 
 
 @contextlib.contextmanager
@@ -51,7 +67,7 @@ def local_worker(
     starts its block at once instead, and its first connection waits.
     """
     with launched_worker(log_path, concurrent_calls, environment) as worker:
-        with grpc.insecure_channel(worker.target) as channel:
+        with open_channel(worker.target) as channel:
             _await_ready(channel, WORKER_START_TIMEOUT_SECONDS, _unanswered_local_worker(log_path))
         yield worker.target
 
@@ -87,7 +103,7 @@ def _await_ready(channel: grpc.Channel, timeout_seconds: float, failure: str) ->
 
 def _executor_factory(
     target: str, timeout_seconds: float = 30.0, unanswered: str | None = None,
-    gone: WorkerGone | None = None,
+    gone: WorkerGone | None = None, connect: Connect = open_channel,
 ) -> python_executor_stacks.ResourceManagingExecutorFactory:
     """Executors that run every computation on the TFF worker at ``target``.
 
@@ -96,7 +112,7 @@ def _executor_factory(
     ``unanswered`` (default: how to resume with a restarted remote worker) — at once, saying
     ``gone()``, when ``gone`` tells that the worker process has ended.
     """
-    channel = grpc.insecure_channel(target, _GRPC_OPTIONS)
+    channel = connect(target)
     stub = remote_executor_grpc_stub.RemoteExecutorGrpcStub(channel)
     unanswered = unanswered or (
         f"TFF worker {target} stopped answering; rounds up to the last checkpoint are "
@@ -117,6 +133,7 @@ def _executor_factory(
 def remote_execution_context(
     target: str, timeout_seconds: float = 30.0, unanswered: str | None = None,
     compiler: Compiler = compile_for_worker, gone: WorkerGone | None = None,
+    connect: Connect = open_channel,
 ) -> sync_execution_context.SyncExecutionContext:
     """A synchronous TFF context that executes every computation on the worker at ``target``.
 
@@ -124,7 +141,7 @@ def remote_execution_context(
     :func:`compile_for_worker`; a cache can wrap it, see :mod:`fedlab.computation_cache`).
     """
     return sync_execution_context.SyncExecutionContext(
-        executor_fn=_executor_factory(target, timeout_seconds, unanswered, gone),
+        executor_fn=_executor_factory(target, timeout_seconds, unanswered, gone, connect),
         compiler_fn=compiler,
         transform_args=tensorflow_computation.transform_args,
         transform_result=tensorflow_computation.transform_result,
@@ -133,10 +150,10 @@ def remote_execution_context(
 
 def _async_remote_context(
     target: str, timeout_seconds: float, unanswered: str | None, compiler: Compiler,
-    gone: WorkerGone | None = None,
+    gone: WorkerGone | None = None, connect: Connect = open_channel,
 ) -> async_execution_context.AsyncExecutionContext:
     return async_execution_context.AsyncExecutionContext(
-        executor_fn=_executor_factory(target, timeout_seconds, unanswered, gone),
+        executor_fn=_executor_factory(target, timeout_seconds, unanswered, gone, connect),
         compiler_fn=compiler,
         transform_args=tensorflow_computation.transform_args,
         transform_result=tensorflow_computation.transform_result,
@@ -145,7 +162,8 @@ def _async_remote_context(
 
 def execution_context(targets: Sequence[str], timeout_seconds: float = 30.0,
                       num_subrounds: int = 1, unanswered: str | None = None,
-                      compiler: Compiler = compile_for_worker, gone: WorkerGone | None = None):
+                      compiler: Compiler = compile_for_worker, gone: WorkerGone | None = None,
+                      connect: Connect = open_channel):
     """A context running computations on the workers at ``targets``, in ``num_subrounds``.
 
     One target and one subround: TFF's plain synchronous context. Otherwise TFF's mergeable
@@ -155,9 +173,9 @@ def execution_context(targets: Sequence[str], timeout_seconds: float = 30.0,
     """
     if len(targets) == 1 and num_subrounds <= 1:
         return remote_execution_context(targets[0], timeout_seconds, unanswered, compiler,
-                                        gone)
+                                        gone, connect)
     return tff.backends.native.create_mergeable_comp_execution_context(
-        [_async_remote_context(t, timeout_seconds, unanswered, compiler, gone)
+        [_async_remote_context(t, timeout_seconds, unanswered, compiler, gone, connect)
          for t in targets],
         num_subrounds=max(num_subrounds, len(targets)))
 
@@ -184,21 +202,27 @@ def local_execution(log_path: Path, concurrent_calls: int = 0, num_subrounds: in
         yield
 
 
-def check_reachable(targets: Sequence[str], timeout_seconds: float) -> None:
-    """Raise :class:`WorkerError` naming the first target that does not answer in time."""
+def check_reachable(targets: Sequence[str], timeout_seconds: float,
+                    connect: Connect = open_channel) -> None:
+    """Raise :class:`WorkerError` naming the first target that does not answer in time.
+
+    (Over TLS, a worker whose certificate the CA did not sign, or not for its host name, never
+    becomes ready: it is named the same way.)
+    """
     for target in targets:
-        with grpc.insecure_channel(target) as channel:
+        with connect(target) as channel:
             _await_ready(
                 channel, timeout_seconds,
                 f"TFF worker {target} did not answer within {timeout_seconds:.0f} s "
-                "(is `python -m fedlab.worker --port ...` running there?)",
+                "(is `python -m fedlab.worker --port ...` running there, with a certificate "
+                "of the same CA for that host name?)",
             )
 
 
 @contextlib.contextmanager
 def remote_execution(targets: Sequence[str], timeout_seconds: float = 30.0,
-                     num_subrounds: int = 1, compiler: Compiler = compile_for_worker
-                     ) -> Iterator[None]:
+                     num_subrounds: int = 1, compiler: Compiler = compile_for_worker,
+                     connect: Connect = open_channel) -> Iterator[None]:
     """Within the block, TFF computations run on already running workers at ``targets``.
 
     One target runs everything; several targets split each round's clients between them with
@@ -207,9 +231,10 @@ def remote_execution(targets: Sequence[str], timeout_seconds: float = 30.0,
     """
     if not targets:
         raise WorkerError("executor=remote needs executor.targets=[host:port,...]")
-    check_reachable(targets, timeout_seconds)
+    check_reachable(targets, timeout_seconds, connect)
     with tff.framework.get_context_stack().install(
-            execution_context(targets, timeout_seconds, num_subrounds, compiler=compiler)):
+            execution_context(targets, timeout_seconds, num_subrounds, compiler=compiler,
+                              connect=connect)):
         yield
 
 

@@ -2,27 +2,39 @@
 
 TFF's own local context starts ``worker_binary`` with the parent's stdout and only stops it in
 ``__del__``, so the worker outlives the Python process (and ``python -m fedlab | tee`` never
-returns). Here fedlab starts the same binary itself: its output goes to a log file, it is asked
-to die with its parent (``PR_SET_PDEATHSIG``, so even SIGKILL of Python takes it down), and the
-context manager stops it on every exit path. This module does not import TensorFlow, so the
-entrypoint can launch the worker before importing it.
+returns), and it listens on every network interface with no authentication. Here fedlab
+starts the same binary itself, in network and user namespaces of its own where no other host
+can reach it, served on a Unix socket in a private folder (:mod:`fedlab.isolation`): its output
+goes to a log file, it is asked to die with its parent (``PR_SET_PDEATHSIG``, so even SIGKILL
+of Python takes it down), and the context manager stops it on every exit path. This module does
+not import TensorFlow, so the entrypoint can launch the worker before importing it.
 
-``python -m fedlab.worker --port P`` replaces its own process with the worker, listening on
-``P``: runs elsewhere point at it with ``executor=remote executor.targets=[host:P,...]``.
+``python -m fedlab.worker --port P`` runs such a worker behind a mutual-TLS gateway on ``P``
+(:mod:`fedlab.gateway`, :mod:`fedlab.credentials`): runs elsewhere point at it with
+``executor=remote executor.targets=[host:P,...]`` and the deployment's driver credentials.
 """
 
 import argparse
+import asyncio
 import contextlib
 import importlib.util
+import logging
 import os
+import shutil
 import signal
+import ssl
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import portpicker
+from fedlab import gateway
+from fedlab.credentials import ENVIRONMENT, TlsFiles
+from fedlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 # The worker keeps no state; a gRPC server draining open channels can take long to exit.
@@ -37,24 +49,6 @@ WORKER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
 def worker_environment() -> dict[str, str]:
     """The environment for the worker: ours plus its allocator settings (unless already set)."""
     return {**WORKER_MALLOC_ENV, **os.environ}
-
-
-# Run by a fresh interpreter that then becomes the worker: ask the kernel to kill it when this
-# process dies (PR_SET_PDEATHSIG survives exec), give up if this process is already gone, exec.
-# (Not a ``preexec_fn``: Python code between fork and exec in a process whose gRPC threads hold
-# locks aborted the forked child here, intermittently.)
-_EXEC_DYING_WITH_PARENT = (
-    "import ctypes, os, signal, sys\n"
-    f"ctypes.CDLL('libc.so.6', use_errno=True).prctl({_PR_SET_PDEATHSIG}, signal.SIGKILL)\n"
-    "if os.getppid() != int(sys.argv[1]): os._exit(1)\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
-)
-
-
-def _dying_with_this_process(command: list[str]) -> list[str]:
-    """``command`` launched so that the kernel kills it when this process dies."""
-    return [sys.executable, "-I", "-S", "-c", _EXEC_DYING_WITH_PARENT, str(os.getpid()),
-            *command]
 
 
 def usable_cores() -> int:
@@ -76,12 +70,21 @@ def worker_binary_path() -> Path:
     return Path(package) / "data" / "worker_binary"
 
 
+# The script that isolates the worker and forwards its Unix socket (standard library only).
+ISOLATION_SCRIPT = Path(__file__).with_name("isolation.py")
+
+
 @dataclass(frozen=True)
 class LaunchedWorker:
-    """A worker this process launched: its ``host:port`` target and its process."""
+    """A worker this process launched: its gRPC target, its process, and what it exposes.
+
+    ``target`` is ``unix:<socket>`` in a folder private to this user. ``exposure`` is None when
+    the worker is reachable only through it; else one line saying what the network can reach.
+    """
 
     target: str
     process: subprocess.Popen
+    exposure: str | None = None
 
     def exit_description(self) -> str | None:
         """None while the worker runs; else how it ended ("was killed by SIGKILL", ...)."""
@@ -98,35 +101,67 @@ class LaunchedWorker:
         return f"exited with status {status}"
 
 
-@contextlib.contextmanager
-def launched_worker(log_path: Path, concurrent_calls: int = 0,
-                    environment: dict[str, str] | None = None) -> Iterator[LaunchedWorker]:
-    """Launch TFF's ``worker_binary`` on a free loopback port; yields it (its target, process).
+def _exposure(status: str) -> str | None:
+    """The isolation script's status line as a warning (None: isolated, or it said nothing)."""
+    if not status.startswith("exposed "):
+        return None
+    _, port, reason = status.split(" ", 2)
+    return (f"the TFF worker could not be isolated from the network ({reason}): it listens on "
+            f"port {port} of every interface with no authentication while it runs, and runs "
+            "any TensorFlow computation sent to it")
 
-    The worker runs at most ``concurrent_calls`` computations at once (0: one per usable core,
-    which beat TFF's unlimited default here because ten clients training at once on two cores
-    thrash each other's caches; -1: no limit). Its output goes to ``log_path``. It is stopped
-    when the block exits, however it exits, and killed by the kernel if this process dies first.
-    ``environment`` defaults to :func:`worker_environment`. It runs in ``log_path``'s folder, where
-    relative file names in computations (the clients' arrays file) resolve. The block starts at
-    once: the worker answers a moment later (``fedlab.runtime.local_worker`` can wait for it).
+
+@contextlib.contextmanager
+def launched_worker(log_path: Path | None, concurrent_calls: int = 0,
+                    environment: dict[str, str] | None = None,
+                    isolate: bool = True) -> Iterator[LaunchedWorker]:
+    """Launch TFF's ``worker_binary`` where only this user can reach it; yields it.
+
+    The worker runs in network and user namespaces of its own (:mod:`fedlab.isolation`),
+    served on a Unix socket in a private folder; where the kernel refuses the namespaces (or
+    ``isolate`` is false) it also listens on every interface, and one warning says so. It runs
+    at most ``concurrent_calls`` computations at once (0: one per usable core, which beat TFF's
+    unlimited default here because ten clients training at once on two cores thrash each
+    other's caches; -1: no limit). Its output goes to ``log_path`` (None: this process's). It
+    is stopped when the block exits, however it exits, and killed by the kernel if this process
+    dies first. ``environment`` defaults to :func:`worker_environment`. It runs in
+    ``log_path``'s folder, where relative file names in computations (the clients' arrays
+    file) resolve. The block starts at once: the worker answers a moment later
+    (``fedlab.runtime.local_worker`` can wait for it).
     """
     concurrency = worker_concurrency(concurrent_calls)
-    port = portpicker.pick_unused_port()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(
-            _dying_with_this_process(
-                [str(worker_binary_path()), f"--port={port}",
-                 f"--max_concurrent_computation_calls={concurrency}"]),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=worker_environment() if environment is None else environment,
-            cwd=log_path.parent,
-        )
+    private = Path(tempfile.mkdtemp(prefix="fedlab-worker-"))  # 0700
+    socket_path = private / "worker.sock"
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    status_read, status_write = os.pipe()
     try:
-        yield LaunchedWorker(f"localhost:{port}", process)
+        with contextlib.ExitStack() as files:
+            output = None if log_path is None else files.enter_context(open(log_path, "ab"))
+            process = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(ISOLATION_SCRIPT), f"--parent={os.getpid()}",
+                 f"--socket={socket_path}", f"--status-fd={status_write}",
+                 *([] if isolate else ["--no-isolation"]), "--",
+                 str(worker_binary_path()), f"--max_concurrent_computation_calls={concurrency}"],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=None if output is None else subprocess.STDOUT,
+                env=worker_environment() if environment is None else environment,
+                cwd=None if log_path is None else log_path.parent,
+                pass_fds=(status_write,),
+            )
+    except BaseException:
+        os.close(status_read)
+        shutil.rmtree(private, ignore_errors=True)
+        raise
+    finally:
+        os.close(status_write)
+    with os.fdopen(status_read) as status:
+        exposure = _exposure(status.readline().strip())
+    if exposure is not None:
+        log.warning(exposure)
+    try:
+        yield LaunchedWorker(f"unix:{socket_path}", process, exposure)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -135,6 +170,7 @@ def launched_worker(log_path: Path, concurrent_calls: int = 0,
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def worker_processes_alive(parent: int | None = None) -> list[int]:
@@ -146,21 +182,42 @@ def worker_processes_alive(parent: int | None = None) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse the port and exec the worker binary in this process's place."""
-    parser = argparse.ArgumentParser(prog="python -m fedlab.worker",
-                                     description="Serve TFF computations for remote fedlab runs.")
+    """Serve TFF computations on ``--port`` to drivers holding the deployment's credentials.
+
+    The worker runs isolated (see :func:`launched_worker`); the TLS gateway
+    (:mod:`fedlab.gateway`) is its only door. SIGINT or SIGTERM stop both.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m fedlab.worker",
+        description="Serve TFF computations to fedlab drivers over mutual TLS.")
     parser.add_argument("--port", type=int, required=True, help="TCP port to serve on")
+    parser.add_argument("--host", default=None,
+                        help="address to listen on (default: every interface)")
     parser.add_argument("--max-concurrent-calls", type=int, default=0,
                         help="computations run at once (0: one per usable CPU core, -1: no limit)")
+    for name, variable in ENVIRONMENT.items():
+        parser.add_argument(f"--{name}", default=None,
+                            help=f"PEM file (default: ${variable})")
     args = parser.parse_args(argv)
     if args.max_concurrent_calls < -1:
         parser.error("--max-concurrent-calls must be -1, 0 or a positive count")
-    binary = str(worker_binary_path())
-    sys.stdout.flush()
-    os.execve(binary, [binary, f"--port={args.port}",
-                       f"--max_concurrent_computation_calls="
-                       f"{worker_concurrency(args.max_concurrent_calls)}"],
-              worker_environment())
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
+    try:
+        files = TlsFiles.find(args.ca, args.cert, args.key,
+                              "--ca/--cert/--key or FEDLAB_TLS_CA/FEDLAB_TLS_CERT/FEDLAB_TLS_KEY")
+        context = files.server_context()
+    except (ConfigError, OSError, ssl.SSLError) as error:
+        parser.exit(2, f"error: {error}\n")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with launched_worker(None, args.max_concurrent_calls) as worker:
+            ended = asyncio.run(gateway.serve(
+                args.host, args.port, context, worker.target.removeprefix("unix:"),
+                worker.exit_description))
+            log.error("the TFF worker %s", ended)
+            sys.exit(1)
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -57,6 +58,96 @@ def run_cli(
                               text=True, timeout=timeout)
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def wait_for(condition, seconds: float = 60.0, poll: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds (True) or ``seconds`` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
+def children_of(pid: int) -> list[int]:
+    """The direct children of process ``pid`` (none once it is gone)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants that are alive now."""
+    tree, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        if Path(f"/proc/{current}").exists():
+            tree.append(current)
+            frontier.extend(children_of(current))
+    return tree
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def _listening(pid: int, inodes: set[str]) -> list[str]:
+    """``pid``'s listening TCP sockets among ``inodes``, as hex local addresses."""
+    found = []
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                found.append(fields[1])
+    return found
+
+
+def _loopback(hex_address: str) -> bool:
+    host = hex_address.split(":")[0]
+    if len(host) == 8:  # IPv4, little-endian: 127.x.x.x ends with 7F
+        return host.endswith("7F")
+    return host in ("00000000000000000000000001000000",) or (
+        host.startswith("0000000000000000FFFF0000") and host.endswith("7F"))
+
+
+def reachable_listeners(pid: int) -> list[str]:
+    """Listening TCP sockets in ``pid``'s process tree that another host could reach.
+
+    A socket counts as unreachable when bound to a loopback address, or when its process's
+    network namespace has no interface but ``lo`` (fedlab's isolated worker binds ``[::]``
+    there). Each is described as ``pid address (namespace)``.
+    """
+    own_namespace = os.readlink("/proc/self/ns/net")
+    exposed = []
+    for member in process_tree(pid):
+        try:
+            namespace = os.readlink(f"/proc/{member}/ns/net")
+            interfaces = [line.split(":")[0].strip() for line in
+                          Path(f"/proc/{member}/net/dev").read_text().splitlines()[2:]]
+        except OSError:
+            continue
+        only_loopback = interfaces == ["lo"]
+        for address in _listening(member, _socket_inodes(member)):
+            if not _loopback(address) and not only_loopback:
+                exposed.append(f"{member} {address} ({namespace}, own: {own_namespace})")
+    return exposed
 
 
 @pytest.fixture
