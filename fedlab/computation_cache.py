@@ -42,6 +42,8 @@ from hydra.utils import get_object
 from tensorflow_federated.proto.v0 import computation_pb2
 from tensorflow_federated.python.common_libs import structure
 
+from fedlab.preflight import make_private, owned_by_this_user
+
 log = logging.getLogger("fedlab")
 
 PROCESS_PARTS = ("initialize", "next", "get_model_weights", "set_model_weights")
@@ -256,7 +258,7 @@ class ProcessCache:
         entries = {seeded: self.directory / PROCESSES / self.key(seeded, **context)
                    for seeded in (False, True)}
         for folder in entries.values():
-            if folder.is_dir():
+            if folder.is_dir() and self._trusted(folder):
                 try:
                     process = load_process(folder)
                 except UNREADABLE as error:
@@ -289,7 +291,7 @@ class ProcessCache:
             digest = hashlib.sha256(versions)
             digest.update(proto.SerializeToString(deterministic=True))
             path = self.directory / COMPILED / f"{digest.hexdigest()[:32]}.pb"
-            if path.is_file():
+            if path.is_file() and self._trusted(path):
                 try:
                     compiled = computation_pb2.Computation.FromString(path.read_bytes())
                     result = tff.framework.deserialize_computation(compiled)
@@ -305,10 +307,25 @@ class ProcessCache:
 
         return compile_cached
 
+    def _trusted(self, entry: Path) -> bool:
+        """Whether ``entry`` was written by this user; one warning when not.
+
+        Another user's entry is not loaded: a computation runs any code in the worker.
+        """
+        if owned_by_this_user(entry):
+            return True
+        log.warning("cache entry %s was not written by this user: not loaded, traced again",
+                    entry)
+        return False
+
     def _store(self, destination: Path, write: Callable[[Path], None]) -> None:
-        """``write`` an entry into a staging path, then move it to ``destination`` at once."""
+        """``write`` an entry into a staging path, then move it to ``destination`` at once.
+
+        The cache's folders are private to the user (0700).
+        """
         try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
+            make_private(self.directory)
+            make_private(destination.parent)
             staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=self.directory))
         except OSError as error:
             log.warning("cannot write the computation cache %s (%s): runs trace and compile "

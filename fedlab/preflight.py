@@ -22,13 +22,34 @@ def validate_schedule(schedule: Schedule) -> None:
             raise ConfigError(f"schedule.{key} must be a positive integer, got {value}")
 
 
-def ensure_writable(folder: Path, what: str = "run folder") -> None:
-    """Create ``folder`` and prove a file can be written there.
+def make_private(folder: Path) -> None:
+    """Create ``folder`` (and missing parents) readable by this user alone (0700).
+
+    An existing folder this user owns is made private too. Raises OSError.
+    """
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.stat().st_uid == os.getuid():
+        folder.chmod(0o700)
+
+
+def owned_by_this_user(path: Path) -> bool:
+    """Whether ``path`` (a file, or a folder and every file directly in it) is this user's."""
+    try:
+        paths = [path, *(path.iterdir() if path.is_dir() else ())]
+        return all(p.lstat().st_uid == os.getuid() for p in paths)
+    except OSError:
+        return False
+
+
+def ensure_writable(folder: Path, what: str = "run folder", private: bool = False) -> None:
+    """Create ``folder`` (``private``: readable by this user alone) and prove it can be written.
 
     Raises:
       ConfigError: the folder cannot be created or written.
     """
     try:
+        if private:
+            make_private(folder)
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".fedlab_write_test_{os.getpid()}"
         probe.write_text("ok")

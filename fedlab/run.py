@@ -118,7 +118,7 @@ def run(cfg: DictConfig, executor=None) -> float:
     started = time.perf_counter()
     record = provenance.start_record()
     run_dir = Path(cfg.run_dir)
-    ensure_writable(run_dir)
+    ensure_writable(run_dir, private=True)
     run_config = config_record(cfg)
     check_resume(run_dir, run_config)
     save_record(run_dir, run_config)

@@ -46,12 +46,32 @@ def small_config(run_dir: Path, *overrides: str) -> DictConfig:
     )
 
 
+# An environment variable that tags the processes a test starts (their children inherit it),
+# so a test watches its own processes, not every fedlab process on the machine.
+TOKEN_VARIABLE = "FEDLAB_TEST_TOKEN"
+
+
+def tagged_pids(token: str) -> set[int]:
+    """Processes whose environment carries ``TOKEN_VARIABLE=token`` (started by one test)."""
+    tag = f"{TOKEN_VARIABLE}={token}".encode()
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if tag in (proc / "environ").read_bytes().split(b"\0"):
+                    pids.add(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
 def run_cli(
-    *args: str, cwd: Path, timeout: float = 600, shell_suffix: str = ""
+    *args: str, cwd: Path, timeout: float = 600, shell_suffix: str = "", token: str = ""
 ) -> subprocess.CompletedProcess:
-    """``python -m fedlab ARGS`` as a user runs it, in ``cwd``."""
+    """``python -m fedlab ARGS`` as a user runs it, in ``cwd`` (tagged ``token``, if given)."""
     command = [sys.executable, "-m", "fedlab", *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0",
+           **({TOKEN_VARIABLE: token} if token else {})}
     if shell_suffix:
         line = " ".join(f"'{c}'" for c in command) + " " + shell_suffix
         return subprocess.run(line, shell=True, cwd=cwd, env=env, capture_output=True,

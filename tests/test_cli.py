@@ -10,29 +10,33 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, run_cli
+from conftest import (
+    REPO,
+    TOKEN_VARIABLE,
+    reachable_listeners,
+    run_cli,
+    tagged_pids,
+    wait_for,
+)
 
 SMOKE = ["dataset=synthetic", "schedule=smoke", "model=simple_cnn"]
 
 
-def worker_pids() -> set[int]:
-    """Every TFF worker_binary process on the machine."""
-    pids = set()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if b"tensorflow_federated/data/worker_binary" in (proc / "cmdline").read_bytes():
-                    pids.add(int(proc.name))
-            except OSError:
-                continue
-    return pids
+def worker_pids(token: str) -> set[int]:
+    """The TFF worker processes started by the test run tagged ``token`` (and no others)."""
+    def is_worker(pid: int) -> bool:
+        try:
+            return b"worker_binary" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
+    return {pid for pid in tagged_pids(token) if is_worker(pid)}
 
 
-def wait_gone(pids: set[int], seconds: float = 10) -> set[int]:
-    deadline = time.monotonic() + seconds
-    while pids & worker_pids() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return pids & worker_pids()
+def wait_gone(token: str, seconds: float = 30) -> set[int]:
+    """The tagged run's workers still alive after waiting up to ``seconds``."""
+    wait_for(lambda: not worker_pids(token), seconds)
+    return worker_pids(token)
 
 
 def single_run_dir(root: Path) -> Path:
@@ -42,14 +46,15 @@ def single_run_dir(root: Path) -> Path:
 
 
 def test_piped_run_returns_writes_outputs_and_leaves_no_worker(tmp_path):
-    before = worker_pids()
-    result = run_cli(*SMOKE, cwd=tmp_path, timeout=300, shell_suffix="| cat")
+    token = "piped-" + tmp_path.name
+    result = run_cli(*SMOKE, cwd=tmp_path, timeout=300, shell_suffix="| cat", token=token)
     assert result.returncode == 0, result.stdout[-2000:]
     assert "round 2/2" in result.stdout
     run_dir = single_run_dir(tmp_path)
     assert (run_dir / ".hydra" / "config.yaml").exists()
     assert pd.read_csv(run_dir / "metrics.csv")["round"].tolist() == [1, 2]
-    assert not wait_gone(worker_pids() - before)
+    assert run_dir.stat().st_mode & 0o777 == 0o700
+    assert not wait_gone(token)
 
 
 def test_mnist_smoke_run_writes_every_round(tmp_path):
@@ -75,8 +80,8 @@ def test_two_by_two_sweep_gives_four_run_folders(tmp_path):
     assert combined["bits_up"].nunique() == 4  # each model x aggregator uploads its own size
 
 
-def _start_and_wait_for_rounds(tmp_path: Path, rounds: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _start_and_wait_for_rounds(tmp_path: Path, rounds: int, token: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), TOKEN_VARIABLE: token}
     process = subprocess.Popen(
         [sys.executable, "-m", "fedlab", *SMOKE, "schedule.rounds=200", "hydra.run.dir=run"],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -93,13 +98,15 @@ def _start_and_wait_for_rounds(tmp_path: Path, rounds: int) -> subprocess.Popen:
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
 def test_killed_run_leaves_no_worker(tmp_path, how):
-    before = worker_pids()
-    process = _start_and_wait_for_rounds(tmp_path, rounds=1)
-    ours = worker_pids() - before
-    assert ours, "the run should have a worker while training"
+    token = f"killed-{how.name}-{tmp_path.name}"
+    process = _start_and_wait_for_rounds(tmp_path, rounds=1, token=token)
+    assert worker_pids(token), "the run should have a worker while training"
+    # While it trains, nothing in the run's process tree is reachable from another host.
+    assert reachable_listeners(process.pid) == []
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o700
     process.send_signal(how)
     process.wait(timeout=60)
-    assert not wait_gone(ours)
+    assert not wait_gone(token)
 
 
 @pytest.mark.parametrize("args,message", [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import small_config
+from conftest import reachable_listeners, small_config
 
 from fedlab import runtime, worker
 from fedlab.errors import WorkerError
@@ -64,3 +64,41 @@ def test_a_local_worker_killed_mid_run_is_named_at_once_and_the_rounds_stay(tmp_
     with pytest.raises(WorkerError, match="the local TFF worker was killed by SIGKILL"):
         run(small_config(tmp_path, "schedule.rounds=400", "schedule.checkpoint_every=1"))
     assert 2 <= len(pd.read_csv(metrics)) < 400
+
+
+def _tff_computation_answers() -> bool:
+    import tensorflow as tf
+    import tensorflow_federated as tff
+
+    @tff.tensorflow.computation(tf.int32)
+    def double(x):
+        return x * 2
+
+    return double(21) == 42
+
+
+def test_the_local_worker_is_reachable_only_through_a_private_unix_socket(tmp_path, caplog):
+    with worker.launched_worker(tmp_path / "worker.log") as launched:
+        with runtime.local_execution(tmp_path / "worker.log", worker=launched):
+            assert _tff_computation_answers()
+        assert launched.target.startswith("unix:")
+        socket_folder = Path(launched.target.removeprefix("unix:")).parent
+        assert socket_folder.stat().st_mode & 0o777 == 0o700
+        assert launched.exposure is None
+        pid = launched.process.pid
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        assert reachable_listeners(os.getpid()) == []
+    assert not socket_folder.exists()
+    assert "could not be isolated" not in caplog.text
+
+
+def test_without_isolation_the_run_still_works_and_says_once_what_is_exposed(tmp_path, caplog):
+    with worker.launched_worker(tmp_path / "worker.log", isolate=False) as launched:
+        with runtime.local_execution(tmp_path / "worker.log", worker=launched):
+            assert _tff_computation_answers()
+        exposed = reachable_listeners(os.getpid())  # the check that finds nothing above
+        assert len(exposed) == 1 and str(launched.process.pid) == exposed[0].split()[0]
+    warnings = [r.getMessage() for r in caplog.records if "could not be isolated" in
+                r.getMessage()]
+    assert len(warnings) == 1
+    assert "listens on port" in warnings[0] and "every interface" in warnings[0]
