@@ -58,7 +58,7 @@ def test_every_algorithm_trains_resumes_and_reproduces(tmp_path, algorithm):
     assert table["train_loss"].notna().all() and (table["bits_up_per_client"] > 0).all()
     # The resumed run equals an uninterrupted one with the same seed.
     pd.testing.assert_frame_equal(table.drop(columns=TIMING),
-                                  metrics(whole).drop(columns=TIMING))
+                                  metrics(whole).drop(columns=TIMING), check_exact=True)
 
 
 def test_fedprox_with_zero_proximal_strength_is_fedavg(tmp_path):
@@ -68,7 +68,8 @@ def test_fedprox_with_zero_proximal_strength_is_fedavg(tmp_path):
     fedavg, fedprox = metrics(tmp_path / "fedavg"), metrics(tmp_path / "fedprox")
     # The same communication too: with the functional model neither client work has state (on
     # TFF's Keras-model path FedAvg's received its learning rate, 32 bits, each round).
-    pd.testing.assert_frame_equal(fedavg.drop(columns=TIMING), fedprox.drop(columns=TIMING))
+    pd.testing.assert_frame_equal(fedavg.drop(columns=TIMING), fedprox.drop(columns=TIMING),
+                                  check_exact=True)
 
 
 def test_fedprox_with_a_strong_proximal_term_trains_differently(tmp_path):

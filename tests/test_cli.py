@@ -159,7 +159,8 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     resumed_table = pd.read_csv(metrics).drop(columns=timing)
     assert resumed_table["round"].tolist() == list(range(1, 9))
     pd.testing.assert_frame_equal(
-        resumed_table, pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns=timing))
+        resumed_table, pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns=timing),
+        check_exact=True)
 
 
 @pytest.mark.slow

@@ -82,7 +82,7 @@ def test_profiles_are_log_normal_around_the_median_and_seeded():
     assert np.median(profiles["examples_per_second"]) == pytest.approx(50.0, rel=0.03)
     assert np.std(np.log(profiles["uplink_mbps"])) == pytest.approx(0.5, rel=0.03)
     assert np.isinf(profiles["downlink_mbps"]).all()  # not simulated: instant
-    pd.testing.assert_frame_equal(profiles, conditions.profiles(ids))
+    pd.testing.assert_frame_equal(profiles, conditions.profiles(ids), check_exact=True)
     other = ClientConditions(examples_per_second=50.0, uplink_mbps=1.0, spread=0.5, seed=4)
     assert not profiles.equals(other.profiles(ids))
 
@@ -133,7 +133,7 @@ def test_ideal_clients_add_no_columns_and_heterogeneous_ones_do_not_change_train
     assert not CLIENT_COLUMNS & set(ideal)
     assert CLIENT_COLUMNS <= set(slow)
     same = ["train_loss", "eval_accuracy", "examples", "bits_up"]
-    pd.testing.assert_frame_equal(ideal[same], slow[same])
+    pd.testing.assert_frame_equal(ideal[same], slow[same], check_exact=True)
     assert (slow["sim_round_seconds"] > 0).all()
     assert slow["sim_seconds_cumulative"].tolist() == pytest.approx(
         slow["sim_round_seconds"].cumsum().tolist())
@@ -214,8 +214,8 @@ def test_simulated_clients_are_reproducible_and_resume_as_if_uninterrupted(tmp_p
     run(small_config(tmp_path / "c", *UNRELIABLE, "schedule.rounds=2"))
     run(small_config(tmp_path / "c", *UNRELIABLE, "schedule.rounds=4"))  # resumed
     tables = [metrics(tmp_path / name)[DETERMINISTIC] for name in "abc"]
-    pd.testing.assert_frame_equal(tables[0], tables[1])
-    pd.testing.assert_frame_equal(tables[0], tables[2])
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+    pd.testing.assert_frame_equal(tables[0], tables[2], check_exact=True)
     a = tables[0]
     assert (a["clients_dropped"] > 0).any() and (a["clients_partial"] > 0).any()
     assert (a["clients_sampled"] == math.ceil(4 * 1.3)).all()

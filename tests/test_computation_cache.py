@@ -171,7 +171,7 @@ def test_a_run_from_the_cache_writes_the_traced_runs_metrics(tmp_path, caplog):
     timings = ["round_seconds", "eval_seconds"]
     traced, cached = (pd.read_csv(tmp_path / name / "metrics.csv").drop(columns=timings)
                       for name in ("traced", "cached"))
-    pd.testing.assert_frame_equal(cached, traced)
+    pd.testing.assert_frame_equal(cached, traced, check_exact=True)
 
 
 def _launched_workers() -> list[int]:
@@ -254,7 +254,8 @@ def test_runs_that_differ_only_in_their_seed_share_a_process_without_random_ops(
     shared, traced, other_seed = (
         pd.read_csv(tmp_path / name / "metrics.csv").drop(columns=timings)
         for name in ("seed 5", "seed 5 traced", "seed 4"))
-    pd.testing.assert_frame_equal(shared, traced)  # the seed's own initial model and clients
+    # The seed's own initial model and clients.
+    pd.testing.assert_frame_equal(shared, traced, check_exact=True)
     assert not np.allclose(shared["train_loss"], other_seed["train_loss"])
 
 
@@ -274,3 +275,27 @@ def test_a_process_with_random_ops_is_traced_for_each_seed(tmp_path):
     assert [json.loads((tmp_path / str(seed) / "summary.json").read_text())[
         "learning_process"] for seed in (4, 5)] == ["traced", "traced"]
     assert len(list((cache / PROCESSES).iterdir())) == 2
+
+
+def test_the_cache_is_private_and_another_users_entries_are_not_loaded(tmp_path, caplog):
+    cache = ProcessCache(tmp_path / "cache", fingerprint="f")
+    built = []
+
+    def build():
+        built.append(1)
+        return _process()
+
+    cache.process(build, input_spec="a")
+    for folder in (cache.directory, cache.directory / PROCESSES):
+        assert folder.stat().st_mode & 0o777 == 0o700
+    [entry] = (cache.directory / PROCESSES).iterdir()
+    if os.getuid() != 0:
+        pytest.skip("only root can give an entry to another user here")
+    someone_else = os.getuid() + 4242
+    for path in (entry, *entry.iterdir()):
+        os.chown(path, someone_else, -1)
+    with caplog.at_level(logging.INFO, logger="fedlab"):
+        _, from_cache = cache.process(build, input_spec="a")
+    assert not from_cache and built == [1, 1]
+    assert f"cache entry {entry} was not written by this user" in caplog.text
+    assert "loaded from the cache" not in caplog.text

@@ -194,7 +194,8 @@ def test_rounds_csv_and_load_runs_give_the_long_table(tmp_path):
         rounds)
     assert report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
     written = pd.read_csv(tmp_path / "out" / "rounds.csv")
-    pd.testing.assert_frame_equal(written, rounds.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(written, rounds.reset_index(drop=True), check_dtype=False,
+                                  check_exact=True)
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert (runs["test_set_sha256"] == "a" * 64).all() and runs["partition_sha256"].nunique() == 2
 

@@ -55,7 +55,7 @@ def test_same_seed_gives_the_metrics_written_before(tmp_path, name):
     assert set(before["bits_down_per_client"] - now["bits_down_per_client"]) <= {0, 32}
     now, before = now.drop(columns=bits_down), before.drop(columns=bits_down)
     integers = [c for c in before.columns if pd.api.types.is_integer_dtype(before[c])]
-    pd.testing.assert_frame_equal(now[integers], before[integers])
+    pd.testing.assert_frame_equal(now[integers], before[integers], check_exact=True)
     # Bit-identical on the machine that wrote them; another CPU may round the last digit.
     np.testing.assert_allclose(now.to_numpy(float), before.to_numpy(float), rtol=1e-5)
 
@@ -76,8 +76,8 @@ def test_datasets_built_in_the_worker_train_exactly_like_datasets_from_python(tm
                          "clients.deadline_seconds=1", *overrides))
         tables[route] = metrics(tmp_path / route)
         assert not (tmp_path / route / executors.CLIENT_ARRAYS_FILE).exists()  # removed
-    pd.testing.assert_frame_equal(tables["file"], tables["python"])
-    pd.testing.assert_frame_equal(tables["embedded"], tables["python"])
+    pd.testing.assert_frame_equal(tables["file"], tables["python"], check_exact=True)
+    pd.testing.assert_frame_equal(tables["embedded"], tables["python"], check_exact=True)
     assert tables["python"]["examples"].sum() > 0
 
 
@@ -204,7 +204,7 @@ def test_subrounds_train_like_one_pass_of_the_cohort(tmp_path):
         tables[per_subround] = metrics(tmp_path / str(per_subround))
     one_pass, in_parts = tables[0], tables[1]
     pd.testing.assert_frame_equal(one_pass[["examples", "batches", "bits_up"]],
-                                  in_parts[["examples", "batches", "bits_up"]])
+                                  in_parts[["examples", "batches", "bits_up"]], check_exact=True)
     # The aggregate is summed client by client instead of at once: equal up to rounding.
     for column in ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy"):
         np.testing.assert_allclose(in_parts[column], one_pass[column], rtol=1e-4)

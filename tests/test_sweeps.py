@@ -133,7 +133,8 @@ def test_sigterm_finishes_the_round_checkpoints_and_resumes_as_if_uninterrupted(
     assert summary(run_dir)["status"] == "completed"
     run(small_config(tmp_path / "straight", f"schedule.rounds={rounds}"))
     pd.testing.assert_frame_equal(pd.read_csv(metrics)[DETERMINISTIC],
-                                  pd.read_csv(tmp_path / "straight" / "metrics.csv")[DETERMINISTIC])
+                                  pd.read_csv(tmp_path / "straight" / "metrics.csv")[DETERMINISTIC],
+                                  check_exact=True)
 
 
 def _worker_pids() -> set[int]:

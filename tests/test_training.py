@@ -58,7 +58,7 @@ def test_same_seed_gives_identical_metrics(tmp_path, aggregator):
         run(small_config(tmp_path / name, f"aggregator={aggregator}", "schedule.rounds=3",
                          "dataset.image_size=12"))
         tables.append(metrics(tmp_path / name).drop(columns=TIMING))
-    pd.testing.assert_frame_equal(tables[0], tables[1])
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
 
 
 def test_worker_concurrency_does_not_change_results(tmp_path):
@@ -67,7 +67,7 @@ def test_worker_concurrency_does_not_change_results(tmp_path):
         run(small_config(tmp_path / str(calls), "schedule.rounds=2",
                          f"executor.concurrent_calls={calls}"))
         tables.append(metrics(tmp_path / str(calls)).drop(columns=TIMING))
-    pd.testing.assert_frame_equal(*tables)
+    pd.testing.assert_frame_equal(*tables, check_exact=True)
 
 
 def test_other_seed_gives_other_metrics(tmp_path):
@@ -87,7 +87,8 @@ def test_resume_rewinds_rows_after_checkpoint_and_matches_uninterrupted_run(tmp_
     table = metrics(resumed)
     assert table["round"].tolist() == [1, 2, 3, 4]
     pd.testing.assert_frame_equal(table.drop(columns=TIMING),
-                                  metrics(tmp_path / "whole").drop(columns=TIMING))
+                                  metrics(tmp_path / "whole").drop(columns=TIMING),
+                                  check_exact=True)
 
 
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
