@@ -2,7 +2,7 @@
 
     uv run python benchmarks/round_overhead.py [--rounds 20] [--long-rounds 300]
         [--cross-device-rounds 5] [--cross-device-only] [--startup-runs 3] [--model-passes]
-        [--memory-rounds 300 --subrounds 0 20] [--memory-only]
+        [--memory-rounds 300 --subrounds 0 20] [--memory-only] [--isolation-rounds 20]
 
 A "round" is what fedlab's ``round_seconds`` column measures: the round's client inputs plus
 ``process.next`` on a local TFF worker. Setups (``SETUPS``), each adding one lever:
@@ -30,7 +30,10 @@ fedlab schedule.rounds=1`` N times with an empty computation cache and N times w
 N``: ``python -m fedlab`` with fedavg_cnn, 200 of 400 clients per round, N rounds per
 ``--subrounds`` value, sampling the resident memory of Python and its worker. ``--long-rounds
 N``: N rounds of simple_cnn (mean, compression) and the worker's memory growth.
-``--model-passes``: FedAvg's per-client model-sized work (delta, finiteness check, weighting,
+``--isolation-rounds N``: rounds through the isolated worker (fedlab's default: its own
+network namespace, reached through a forwarding Unix socket) against a worker reached on its
+TCP port directly, interleaved, at 10 x 80 and 200 x 10 clients. ``--model-passes``: FedAvg's
+per-client model-sized work (delta, finiteness check, weighting,
 sum) alone in one tf.function, the part of the per-client overhead the model's size sets. Prints
 figures; asserts nothing.
 """
@@ -277,6 +280,43 @@ def long_run(data, context, worker_pid: int, rounds: int, aggregator) -> dict:
     }
 
 
+def isolation_cost(data, small, rounds: int, warmup: int = 2) -> list[dict]:
+    """Rounds through the isolated worker's Unix socket vs straight to a worker's TCP port.
+
+    Two workers of fedlab's settings: one isolated (fedlab's default: a network namespace of
+    its own, reached through the forwarding Unix socket), one launched without isolation and
+    reached on its TCP port directly (what every run did before). The same process and clients
+    on both, rounds interleaved; medians.
+    """
+    rows = []
+    with ExitStack() as stack:
+        isolated = stack.enter_context(worker.launched_worker(
+            Path("/tmp/fedlab_benchmark_isolated_worker.log")))
+        exposed = stack.enter_context(worker.launched_worker(
+            Path("/tmp/fedlab_benchmark_exposed_worker.log"), isolate=False))
+        contexts = {"isolated (unix socket)": isolated.target,
+                    "direct tcp (before)": f"localhost:{exposed.exposed_port}"}
+        runtime.check_reachable(list(contexts.values()), 60)
+        contexts = {name: runtime.remote_execution_context(target)
+                    for name, target in contexts.items()}
+        for model_name, source, clients_per_round, batch in (
+                ("fedavg_cnn", data, 10, BATCH), ("simple_cnn", data, 10, BATCH),
+                ("fedavg_cnn", small, 200, 10), ("simple_cnn", small, 200, 10)):
+            clients, inputs = round_clients(source, SETUPS["now"], clients_per_round,
+                                            batch=batch)
+            process = build_process(model_name, source, inputs, tff.aggregators.MeanFactory(),
+                                    SETUPS["now"])
+            runners = {name: FederatedRun(process, clients, context)
+                       for name, context in contexts.items()}
+            times = {name: [] for name in runners}
+            for _ in range(warmup + rounds):
+                for name, runner in runners.items():
+                    times[name].append(runner.step())
+            rows.append({"model": model_name, "clients": clients_per_round,
+                         **{name: statistics.median(t[warmup:]) for name, t in times.items()}})
+    return rows
+
+
 def launch_fedlab(*overrides: str, stdout=subprocess.PIPE) -> subprocess.Popen:
     """``python -m fedlab OVERRIDES`` from the repository, its output (text) on ``stdout``."""
     return subprocess.Popen([sys.executable, "-m", "fedlab", *overrides],
@@ -474,6 +514,9 @@ def main() -> None:
                              "time from its start to its first round")
     parser.add_argument("--memory-only", action="store_true",
                         help="stop after the memory, start-up and sweep figures")
+    parser.add_argument("--isolation-rounds", type=int, default=0,
+                        help="time this many rounds through the isolated worker's Unix socket "
+                             "against a worker's TCP port directly, and stop")
     parser.add_argument("--startup-runs", type=int, default=0,
                         help="launch the default run (1 round) this many times first and print "
                              "when each start-up phase ended")
@@ -482,6 +525,14 @@ def main() -> None:
         for model_name in ("fedavg_cnn", "simple_cnn"):
             print(f"{model_name}: delta + finiteness check + weighting + sum of one client's "
                   f"update: {model_sized_passes(model_name):.2f} ms", flush=True)
+        return
+    if args.isolation_rounds:
+        print(f"isolation: {args.isolation_rounds} rounds per figure (interleaved, medians)")
+        for r in isolation_cost(load_mnist(num_clients=50), load_mnist(num_clients=400),
+                                args.isolation_rounds):
+            isolated, direct = r["isolated (unix socket)"], r["direct tcp (before)"]
+            print(f"  {r['model']:<11} {r['clients']:>4} clients: isolated {isolated:.3f} s, "
+                  f"direct tcp {direct:.3f} s, ratio {isolated / direct:.3f}", flush=True)
         return
     if args.memory_rounds:
         print("memory: python -m fedlab model=fedavg_cnn, 200 of 400 clients x 10 examples per "

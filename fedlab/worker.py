@@ -78,13 +78,24 @@ ISOLATION_SCRIPT = Path(__file__).with_name("isolation.py")
 class LaunchedWorker:
     """A worker this process launched: its gRPC target, its process, and what it exposes.
 
-    ``target`` is ``unix:<socket>`` in a folder private to this user. ``exposure`` is None when
-    the worker is reachable only through it; else one line saying what the network can reach.
+    ``target`` is ``unix:<socket>`` in a folder private to this user. ``exposed_port`` is None
+    when the worker is reachable only through it; else the TCP port it also listens on, on
+    every interface (the namespaces were refused for ``exposed_reason``).
     """
 
     target: str
     process: subprocess.Popen
-    exposure: str | None = None
+    exposed_port: int | None = None
+    exposed_reason: str = ""
+
+    @property
+    def exposure(self) -> str | None:
+        """None when isolated; else one line saying what the network can reach."""
+        if self.exposed_port is None:
+            return None
+        return (f"the TFF worker could not be isolated from the network ({self.exposed_reason}):"
+                f" it listens on port {self.exposed_port} of every interface with no "
+                "authentication while it runs, and runs any TensorFlow computation sent to it")
 
     def exit_description(self) -> str | None:
         """None while the worker runs; else how it ended ("was killed by SIGKILL", ...)."""
@@ -99,16 +110,6 @@ class LaunchedWorker:
                         "worker's memory)")
             return f"was killed by {name}"
         return f"exited with status {status}"
-
-
-def _exposure(status: str) -> str | None:
-    """The isolation script's status line as a warning (None: isolated, or it said nothing)."""
-    if not status.startswith("exposed "):
-        return None
-    _, port, reason = status.split(" ", 2)
-    return (f"the TFF worker could not be isolated from the network ({reason}): it listens on "
-            f"port {port} of every interface with no authentication while it runs, and runs "
-            "any TensorFlow computation sent to it")
 
 
 @contextlib.contextmanager
@@ -156,12 +157,15 @@ def launched_worker(log_path: Path | None, concurrent_calls: int = 0,
         raise
     finally:
         os.close(status_write)
-    with os.fdopen(status_read) as status:
-        exposure = _exposure(status.readline().strip())
-    if exposure is not None:
-        log.warning(exposure)
+    with os.fdopen(status_read) as status_pipe:
+        status = status_pipe.readline().strip()  # "isolated" or "exposed <port> <reason>"
+    launched = LaunchedWorker(f"unix:{socket_path}", process)
+    if status.startswith("exposed "):
+        _, port, reason = status.split(" ", 2)
+        launched = LaunchedWorker(launched.target, process, int(port), reason)
+        log.warning(launched.exposure)
     try:
-        yield LaunchedWorker(f"unix:{socket_path}", process, exposure)
+        yield launched
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)

@@ -80,6 +80,35 @@ def run_cli(
                           timeout=timeout)
 
 
+# Columns that time a round: the only ones two runs of one configuration may differ in.
+TIMING = ["round_seconds", "eval_seconds"]
+
+
+def metrics(run_dir: Path):
+    """The run's ``metrics.csv``."""
+    import pandas as pd
+
+    return pd.read_csv(run_dir / "metrics.csv")
+
+
+def deterministic_metrics(run_dir: Path):
+    """The run's ``metrics.csv`` without the timing columns."""
+    return metrics(run_dir).drop(columns=TIMING)
+
+
+def summary(run_dir: Path) -> dict:
+    """The run's ``summary.json``."""
+    import json
+
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def folder_snapshot(folder: Path, skip=lambda path: False) -> dict[str, bytes]:
+    """Every file below ``folder`` (except those ``skip`` names) with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not skip(p)}
+
+
 def wait_for(condition, seconds: float = 60.0, poll: float = 0.05) -> bool:
     """Poll ``condition`` until it holds (True) or ``seconds`` pass (False)."""
     deadline = time.monotonic() + seconds
@@ -168,6 +197,19 @@ def reachable_listeners(pid: int) -> list[str]:
             if not _loopback(address) and not only_loopback:
                 exposed.append(f"{member} {address} ({namespace}, own: {own_namespace})")
     return exposed
+
+
+def assert_same_weights(first_run: Path, second_run: Path) -> None:
+    """The two runs' final models (``model.keras``) hold bit-identical weights."""
+    import tensorflow as tf
+
+    first, second = (tf.keras.models.load_model(run / "model.keras", compile=False)
+                     for run in (first_run, second_run))
+    assert len(first.weights) == len(second.weights)
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes()
+    assert first.get_weights(), "a model without weights proves nothing"
 
 
 @pytest.fixture

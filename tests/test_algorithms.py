@@ -6,7 +6,14 @@ import collections
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import compose_config, group_options, small_config
+from conftest import (
+    TIMING,
+    assert_same_weights,
+    compose_config,
+    group_options,
+    metrics,
+    small_config,
+)
 from hydra.utils import instantiate
 
 from fedlab import models
@@ -14,15 +21,10 @@ from fedlab.errors import ConfigError
 from fedlab.run import run
 from fedlab.task import Task
 
-TIMING = ["round_seconds", "eval_seconds"]
 SPEC = collections.OrderedDict(x=tf.TensorSpec([None, 8, 8, 1], tf.float32),
                                y=tf.TensorSpec([None], tf.int32))
 # What TFF cannot build: fedsgd has no unweighted variant, and DP-FedAvg weighs clients uniformly.
 REFUSED = {("fedsgd", "dp"), ("fedsgd", "dp_fixed")}
-
-
-def metrics(run_dir):
-    return pd.read_csv(run_dir / "metrics.csv")
 
 
 @pytest.mark.parametrize("aggregator", group_options("aggregator"))
@@ -37,7 +39,10 @@ def test_every_algorithm_aggregator_pair_builds_or_is_refused(algorithm, aggrega
             trainer.build_process(task, SPEC, trainer.aggregator_for(50, 10)[0])
     else:
         process = trainer.build_process(task, SPEC, trainer.aggregator_for(50, 10)[0])
-        assert process.next.type_signature.parameter is not None
+        weights = process.get_model_weights.type_signature.result
+        mlp = models.mlp((8, 8, 1), 3)
+        assert [tuple(t.shape) for t in weights.trainable] == [
+            tuple(w.shape) for w in mlp.trainable_weights]
 
 
 def test_an_impossible_pair_fails_before_training_with_both_named(tmp_path):
@@ -70,6 +75,7 @@ def test_fedprox_with_zero_proximal_strength_is_fedavg(tmp_path):
     # TFF's Keras-model path FedAvg's received its learning rate, 32 bits, each round).
     pd.testing.assert_frame_equal(fedavg.drop(columns=TIMING), fedprox.drop(columns=TIMING),
                                   check_exact=True)
+    assert_same_weights(tmp_path / "fedavg", tmp_path / "fedprox")
 
 
 def test_fedprox_with_a_strong_proximal_term_trains_differently(tmp_path):

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CONF_DIR, compose_config, group_options, small_config
+from conftest import CONF_DIR, compose_config, group_options, metrics, small_config
 from hydra.errors import HydraException
 from omegaconf import open_dict
 
@@ -17,14 +17,10 @@ from fedlab.run import run
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
-def rows(run_dir):
-    return pd.read_csv(run_dir / "metrics.csv")
-
-
 @pytest.mark.parametrize("option", group_options("aggregator"))
 def test_every_aggregator_trains_and_is_accounted(tmp_path, option):
     run(small_config(tmp_path, f"aggregator={option}"))
-    table = rows(tmp_path)
+    table = metrics(tmp_path)
     assert table["round"].tolist() == [1, 2]
     model_bits = 4 * 32 * (3 * 3 * 16 + 16 + 4 * 4 * 16 * 64 + 64 + 64 * 3 + 3) // 4
     assert (table["bits_down_per_client"] >= model_bits).all()
@@ -34,7 +30,7 @@ def test_every_aggregator_trains_and_is_accounted(tmp_path, option):
 @pytest.mark.parametrize("option", group_options("optimizer"))
 def test_every_optimizer_trains(tmp_path, option):
     run(small_config(tmp_path, f"optimizer={option}"))
-    assert rows(tmp_path)["train_loss"].notna().all()
+    assert metrics(tmp_path)["train_loss"].notna().all()
 
 
 @pytest.mark.parametrize("override,message", [
@@ -53,21 +49,21 @@ def test_closed_choices_fail_at_composition(override, message):
 @pytest.mark.parametrize("option", group_options("model"))
 def test_every_model_trains_on_20px_images(tmp_path, option):
     run(small_config(tmp_path, f"model={option}", "dataset.image_size=20"))
-    assert len(rows(tmp_path)) == 2
+    assert len(metrics(tmp_path)) == 2
 
 
 @pytest.mark.parametrize("schedule", ["exponential", "inverse_sqrt"])
 def test_server_learning_rate_schedules_run(tmp_path, schedule):
     run(small_config(tmp_path, "optimizer=adam", f"optimizer.server_schedule={schedule}"))
-    assert len(rows(tmp_path)) == 2
+    assert len(metrics(tmp_path)) == 2
 
 
 def test_central_mode_writes_the_same_columns_per_epoch(tmp_path):
     fed, central = tmp_path / "fed", tmp_path / "central"
     run(small_config(fed))
     accuracy = run(small_config(central, "trainer=central", "schedule.rounds=3"))
-    table = rows(central)
-    assert set(table.columns) == set(rows(fed).columns)
+    table = metrics(central)
+    assert set(table.columns) == set(metrics(fed).columns)
     assert table["round"].tolist() == [1, 2, 3]
     assert (table["bits_up"] == 0).all() and (table["examples"] == 8 * 24).all()
     assert table["eval_accuracy"].iloc[-1] == pytest.approx(accuracy)
@@ -132,4 +128,4 @@ def test_every_experiment_composes_and_smoke_runs(tmp_path, experiment):
     with open_dict(cfg):
         cfg.schedule.eval_every = 1
     run(cfg)
-    assert rows(tmp_path)["round"].tolist() == [1]
+    assert metrics(tmp_path)["round"].tolist() == [1]

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import small_config
+from conftest import metrics, small_config
 
 from fedlab import executors
 from fedlab.client_datasets import PythonDatasets
@@ -22,10 +22,6 @@ DETERMINISTIC = ["round", "train_loss", "train_accuracy", "examples", "batches",
                  "eval_accuracy", "bits_down", "bits_up", "clients_sampled", "clients_reported",
                  "clients_dropped", "clients_partial", "sim_round_seconds",
                  "sim_seconds_cumulative"]
-
-
-def metrics(run_dir):
-    return pd.read_csv(run_dir / "metrics.csv")
 
 
 def uniform(**settings) -> ClientConditions:

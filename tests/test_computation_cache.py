@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
-from conftest import small_config
+from conftest import assert_same_weights, small_config
 
 from fedlab import algorithms, executors, models, runtime
 from fedlab.computation_cache import (
@@ -172,6 +172,7 @@ def test_a_run_from_the_cache_writes_the_traced_runs_metrics(tmp_path, caplog):
     traced, cached = (pd.read_csv(tmp_path / name / "metrics.csv").drop(columns=timings)
                       for name in ("traced", "cached"))
     pd.testing.assert_frame_equal(cached, traced, check_exact=True)
+    assert_same_weights(tmp_path / "cached", tmp_path / "traced")
 
 
 def _launched_workers() -> list[int]:
@@ -188,7 +189,10 @@ def test_a_worker_launched_early_runs_the_run(tmp_path):
         [launched] = _launched_workers()
         with executor.context(tmp_path):
             assert worker_processes_alive() == [launched]  # no second worker
-            assert _process().initialize() is not None
+            process = _process()
+            weights = process.get_model_weights(process.initialize())
+            assert [w.shape for w in weights.trainable] == [(16, 200), (200,), (200, 200),
+                                                            (200,), (200, 3), (3,)]
     assert worker_processes_alive() == []
     with executor.context(tmp_path / "other"):  # not launched for this folder: its own
         assert len(_launched_workers()) == 1

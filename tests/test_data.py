@@ -80,41 +80,63 @@ def test_bad_partitions_are_rejected(kwargs, message):
         partition_indices(np.repeat(np.arange(10), 50), rng=np.random.default_rng(0), **kwargs)
 
 
-def _write_emnist_database(path, clients_per_split=2, examples_per_client=3):
-    """A tiny database in the on-disk format of TFF's emnist_all.sqlite."""
+def _write_emnist_database(path, clients_per_split=2, examples_per_client=3,
+                           only_digits=True):
+    """A tiny database in the on-disk format of TFF's emnist_all.sqlite.
+
+    Writers ``f0000_14``, ``f0001_14``, ... hold examples in both the train and the test split
+    (as in TFF's data). Returns each writer's test labels.
+    """
     connection = sqlite3.connect(path)
     connection.execute(
         "CREATE TABLE examples (split_name TEXT, client_id TEXT, serialized_example_proto BLOB)")
     connection.execute(
         "CREATE TABLE client_metadata (client_id TEXT, split_name TEXT, num_examples INTEGER)")
     rng = np.random.default_rng(0)
-    for split in ("digits_only_train", "digits_only_test"):
+    prefix, classes = ("digits_only_", 10) if only_digits else ("all_", 62)
+    test_labels = {}
+    for split in (f"{prefix}train", f"{prefix}test"):
         for c in range(clients_per_split):
-            client = f"f{c:04d}_{split[-4:]}"
+            client = f"f{c:04d}_14"
+            count = examples_per_client + (c if split.endswith("test") else 0)
             connection.execute("INSERT INTO client_metadata VALUES (?, ?, ?)",
-                               (client, split, examples_per_client))
-            for _ in range(examples_per_client):
+                               (client, split, count))
+            for _ in range(count):
+                label = int(rng.integers(classes))
+                if split.endswith("test"):
+                    test_labels.setdefault(client, []).append(label)
                 example = tf.train.Example(features=tf.train.Features(feature={
                     "pixels": tf.train.Feature(float_list=tf.train.FloatList(
                         value=rng.random(28 * 28).tolist())),
-                    "label": tf.train.Feature(int64_list=tf.train.Int64List(
-                        value=[int(rng.integers(10))])),
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
                 }))
                 connection.execute("INSERT INTO examples VALUES (?, ?, ?)",
                                    (split, client, example.SerializeToString()))
     connection.commit()
     connection.close()
+    return test_labels
 
 
 def test_emnist_loader_parses_the_tff_database_format(tmp_path):
     _write_emnist_database(tmp_path / emnist.DATABASE_NAME)
     data = emnist.load_emnist(only_digits=True, cache_dir=str(tmp_path))
     assert data.num_clients == 2
-    assert data.test_x.shape == (6, 28, 28, 1) and data.test_y.dtype == np.int32
+    assert data.test_x.shape == (7, 28, 28, 1) and data.test_y.dtype == np.int32
     element = next(iter(data.train.create_tf_dataset_for_client(data.train.client_ids[0])))
     assert isinstance(element, collections.OrderedDict)
     assert tuple(element["x"].shape) == (28, 28, 1) and element["y"].dtype == tf.int32
     assert data.shuffle_buffer == 418
+
+
+@pytest.mark.parametrize("only_digits", [True, False])
+def test_emnist_keeps_each_writers_own_test_examples(tmp_path, only_digits):
+    written = _write_emnist_database(tmp_path / emnist.DATABASE_NAME, clients_per_split=3,
+                                     only_digits=only_digits)
+    data = emnist.load_emnist(only_digits=only_digits, cache_dir=str(tmp_path))
+    assert data.num_classes == (10 if only_digits else 62)
+    assert len(data.class_names) == data.num_classes
+    assert {client: y.tolist() for client, (_, y) in data.client_test.items()} == written
+    assert sorted(data.test_y.tolist()) == sorted(sum(written.values(), []))
 
 
 def test_emnist_missing_file_names_the_cache_path(tmp_path, monkeypatch):

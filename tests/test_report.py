@@ -14,7 +14,7 @@ MIB = 8 * 2**20
 
 
 def fabricate_run(folder, model, aggregator, seed, accuracies, upload_bits=MIB, status="completed",
-                  columns=None, test_set="a" * 64, algorithm=None):
+                  columns=None, test_set="a" * 64, algorithm=None, summary_extra=None):
     """A run folder as fedlab writes it, with chosen eval accuracies per round."""
     (folder / ".hydra").mkdir(parents=True)
     config = {"model": {"_target_": f"fedlab.models.{model}"},
@@ -42,8 +42,9 @@ def fabricate_run(folder, model, aggregator, seed, accuracies, upload_bits=MIB, 
     table.to_csv(folder / "metrics.csv", index=False)
     if status:
         (folder / "summary.json").write_text(json.dumps(
-            {"status": status, "provenance": {"test_set_sha256": test_set,
-                                              "partition_sha256": f"p{seed}", "git_commit": "c"}}))
+            {"status": status, **(summary_extra or {}),
+             "provenance": {"test_set_sha256": test_set, "partition_sha256": f"p{seed}",
+                            "git_commit": "c"}}))
 
 
 def test_report_on_fabricated_runs_has_exact_figures(tmp_path):
@@ -149,6 +150,7 @@ def test_paired_comparisons_have_exact_means_and_t_intervals(tmp_path):
     assert row["ci_low"] == pytest.approx(-0.01 - half) and row["ci_high"] == pytest.approx(
         -0.01 + half)
     assert row["verdict"].startswith("mean higher by 0.0100 ± ")
+    assert row["sd_diff"] == pytest.approx(pd.Series(differences).std())
     upload = pooled.loc[("aggregator", "uploaded_MiB")]
     assert upload["mean_diff"] == pytest.approx(-1.5)  # 2 rounds x (0.25 - 1) MiB
     assert upload["verdict"] == "mean higher by 1.5000 in all 10 pairs"
@@ -160,6 +162,27 @@ def test_paired_comparisons_have_exact_means_and_t_intervals(tmp_path):
     assert within.loc["final_eval_accuracy", "mean_diff"] == pytest.approx(-0.01)
     page = (out / "report.md").read_text()
     assert "## Paired comparisons" in page and "mean higher by 0.0100 ± " in page
+    # fedavg_cnn: the most accurate (mean) and, of the 0.5 MiB uploads, the best (compression).
+    front = pd.read_csv(out / "summary.csv").set_index(["model", "aggregator"])["pareto_front"]
+    assert front.to_dict() == {("fedavg_cnn", "compression"): True, ("fedavg_cnn", "mean"): True,
+                               ("simple_cnn", "compression"): False,
+                               ("simple_cnn", "mean"): False}
+
+
+def test_dp_epsilon_reaches_the_runs_and_summary_tables(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed, epsilon in enumerate([1.5, 2.5]):
+        fabricate_run(sweep / f"dp{seed}", "simple_cnn", "dp", seed, [0.5, 0.6],
+                      summary_extra={"dp_epsilon": epsilon})
+        fabricate_run(sweep / f"mean{seed}", "simple_cnn", "mean", seed, [0.5, 0.7])
+    out = tmp_path / "out"
+    assert report.main([str(sweep), "--out", str(out)]) == 0
+    runs = pd.read_csv(out / "runs.csv").set_index("run")
+    assert runs.loc[str(sweep / "dp1"), "dp_epsilon"] == 2.5
+    assert pd.isna(runs.loc[str(sweep / "mean0"), "dp_epsilon"])
+    summary = pd.read_csv(out / "summary.csv").set_index("aggregator")
+    assert summary.loc["dp", "dp_epsilon_mean"] == pytest.approx(2.0)
+    assert "epsilon" in (out / "report.md").read_text()
 
 
 def test_a_difference_within_noise_is_not_called_a_difference(tmp_path):

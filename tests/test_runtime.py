@@ -53,16 +53,23 @@ def test_a_launched_worker_says_how_it_ended(tmp_path, how, said):
 
 def test_a_local_worker_killed_mid_run_is_named_at_once_and_the_rounds_stay(tmp_path):
     metrics = tmp_path / "metrics.csv"
+    finished = threading.Event()
 
     def kill_after_two_rounds():
-        while not (metrics.exists() and len(metrics.read_text().splitlines()) > 2):
-            threading.Event().wait(0.1)
-        [pid] = worker.worker_processes_alive()
-        os.kill(pid, signal.SIGKILL)
+        while not finished.is_set() and not (
+                metrics.exists() and len(metrics.read_text().splitlines()) > 2):
+            finished.wait(0.1)
+        for pid in worker.worker_processes_alive():
+            os.kill(pid, signal.SIGKILL)
 
-    threading.Thread(target=kill_after_two_rounds, daemon=True).start()
-    with pytest.raises(WorkerError, match="the local TFF worker was killed by SIGKILL"):
-        run(small_config(tmp_path, "schedule.rounds=400", "schedule.checkpoint_every=1"))
+    killer = threading.Thread(target=kill_after_two_rounds, daemon=True)
+    killer.start()
+    try:
+        with pytest.raises(WorkerError, match="the local TFF worker was killed by SIGKILL"):
+            run(small_config(tmp_path, "schedule.rounds=400", "schedule.checkpoint_every=1"))
+    finally:
+        finished.set()
+        killer.join(timeout=60)
     assert 2 <= len(pd.read_csv(metrics)) < 400
 
 

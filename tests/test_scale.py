@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
-from conftest import REPO, compose_config, small_config
+from conftest import REPO, TIMING, compose_config, deterministic_metrics, small_config
 
 from fedlab import executors, models, runtime, trainers
 from fedlab.client_datasets import (
@@ -24,7 +24,6 @@ from fedlab.run import run
 from fedlab.task import Task
 
 GOLDEN = REPO / "tests" / "data" / "golden"
-TIMING = ["round_seconds", "eval_seconds"]
 # Runs whose metrics.csv the code before issue 15's changes wrote (tests/data/golden/).
 GOLDEN_RUNS = {
     "fedavg_mnist": ["dataset=mnist", "model=simple_cnn", "schedule.rounds=3",
@@ -39,14 +38,10 @@ GOLDEN_RUNS = {
 }
 
 
-def metrics(run_dir) -> pd.DataFrame:
-    return pd.read_csv(run_dir / "metrics.csv").drop(columns=TIMING)
-
-
 @pytest.mark.parametrize("name", sorted(GOLDEN_RUNS))
 def test_same_seed_gives_the_metrics_written_before(tmp_path, name):
     run(compose_config(GOLDEN_RUNS[name], tmp_path))
-    now = metrics(tmp_path)
+    now = deterministic_metrics(tmp_path)
     before = pd.read_csv(GOLDEN / f"{name}.csv").drop(columns=TIMING)
     assert list(now.columns) == list(before.columns)
     # FedAvg's Keras-model client work broadcast its (constant) 32-bit learning rate with the
@@ -74,7 +69,7 @@ def test_datasets_built_in_the_worker_train_exactly_like_datasets_from_python(tm
         run(small_config(tmp_path / route, "schedule.rounds=3", "schedule.seed=7",
                          "clients=unreliable", "clients.partial_work=true",
                          "clients.deadline_seconds=1", *overrides))
-        tables[route] = metrics(tmp_path / route)
+        tables[route] = deterministic_metrics(tmp_path / route)
         assert not (tmp_path / route / executors.CLIENT_ARRAYS_FILE).exists()  # removed
     pd.testing.assert_frame_equal(tables["file"], tables["python"], check_exact=True)
     pd.testing.assert_frame_equal(tables["embedded"], tables["python"], check_exact=True)
@@ -201,7 +196,7 @@ def test_subrounds_train_like_one_pass_of_the_cohort(tmp_path):
         run(small_config(tmp_path / str(per_subround), "schedule.rounds=3",
                          "schedule.clients_per_round=3", "aggregator=compression",
                          f"executor.clients_per_subround={per_subround}"))
-        tables[per_subround] = metrics(tmp_path / str(per_subround))
+        tables[per_subround] = deterministic_metrics(tmp_path / str(per_subround))
     one_pass, in_parts = tables[0], tables[1]
     pd.testing.assert_frame_equal(one_pass[["examples", "batches", "bits_up"]],
                                   in_parts[["examples", "batches", "bits_up"]], check_exact=True)

@@ -11,7 +11,17 @@ import time
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, run_cli, small_config
+from conftest import (
+    REPO,
+    TOKEN_VARIABLE,
+    folder_snapshot,
+    reachable_listeners,
+    run_cli,
+    small_config,
+    summary,
+    tagged_pids,
+    wait_for,
+)
 
 from fedlab.run import run
 from fedlab.search import objective_value
@@ -21,14 +31,10 @@ DETERMINISTIC = ["round", "train_loss", "train_accuracy", "examples", "eval_loss
                  "eval_accuracy", "bits_up"]
 
 
-def summary(run_dir):
-    return json.loads((run_dir / "summary.json").read_text())
-
-
 def snapshot(folder):
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and ".hydra" not in p.parts and p.name != "multirun.yaml"
-            and not p.name.endswith(".log")}
+    """The sweep's files but Hydra's records and logs, which every invocation rewrites."""
+    return folder_snapshot(folder, skip=lambda p: ".hydra" in p.parts or p.name.endswith(".log")
+                           or p.name == "multirun.yaml")
 
 
 def test_objective_is_read_from_the_run_folder(tmp_path):
@@ -49,22 +55,27 @@ def test_a_finished_sweep_run_again_skips_every_job_without_importing_tensorflow
     first = run_cli(*command, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     before = snapshot(sweep)
-    # summary.json 1 says interrupted: that job resumes (from its last checkpoint) and finishes.
-    record = summary(sweep / "1")
-    (sweep / "1" / "summary.json").write_text(json.dumps({**record, "status": "interrupted"}))
+    # summary.json 1 says interrupted, 0 failed: both run again, resuming from their last
+    # checkpoints (nothing left to train), and finish.
+    for job, status in (("1", "interrupted"), ("0", "failed")):
+        record = summary(sweep / job)
+        (sweep / job / "summary.json").write_text(json.dumps({**record, "status": status}))
     again = run_cli(*command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     output = again.stdout + again.stderr
-    assert output.count("skipped:") == 1 and "resuming from the checkpoint" in output
-    assert summary(sweep / "1")["status"] == "completed"
-    assert summary(sweep / "1")["rounds_trained_this_invocation"] == 0
-    for name in ("0/metrics.csv", "1/metrics.csv", "0/summary.json"):
-        assert (sweep / name).read_bytes() == before[sweep.joinpath(name).relative_to(sweep)]
-    # Everything completed now: nothing is imported beyond the configuration.
-    code = ("import runpy, sys; sys.argv = ['fedlab', *sys.argv[1:]]\n"
-            "try:\n    runpy.run_module('fedlab', run_name='__main__')\n"
-            "except SystemExit:\n    pass\n"
-            "print('TENSORFLOW IMPORTED' if 'tensorflow' in sys.modules else 'NO TENSORFLOW')")
+    assert output.count("skipped:") == 0
+    assert output.count("resuming from the checkpoint") == 2
+    for job in ("0", "1"):
+        assert summary(sweep / job)["status"] == "completed"
+        assert summary(sweep / job)["rounds_trained_this_invocation"] == 0
+    for name in ("0/metrics.csv", "1/metrics.csv"):
+        assert (sweep / name).read_bytes() == before[name]
+    # Everything completed now: nothing is imported beyond the configuration (the entrypoint
+    # ends the process itself, after running exit handlers: one reports what was imported).
+    code = ("import atexit, runpy, sys; sys.argv = ['fedlab', *sys.argv[1:]]\n"
+            "atexit.register(lambda: print('TENSORFLOW IMPORTED' if 'tensorflow' in sys.modules"
+            " else 'NO TENSORFLOW', flush=True))\n"
+            "runpy.run_module('fedlab', run_name='__main__')\n")
     started = time.perf_counter()
     third = subprocess.run([sys.executable, "-c", code, *command], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300,
@@ -78,14 +89,14 @@ def test_a_sweep_folder_of_another_sweep_is_refused_before_any_job(tmp_path):
     sweep = tmp_path / "sweep"
     first = run_cli("-m", *SMOKE, "schedule.seed=0", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
+    before = folder_snapshot(sweep)
     other = run_cli("-m", *SMOKE, "schedule.seed=0,1", "schedule.local_epochs=2",
                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert other.returncode == 1
     lines = [line for line in other.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "was written by another sweep" in lines[0]
     assert "schedule.local_epochs: 1 -> 2" in lines[0]
-    assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
+    assert folder_snapshot(sweep) == before
 
 
 def test_hparams_are_logged_for_tensorboard(tmp_path):
@@ -137,29 +148,30 @@ def test_sigterm_finishes_the_round_checkpoints_and_resumes_as_if_uninterrupted(
                                   check_exact=True)
 
 
-def _worker_pids() -> set[int]:
-    """TFF workers of this environment's TFF (not those of other checkouts)."""
-    found = subprocess.run(["pgrep", "-f", f"{sys.prefix}/.*worker_binary"],
-                           capture_output=True, text=True)
-    return {int(pid) for pid in found.stdout.split()}
-
-
 @pytest.mark.slow
-def test_ray_runs_each_job_in_its_own_process_and_leaves_nothing_behind(tmp_path):
+def test_ray_runs_each_job_in_its_own_process_exposes_nothing_and_leaves_nothing(tmp_path):
     sweep = tmp_path / "sweep"
-    workers_before = _worker_pids()
-    result = run_cli("-m", "hydra/launcher=ray", *SMOKE, "schedule.seed=0,1",
-                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    token = "ray-" + tmp_path.name
+    command = [sys.executable, "-m", "fedlab", "-m", "hydra/launcher=ray", *SMOKE,
+               "schedule.seed=0,1", "schedule.rounds=30", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0", TOKEN_VARIABLE: token}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    # While a job trains: Ray's processes and the job's TFF worker, none reachable from outside.
+    assert wait_for(lambda: list(sweep.glob("*/metrics.csv")) or process.poll() is not None,
+                    seconds=300)
+    exposed = reachable_listeners(process.pid)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    assert exposed == []
     records = [summary(sweep / str(job)) for job in (0, 1)]
     assert [r["status"] for r in records] == ["completed", "completed"]
     assert records[0]["final_eval_accuracy"] != records[1]["final_eval_accuracy"]
-    pids = {line.split("pid=")[1].split(")")[0] for line in result.stdout.splitlines()
-            + result.stderr.splitlines() if "(_run_job pid=" in line}
+    pids = {line.split("pid=")[1].split(")")[0] for line in (stdout + stderr).splitlines()
+            if "(_run_job pid=" in line}
     assert len(pids) == 2  # one Ray worker process per job (max_calls: 1)
-    time.sleep(2)
-    assert _worker_pids() <= workers_before
-    assert not subprocess.run(["pgrep", "-f", "raylet"], capture_output=True).stdout
+    # Ray's processes, the jobs' processes and their TFF workers are all gone.
+    assert wait_for(lambda: not tagged_pids(token), seconds=60), tagged_pids(token)
 
 
 @pytest.mark.slow

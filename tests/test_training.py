@@ -7,21 +7,16 @@ import shutil
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import small_config
+from conftest import TIMING, assert_same_weights, metrics, small_config
 from hydra.utils import instantiate
 
 from fedlab.errors import ConfigError, DivergenceError
 from fedlab.run import run
 
-TIMING = ["round_seconds", "eval_seconds"]
 COLUMNS = {"round", "train_loss", "train_accuracy", "examples", "batches", "round_seconds",
            "eval_loss", "eval_accuracy", "eval_seconds", "bits_down_per_client",
            "bits_up_per_client",
            "bits_down", "bits_up", "bits_down_cumulative", "bits_up_cumulative"}
-
-
-def metrics(run_dir):
-    return pd.read_csv(run_dir / "metrics.csv")
 
 
 def test_run_writes_metrics_summary_events_and_model(tmp_path):
@@ -59,6 +54,7 @@ def test_same_seed_gives_identical_metrics(tmp_path, aggregator):
                          "dataset.image_size=12"))
         tables.append(metrics(tmp_path / name).drop(columns=TIMING))
     pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+    assert_same_weights(tmp_path / "a", tmp_path / "b")
 
 
 def test_worker_concurrency_does_not_change_results(tmp_path):
@@ -89,6 +85,7 @@ def test_resume_rewinds_rows_after_checkpoint_and_matches_uninterrupted_run(tmp_
     pd.testing.assert_frame_equal(table.drop(columns=TIMING),
                                   metrics(tmp_path / "whole").drop(columns=TIMING),
                                   check_exact=True)
+    assert_same_weights(resumed, tmp_path / "whole")
 
 
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):

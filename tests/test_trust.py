@@ -2,35 +2,20 @@
 failure records, checkpoint I/O errors, provenance, central mode."""
 
 import errno
-import json
 import logging
 import shutil
 import subprocess
 
-import pandas as pd
 import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
-from conftest import REPO, run_cli, small_config
+from conftest import REPO, folder_snapshot, metrics, run_cli, small_config, summary
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fedlab.errors import CheckpointError, ConfigError, RunFolderConflict
 from fedlab.run import run
 
 SMOKE = ["dataset=synthetic", "schedule=smoke", "model=simple_cnn"]
-
-
-def metrics(run_dir):
-    return pd.read_csv(run_dir / "metrics.csv")
-
-
-def summary(run_dir):
-    return json.loads((run_dir / "summary.json").read_text())
-
-
-def folder_snapshot(folder):
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
 
 
 def test_cumulative_columns_are_running_sums_of_the_rows(tmp_path):
