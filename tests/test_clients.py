@@ -106,8 +106,9 @@ def test_dropout_rate_is_the_probability_of_not_reporting():
     ({"partial_work": True}, "partial_work needs clients.deadline_seconds"),
 ])
 def test_impossible_settings_are_one_clear_line(settings, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(")", r"\)")) as error:
         ClientConditions(**settings)
+    assert "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -120,8 +120,10 @@ def test_a_full_disk_while_saving_stops_with_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tff.program.FileProgramStateManager, "save", full)
     run_dir = tmp_path / "run"
-    with pytest.raises(CheckpointError, match="cannot write the checkpoint of round 2 .*No space"):
+    with pytest.raises(CheckpointError,
+                       match="cannot write the checkpoint of round 2 .*No space") as error:
         run(small_config(run_dir, "schedule.rounds=2", "schedule.checkpoint_every=2"))
+    assert "\n" not in str(error.value)
     assert metrics(run_dir)["round"].tolist() == [1, 2]
     assert summary(run_dir)["status"] == "failed"
 
