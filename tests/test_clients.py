@@ -205,6 +205,7 @@ UNRELIABLE = ("clients=unreliable", "clients.dropout=0.4", "clients.deadline_sec
               "schedule.clients_per_round=4", "schedule.checkpoint_every=1")
 
 
+@pytest.mark.slow
 def test_simulated_clients_are_reproducible_and_resume_as_if_uninterrupted(tmp_path):
     run(small_config(tmp_path / "a", *UNRELIABLE, "schedule.rounds=4"))
     run(small_config(tmp_path / "b", *UNRELIABLE, "schedule.rounds=4"))

@@ -270,6 +270,7 @@ def dropout_model(input_shape, num_classes):
                                 tf.keras.layers.Dense(num_classes)])
 
 
+@pytest.mark.slow
 def test_a_process_with_random_ops_is_traced_for_each_seed(tmp_path):
     cache = tmp_path / "cache"
     for seed in (4, 5):

@@ -117,6 +117,7 @@ def test_every_may_change_key_has_a_case():
     assert set(MAY_CHANGE_OVERRIDES) == set(MAY_CHANGE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", sorted(MAY_CHANGE_OVERRIDES))
 def test_a_resume_may_change_each_setting_readme_lists(tmp_path, key):
     base = ["trainer=central"] if key == "trainer.tensorboard" else []

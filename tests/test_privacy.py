@@ -34,6 +34,7 @@ def test_epsilon_matches_dp_accounting(rounds):
         direct_epsilon(rounds, 1.0, 50, 10))
 
 
+@pytest.mark.slow
 def test_calibrated_noise_meets_the_target_and_one_percent_less_does_not():
     noise = privacy.calibrate_noise(8.0, 40, 50, 10, 1e-5)
     assert privacy.epsilon(40, noise, 50, 10, 1e-5) <= 8.0
@@ -71,6 +72,7 @@ def test_fixed_clipping_trains_with_the_same_accounting(tmp_path):
     assert summary["dp_epsilon"] == pytest.approx(direct_epsilon(2, 0.5))
 
 
+@pytest.mark.slow
 def test_a_budget_stops_training_before_the_round_that_would_exceed_it(tmp_path):
     target = (direct_epsilon(2, 1.0) + direct_epsilon(3, 1.0)) / 2
     run(small_config(tmp_path, *DP, "aggregator.noise_multiplier=1.0", "schedule.rounds=6",

@@ -190,6 +190,7 @@ def test_data_too_large_to_embed_is_sent_from_python(caplog):
     assert len(list(datasets([ClientWork("c1", 0)])[0])) == 6
 
 
+@pytest.mark.slow
 def test_subrounds_train_like_one_pass_of_the_cohort(tmp_path):
     tables = {}
     for per_subround in (0, 1):

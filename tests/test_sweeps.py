@@ -86,6 +86,7 @@ def test_a_finished_sweep_run_again_skips_every_job_without_importing_tensorflow
     assert "NO TENSORFLOW" in third.stdout
 
 
+@pytest.mark.slow
 def test_a_sweep_folder_of_another_sweep_is_refused_before_any_job(tmp_path):
     sweep = tmp_path / "sweep"
     first = run_cli("-m", *SMOKE, "schedule.seed=0", f"hydra.sweep.dir={sweep}", cwd=tmp_path)

@@ -34,6 +34,7 @@ def test_cumulative_columns_are_running_sums_of_the_rows(tmp_path):
     assert summary(run_dir)["bits_up_total"] == resumed["bits_up_cumulative"].iloc[-1]
 
 
+@pytest.mark.slow
 def test_tensorboard_shows_each_round_once_after_a_resume(tmp_path):
     run_dir = tmp_path / "run"
     run(small_config(run_dir, "schedule.rounds=3", "schedule.checkpoint_every=2"))
@@ -73,6 +74,7 @@ def test_a_folder_with_no_finished_round_may_start_with_another_config(tmp_path)
     assert summary(run_dir)["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_changed_config_before_hydra_rewrites_the_folder(tmp_path):
     first = run_cli(*SMOKE, "hydra.run.dir=run", cwd=tmp_path, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]

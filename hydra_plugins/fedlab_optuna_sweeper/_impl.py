@@ -12,6 +12,7 @@ finishing, from their checkpoints, the trials a killed sweep left running.
 
 import logging
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,11 @@ class ResilientOptunaSweeperImpl(OptunaSweeperImpl):
         distributions, fixed = create_params_from_overrides(params_conf)
         for name in fixed:
             distributions.pop(name, None)
-        self._check_search_space(distributions, fixed)
+        try:
+            self._check_search_space(distributions, fixed)
+        except HydraException as error:  # one line, not Hydra's traceback of the sweeper
+            sys.stderr.write(f"error: {error}\n")
+            sys.exit(1)
         directions = self._get_directions()
         study = optuna.create_study(study_name=self.study_name, storage=self.storage,
                                     sampler=self.sampler, directions=directions,
