@@ -63,7 +63,7 @@ from fedlab import (  # noqa: E402
     comms,
     models,
     runtime,
-    task,
+    tasks,
     trainers,
     worker,
 )
@@ -153,7 +153,7 @@ def build_process(model_name: str, data, inputs, aggregator, setup: Setup):
     ``inputs``: the client datasets and their element spec from :func:`round_clients`.
     """
     datasets, spec = inputs
-    model = task.Task(getattr(models, model_name), data.input_shape, data.num_classes)
+    model = tasks.Task(getattr(models, model_name), data.input_shape, data.num_classes)
     process = algorithms.FedAvg().build(
         model.tff_model(spec) if setup.functional else model.tff_model_fn(spec), aggregator,
         tff.learning.optimizers.build_sgdm(0.02), tff.learning.optimizers.build_sgdm(1.0),
@@ -190,7 +190,8 @@ class KerasFloor:
         self._y = np.array([e["y"] for client in arrays for e in client])
         self._model = getattr(models, model_name)(data.input_shape, data.num_classes)
         self._model.compile(tf.keras.optimizers.SGD(0.02),
-                            task.loss())
+                            tasks.Task(getattr(models, model_name), data.input_shape,
+                                       data.num_classes).loss())
         self.epoch_seconds: list[float] = []
 
     def step(self) -> float:

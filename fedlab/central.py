@@ -11,9 +11,9 @@ import time
 
 import tensorflow as tf
 
-from fedlab import task
 from fedlab.callbacks.metrics import MetricsSink
 from fedlab.data import FederatedData
+from fedlab.tasks import ACCURACY, Task
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,12 @@ class _ReleaseEpochs(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         row = {
             "train_loss": float(logs["loss"]),
-            "train_accuracy": float(logs[task.ACCURACY]),
+            "train_accuracy": float(logs[ACCURACY]),
             "examples": self._examples,
             "batches": math.ceil(self._examples / self._batch_size),
             **NO_COMMUNICATION,
             "eval_loss": float(logs["val_loss"]),
-            "eval_accuracy": float(logs["val_" + task.ACCURACY]),
+            "eval_accuracy": float(logs["val_" + ACCURACY]),
             "round_seconds": time.perf_counter() - self._started - self._eval_seconds,
             "eval_seconds": self._eval_seconds,
         }
@@ -63,6 +63,7 @@ class _ReleaseEpochs(tf.keras.callbacks.Callback):
 
 
 def train_central(
+    task: Task,
     model: tf.keras.Model,
     data: FederatedData,
     optimizer: tf.keras.optimizers.Optimizer,
@@ -71,7 +72,10 @@ def train_central(
     seed: int,
     sink: MetricsSink,
 ) -> tf.keras.Model:
-    """Fit ``model`` on every client's examples pooled, validating on the held-out set."""
+    """Fit ``model`` on every client's examples pooled, validating on the held-out set.
+
+    The loss and metrics are ``task``'s.
+    """
     sink.start(after_round=0)  # central runs do not resume: every epoch is written anew
     train_x, train_y = data.pooled_train()
     model.compile(

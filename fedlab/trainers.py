@@ -23,7 +23,7 @@ from fedlab.data import FederatedData
 from fedlab.errors import ConfigError
 from fedlab.optimizers import OptimizerPair
 from fedlab.schedule import Schedule
-from fedlab.task import Task
+from fedlab.tasks import Task
 from fedlab.training import RoundClients, train
 
 log = logging.getLogger("fedlab")
@@ -233,7 +233,7 @@ class CentralTrainer:
         """
         del process_cache
         model = central.train_central(
-            initial_model, data, self.optimizer, epochs=schedule.rounds,
+            task, initial_model, data, self.optimizer, epochs=schedule.rounds,
             batch_size=schedule.batch_size, seed=schedule.seed,
             sink=MetricsSink(run_dir, tensorboard=self.tensorboard))
         model.save(run_dir / MODEL_FILE)

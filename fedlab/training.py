@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow_federated as tff
 
-from fedlab import task
 from fedlab.callbacks import Callback, TrainingContext
 from fedlab.client_datasets import ALL_BATCHES, ClientWork
+from fedlab.tasks import ACCURACY
 
 log = logging.getLogger("fedlab")
 
@@ -104,7 +104,7 @@ def train(
             train_metrics = result.metrics["client_work"]["train"]
             row = {
                 "train_loss": float(train_metrics["loss"]),
-                "train_accuracy": float(train_metrics[task.ACCURACY]),
+                "train_accuracy": float(train_metrics[ACCURACY]),
                 "examples": int(train_metrics["num_examples"]),
                 "batches": int(train_metrics["num_batches"]),
             }

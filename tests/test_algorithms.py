@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from fedlab import models
 from fedlab.errors import ConfigError
 from fedlab.run import run
-from fedlab.task import Task
+from fedlab.tasks import Task
 
 SPEC = collections.OrderedDict(x=tf.TensorSpec([None, 8, 8, 1], tf.float32),
                                y=tf.TensorSpec([None], tf.int32))

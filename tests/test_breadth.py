@@ -7,12 +7,14 @@ import pandas as pd
 import pytest
 from conftest import CONF_DIR, compose_config, group_options, metrics, small_config
 from hydra.errors import HydraException
+from hydra.utils import instantiate
 from omegaconf import open_dict
 
 from fedlab.data import cifar10
 from fedlab.data.partition import Partition
 from fedlab.errors import ConfigError, DataError
 from fedlab.run import run
+from fedlab.tasks import accepted_kinds
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
@@ -46,9 +48,23 @@ def test_closed_choices_fail_at_composition(override, message):
     assert message in f"{failure.value} {failure.value.__cause__}"
 
 
-@pytest.mark.parametrize("option", group_options("model"))
-def test_every_model_trains_on_20px_images(tmp_path, option):
+IMAGE_MODELS = [m for m in group_options("model") if "next_token" not in accepted_kinds(
+    instantiate(compose_config([f"model={m}"]).model))]
+TEXT_MODELS = sorted(set(group_options("model")) - set(IMAGE_MODELS))
+
+
+@pytest.mark.parametrize("option", IMAGE_MODELS)
+def test_every_image_model_trains_on_20px_images(tmp_path, option):
     run(small_config(tmp_path, f"model={option}", "dataset.image_size=20"))
+    assert len(metrics(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("option", [  # TFF's LSTM-256 baseline takes a while: slow
+    pytest.param(m, marks=pytest.mark.slow) if m == "char_lstm" else m for m in TEXT_MODELS])
+def test_every_text_model_trains_on_a_play(tmp_path, option):
+    run(compose_config(["dataset=shakespeare", "dataset.plays=[macbeth]", f"model={option}",
+                        "schedule=smoke", "schedule.clients_per_round=2",
+                        "schedule.batch_size=8"], tmp_path))
     assert len(metrics(tmp_path)) == 2
 
 

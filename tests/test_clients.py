@@ -13,7 +13,7 @@ from fedlab.clients import PROFILES_FILE, ClientConditions
 from fedlab.errors import ConfigError
 from fedlab.run import build, run
 from fedlab.schedule import Schedule
-from fedlab.task import Task
+from fedlab.tasks import Task
 
 CLIENT_COLUMNS = {"clients_sampled", "clients_reported", "clients_dropped", "clients_partial",
                   "sim_round_seconds", "sim_seconds_cumulative"}

@@ -25,7 +25,7 @@ from fedlab.computation_cache import (
 )
 from fedlab.resume import config_record
 from fedlab.run import run, shaping_config
-from fedlab.task import Task
+from fedlab.tasks import Task
 from fedlab.worker import worker_processes_alive
 
 SPEC = (tf.TensorSpec([None, 4, 4, 1], tf.float32), tf.TensorSpec([None], tf.int32))

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlab import aggregators, algorithms, comms, models, runtime, task, trainers
+from fedlab import aggregators, algorithms, comms, models, runtime, tasks, trainers
 
 INPUT_SPEC = collections.OrderedDict(
     x=tf.TensorSpec([None, 28, 28, 1], tf.float32), y=tf.TensorSpec([None], tf.int32)
@@ -17,7 +17,7 @@ INPUT_SPEC = collections.OrderedDict(
 
 def fedavg_process(builder, aggregator, client_lr=0.02, **build_args):
     """FedAvg on 28x28x1 inputs with 10 classes, client SGD and server SGD lr 1.0."""
-    model_fn = task.Task(builder, (28, 28, 1), 10).tff_model_fn(INPUT_SPEC)
+    model_fn = tasks.Task(builder, (28, 28, 1), 10).tff_model_fn(INPUT_SPEC)
     return algorithms.FedAvg().build(model_fn, aggregator,
                                      tff.learning.optimizers.build_sgdm(client_lr),
                                      tff.learning.optimizers.build_sgdm(1.0), **build_args)
@@ -103,7 +103,7 @@ def test_client_loops_train_identically(tmp_path):
     datasets = [tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y)).batch(5)
                 for x, y in client_arrays]
     weights = trainers.keras_model_weights(
-        task.Task(models.simple_cnn, (28, 28, 1), 10).keras_model(seed=0))
+        tasks.Task(models.simple_cnn, (28, 28, 1), 10).keras_model(seed=0))
     results = []
     with runtime.local_execution(tmp_path / "worker.log"):
         for loop in (tff.learning.LoopImplementation.DATASET_REDUCE,
@@ -127,14 +127,14 @@ def test_train_and_eval_loss_are_one_computation_even_for_a_diverged_model(tmp_p
     rng = np.random.default_rng(1)
     x = rng.random((40, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, 40).astype(np.int32)
-    model = task.Task(models.simple_cnn, (28, 28, 1), 10).keras_model(seed=0)
+    model = tasks.Task(models.simple_cnn, (28, 28, 1), 10).keras_model(seed=0)
     model.set_weights([w * 60.0 for w in model.get_weights()])  # logits in the thousands
     logits = model.predict(x, verbose=0).astype(np.float64)
     shifted = logits - logits.max(axis=1, keepdims=True)
     exact = float(np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(40), y]))
     assert exact > 100  # far beyond what clipped probabilities allow (-log 1e-7 = 16.1)
     weights = trainers.keras_model_weights(model)
-    evaluator = task.Task(models.simple_cnn, (28, 28, 1), 10).compiled_keras_model()
+    evaluator = tasks.Task(models.simple_cnn, (28, 28, 1), 10).compiled_keras_model()
     weights.assign_weights_to(evaluator)
     eval_loss = evaluator.evaluate(x, y, verbose=0, return_dict=True)["loss"]
     dataset = tf.data.Dataset.from_tensor_slices(collections.OrderedDict(x=x, y=y)).batch(40)

@@ -21,7 +21,7 @@ from fedlab.client_datasets import (
 )
 from fedlab.data.federated_data import client_data_from_arrays
 from fedlab.run import run
-from fedlab.task import Task
+from fedlab.tasks import Task
 
 GOLDEN = REPO / "tests" / "data" / "golden"
 # Runs whose metrics.csv the code before issue 15's changes wrote (tests/data/golden/).

@@ -7,7 +7,7 @@ from typing import Any
 import tensorflow_federated as tff
 
 from fedlab.data import FederatedData
-from fedlab.task import Task
+from fedlab.tasks import Task
 
 
 @dataclass

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from fedlab import task
 from fedlab.callbacks.base import Callback, TrainingContext
+from fedlab.tasks import ACCURACY
 
 CLIENT_EVAL_FILE = "client_eval.csv"
 
@@ -43,7 +43,7 @@ class HeldOutEvaluation(Callback):
         started = time.perf_counter()
         context.model_weights().assign_weights_to(self._model)
         result = self._model.evaluate(self._test, verbose=0, return_dict=True)
-        row.update(eval_loss=float(result["loss"]), eval_accuracy=float(result[task.ACCURACY]),
+        row.update(eval_loss=float(result["loss"]), eval_accuracy=float(result[ACCURACY]),
                    eval_seconds=time.perf_counter() - started)
 
 
@@ -79,7 +79,7 @@ class ClientEvaluation(Callback):
         self._counts = np.bincount(self._owner, minlength=len(xs))
         self._x, self._y = np.concatenate(xs), np.concatenate(ys)
         self._model = context.task.keras_model()
-        self._loss = task.loss(reduction="none")
+        self._scores = context.task.kind.example_scores
 
     def evaluate(self, context: TrainingContext) -> pd.DataFrame:
         """Per-client ``examples``, ``loss`` (mean over its examples) and ``accuracy``.
@@ -92,14 +92,16 @@ class ClientEvaluation(Callback):
             return self._last[1]
         weights.assign_weights_to(self._model)
         logits = self._model.predict(self._x, batch_size=1000, verbose=0)
-        losses = self._loss(self._y, logits).numpy().astype(np.float64)
-        correct = (logits.argmax(axis=1) == self._y).astype(np.float64)
+        losses, correct, counted = self._scores(self._y, logits)
+        clients = len(self._counts)
         with np.errstate(invalid="ignore", divide="ignore"):
             table = pd.DataFrame({
                 "client": self._client_ids,
                 "examples": self._counts,
-                "loss": np.bincount(self._owner, losses, len(self._counts)) / self._counts,
-                "accuracy": np.bincount(self._owner, correct, len(self._counts)) / self._counts,
+                "loss": np.bincount(self._owner, losses, clients) / self._counts,
+                # Right predictions over predictions that count (a label; non-pad tokens).
+                "accuracy": (np.bincount(self._owner, correct, clients)
+                             / np.bincount(self._owner, counted, clients)),
             })
         self._last = (weights, table)
         return table

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 import tensorflow_federated as tff
 
@@ -18,7 +19,8 @@ from fedlab.errors import ConfigError
 class FederatedData:
     """Federated training clients plus a centrally held test set.
 
-    Client datasets yield ``OrderedDict(x=image, y=label)`` examples, unbatched; the training
+    Client datasets yield ``OrderedDict(x=example, y=label)`` examples (an image and its class,
+    or a token sequence and its next tokens: see ``task``), unbatched; the training
     loop shuffles, repeats and batches them. ``test_x``/``test_y`` are the held-out examples the
     global model is evaluated on.
     """
@@ -34,6 +36,10 @@ class FederatedData:
     partition_sha256: str | None = None  # client ids and their examples, see clients_sha256
     # Each client's own held-out examples, by client id (client-level evaluation), if any.
     client_test: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None
+    # The task kind the examples are for (a name in fedlab.tasks.KINDS).
+    task: str = "image_classification"
+    # One row per client describing its size (written to the run folder), when the source has it.
+    client_sizes: pd.DataFrame | None = None
 
     @property
     def test_set_sha256(self) -> str:
