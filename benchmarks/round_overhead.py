@@ -3,6 +3,7 @@
     uv run python benchmarks/round_overhead.py [--rounds 20] [--long-rounds 300]
         [--cross-device-rounds 5] [--cross-device-only] [--startup-runs 3] [--model-passes]
         [--memory-rounds 300 --subrounds 0 20] [--memory-only] [--isolation-rounds 20]
+        [--text-rounds 10]
 
 A "round" is what fedlab's ``round_seconds`` column measures: the round's client inputs plus
 ``process.next`` on a local TFF worker. Setups (``SETUPS``), each adding one lever:
@@ -30,9 +31,11 @@ fedlab schedule.rounds=1`` N times with an empty computation cache and N times w
 N``: ``python -m fedlab`` with fedavg_cnn, 200 of 400 clients per round, N rounds per
 ``--subrounds`` value, sampling the resident memory of Python and its worker. ``--long-rounds
 N``: N rounds of simple_cnn (mean, compression) and the worker's memory growth.
-``--isolation-rounds N``: rounds through the isolated worker (fedlab's default: its own
-network namespace, reached through a forwarding Unix socket) against a worker reached on its
-TCP port directly, interleaved, at 10 x 80 and 200 x 10 clients. ``--model-passes``: FedAvg's
+``--text-rounds N``: Shakespeare rounds of 10 roles with char_lstm and char_lstm_small
+against Keras fit over the same sequences. ``--isolation-rounds N``: rounds through the
+isolated worker (fedlab's default: its own network namespace, reached through a forwarding
+Unix socket) against a worker reached on its TCP port directly, interleaved, at 10 x 80 and
+200 x 10 clients. ``--model-passes``: FedAvg's
 per-client model-sized work (delta, finiteness check, weighting,
 sum) alone in one tf.function, the part of the per-client overhead the model's size sets. Prints
 figures; asserts nothing.
@@ -69,6 +72,8 @@ from fedlab import (  # noqa: E402
 )
 from fedlab.client_datasets import client_datasets  # noqa: E402
 from fedlab.data.mnist import load_mnist  # noqa: E402
+from fedlab.data.shakespeare import load_shakespeare  # noqa: E402
+from fedlab.tasks import next_token  # noqa: E402
 from fedlab.training import RoundClients  # noqa: E402
 
 BATCH = 20
@@ -147,13 +152,19 @@ def round_clients(data, setup: Setup, clients_per_round: int = 10, batch: int = 
         datasets, spec)
 
 
+def benchmark_task(model_name: str, data) -> tasks.Task:
+    """The task of ``model_name`` (an image model, or a next-token one) on ``data``."""
+    builder = getattr(models, model_name, None) or getattr(next_token, model_name)
+    return tasks.Task(builder, data.input_shape, data.num_classes, tasks.KINDS[data.task])
+
+
 def build_process(model_name: str, data, inputs, aggregator, setup: Setup):
     """Fedlab's FedAvg process for ``model_name`` as the setup runs it.
 
     ``inputs``: the client datasets and their element spec from :func:`round_clients`.
     """
     datasets, spec = inputs
-    model = tasks.Task(getattr(models, model_name), data.input_shape, data.num_classes)
+    model = benchmark_task(model_name, data)
     process = algorithms.FedAvg().build(
         model.tff_model(spec) if setup.functional else model.tff_model_fn(spec), aggregator,
         tff.learning.optimizers.build_sgdm(0.02), tff.learning.optimizers.build_sgdm(1.0),
@@ -188,10 +199,9 @@ class KerasFloor:
                   for c in clients.client_ids(1)]
         self._x = np.stack([e["x"] for client in arrays for e in client])
         self._y = np.array([e["y"] for client in arrays for e in client])
-        self._model = getattr(models, model_name)(data.input_shape, data.num_classes)
-        self._model.compile(tf.keras.optimizers.SGD(0.02),
-                            tasks.Task(getattr(models, model_name), data.input_shape,
-                                       data.num_classes).loss())
+        task_of_model = benchmark_task(model_name, data)
+        self._model = task_of_model.keras_model()
+        self._model.compile(tf.keras.optimizers.SGD(0.02), task_of_model.loss())
         self.epoch_seconds: list[float] = []
 
     def step(self) -> float:
@@ -279,6 +289,25 @@ def long_run(data, context, worker_pid: int, rounds: int, aggregator) -> dict:
         "growth": (worker_rss[-1] - worker_rss[19]) / worker_rss[19],
         "bits up per client": bits.upload_bits_per_client,
     }
+
+
+def text_rounds(data, context, rounds: int, warmup: int = 2) -> list[dict]:
+    """Shakespeare rounds of 10 roles (batch 10) against Keras ``fit`` on the same sequences."""
+    rows = []
+    for model_name in ("char_lstm_small", "char_lstm"):
+        clients, inputs = round_clients(data, SETUPS["now"], 10, batch=10)
+        process = build_process(model_name, data, inputs, tff.aggregators.MeanFactory(),
+                                SETUPS["now"])
+        runner = FederatedRun(process, clients, context)
+        floor = KerasFloor(model_name, data, clients, batch=10)
+        times = {"round": [], "fit": []}
+        for _ in range(warmup + rounds):
+            times["round"].append(runner.step())
+            times["fit"].append(floor.step())
+        rows.append({"model": model_name, "sequences": len(floor._y),
+                     **{k: statistics.median(v[warmup:]) for k, v in times.items()},
+                     "epoch": statistics.median(floor.epoch_seconds[warmup:])})
+    return rows
 
 
 def isolation_cost(data, small, rounds: int, warmup: int = 2) -> list[dict]:
@@ -515,6 +544,9 @@ def main() -> None:
                              "time from its start to its first round")
     parser.add_argument("--memory-only", action="store_true",
                         help="stop after the memory, start-up and sweep figures")
+    parser.add_argument("--text-rounds", type=int, default=0,
+                        help="time this many Shakespeare rounds (10 roles per round, char_lstm "
+                             "and char_lstm_small) against Keras fit, and stop")
     parser.add_argument("--isolation-rounds", type=int, default=0,
                         help="time this many rounds through the isolated worker's Unix socket "
                              "against a worker's TCP port directly, and stop")
@@ -526,6 +558,18 @@ def main() -> None:
         for model_name in ("fedavg_cnn", "simple_cnn"):
             print(f"{model_name}: delta + finiteness check + weighting + sum of one client's "
                   f"update: {model_sized_passes(model_name):.2f} ms", flush=True)
+        return
+    if args.text_rounds:
+        print(f"Shakespeare by role: 10 roles per round, batch 10, {args.text_rounds} rounds "
+              "per figure (interleaved with Keras fit over the first round's sequences, medians)")
+        with ExitStack() as stack:
+            target = stack.enter_context(runtime.local_worker(
+                Path("/tmp/fedlab_benchmark_text_worker.log")))
+            context = runtime.remote_execution_context(target)
+            for r in text_rounds(load_shakespeare(), context, args.text_rounds):
+                print(f"  {r['model']:<16} round {r['round']:.3f} s, fit {r['fit']:.3f} s, "
+                      f"ratio {r['round'] / r['fit']:.2f}; epoch in fit {r['epoch']:.3f} s "
+                      f"({r['sequences']} sequences)", flush=True)
         return
     if args.isolation_rounds:
         print(f"isolation: {args.isolation_rounds} rounds per figure (interleaved, medians)")

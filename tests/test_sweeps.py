@@ -15,6 +15,7 @@ from conftest import (
     REPO,
     TOKEN_VARIABLE,
     folder_snapshot,
+    metrics,
     reachable_listeners,
     run_cli,
     small_config,
@@ -168,7 +169,8 @@ def test_ray_runs_each_job_in_its_own_process_exposes_nothing_and_leaves_nothing
     assert exposed == []
     records = [summary(sweep / str(job)) for job in (0, 1)]
     assert [r["status"] for r in records] == ["completed", "completed"]
-    assert records[0]["final_eval_accuracy"] != records[1]["final_eval_accuracy"]
+    # The seeds ran apart (both may reach accuracy 1.0 on the synthetic data by round 30).
+    assert not metrics(sweep / "0")["train_loss"].equals(metrics(sweep / "1")["train_loss"])
     pids = {line.split("pid=")[1].split(")")[0] for line in (stdout + stderr).splitlines()
             if "(_run_job pid=" in line}
     assert len(pids) == 2  # one Ray worker process per job (max_calls: 1)
