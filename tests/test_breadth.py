@@ -59,8 +59,8 @@ def test_every_image_model_trains_on_20px_images(tmp_path, option):
     assert len(metrics(tmp_path)) == 2
 
 
-@pytest.mark.parametrize("option", [  # TFF's LSTM-256 baseline takes a while: slow
-    pytest.param(m, marks=pytest.mark.slow) if m == "char_lstm" else m for m in TEXT_MODELS])
+@pytest.mark.slow  # (char_lstm_small trains in test_shakespeare.py's default tests too)
+@pytest.mark.parametrize("option", TEXT_MODELS)
 def test_every_text_model_trains_on_a_play(tmp_path, option):
     run(compose_config(["dataset=shakespeare", "dataset.plays=[macbeth]", f"model={option}",
                         "schedule=smoke", "schedule.clients_per_round=2",

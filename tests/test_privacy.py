@@ -115,7 +115,8 @@ def test_bad_privacy_settings_fail_before_training(tmp_path, overrides, message)
         tmp_path / "metrics.csv").empty
 
 
-@pytest.mark.parametrize("aggregator", [pytest.param("dp", marks=pytest.mark.slow), "dp_fixed"])
+@pytest.mark.slow
+@pytest.mark.parametrize("aggregator", ["dp", "dp_fixed"])
 def test_the_same_seed_gives_the_same_noise_and_another_seed_other_noise(tmp_path, aggregator):
     tables = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):

@@ -8,7 +8,7 @@ import threading
 import pandas as pd
 import portpicker
 import pytest
-from conftest import REPO, children_of, small_config, wait_for
+from conftest import REPO, children_of, deterministic_metrics, small_config, wait_for
 
 from fedlab.credentials import TlsFiles, make_credentials
 from fedlab.errors import ConfigError, WorkerError
@@ -59,27 +59,19 @@ def workers(deployment, tmp_path):
         process.wait()
 
 
-def test_one_worker_gives_exactly_the_metrics_of_a_local_run(tmp_path, workers, deployment):
+@pytest.mark.parametrize("workers_used,closeness", [
+    (1, {"check_exact": True}),  # the same computations: exactly a local run's metrics
+    (2, {"rtol": 1e-5}),  # each worker sums its share, the shares summed here: float rounding
+])
+def test_remote_workers_give_the_metrics_of_a_local_run(tmp_path, workers, deployment,
+                                                        workers_used, closeness):
     targets, _, _ = workers
     run(small_config(tmp_path / "local", *ROUNDS))
     run(small_config(tmp_path / "remote", *ROUNDS, "executor=remote",
-                     f"executor.targets=[{targets[0]}]", *tls_overrides(deployment[0])))
-    timing = ["round_seconds", "eval_seconds"]
-    local = pd.read_csv(tmp_path / "local" / "metrics.csv").drop(columns=timing)
-    remote = pd.read_csv(tmp_path / "remote" / "metrics.csv").drop(columns=timing)
-    pd.testing.assert_frame_equal(local, remote, check_exact=True)
-
-
-def test_two_workers_sum_in_parts_close_to_a_local_run(tmp_path, workers, deployment):
-    targets, _, _ = workers
-    run(small_config(tmp_path / "local", *ROUNDS))
-    run(small_config(tmp_path / "remote", *ROUNDS, "executor=remote",
-                     f"executor.targets=[{','.join(targets)}]", *tls_overrides(deployment[0])))
-    timing = ["round_seconds", "eval_seconds"]
-    local = pd.read_csv(tmp_path / "local" / "metrics.csv").drop(columns=timing)
-    remote = pd.read_csv(tmp_path / "remote" / "metrics.csv").drop(columns=timing)
-    # Each worker sums its share and the shares are summed here: float rounding differs.
-    pd.testing.assert_frame_equal(local, remote, rtol=1e-5)
+                     f"executor.targets=[{','.join(targets[:workers_used])}]",
+                     *tls_overrides(deployment[0])))
+    pd.testing.assert_frame_equal(deterministic_metrics(tmp_path / "local"),
+                                  deterministic_metrics(tmp_path / "remote"), **closeness)
 
 
 def test_a_driver_without_the_deployments_certificate_is_refused_and_logged(
