@@ -153,16 +153,16 @@ def main(argv: list[str]) -> None:
     die_with_parent()
     if os.getppid() != args.parent:
         os._exit(1)
+    refused = None
     try:
         if args.no_isolation:
             raise OSError(errno.EPERM, "isolation turned off")
         enter_private_network()
-        status = "isolated"
     except OSError as error:
-        status = f"exposed {{port}} {error.strerror or error}"
+        refused = error.strerror or str(error)
     port = free_loopback_port()
     with os.fdopen(args.status_fd, "w") as status_file:
-        status_file.write(status.format(port=port) + "\n")
+        status_file.write("isolated\n" if refused is None else f"exposed {port} {refused}\n")
     worker_pid = os.getpid()
     if os.fork() == 0:
         die_with_parent()
