@@ -91,6 +91,15 @@ class ShakespeareDatasetSchema:
 
 
 @dataclass
+class ShakespeareTffDatasetSchema:
+    """TFF's (LEAF's) Shakespeare, downloaded once into a cache folder."""
+
+    _target_: str = "fedlab.data.shakespeare.load_shakespeare_tff"
+    cache_dir: str | None = None
+    sequence_length: int = 80
+
+
+@dataclass
 class ModelSchema:
     """A Keras model builder taking ``(input_shape, num_classes)``."""
 
@@ -393,6 +402,7 @@ def register_schemas() -> None:
     store.store(group="schema/dataset", name="synthetic", node=SyntheticDatasetSchema)
     store.store(group="schema/dataset", name="emnist", node=EmnistDatasetSchema)
     store.store(group="schema/dataset", name="shakespeare", node=ShakespeareDatasetSchema)
+    store.store(group="schema/dataset", name="shakespeare_tff", node=ShakespeareTffDatasetSchema)
     store.store(group="schema/model", name="builder", node=ModelSchema)
     store.store(group="schema/aggregator", name="mean", node=MeanAggregatorSchema)
     store.store(group="schema/aggregator", name="learning", node=LearningAggregatorSchema)

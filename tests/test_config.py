@@ -51,7 +51,7 @@ def test_schedule_options_are_positive(option):
 
 # These download on first use, which this machine cannot; their parsing is tested on small
 # files in their on-disk formats (test_data.py, test_breadth.py).
-NEEDS_DOWNLOAD = {"cifar10", "emnist", "emnist62"}
+NEEDS_DOWNLOAD = {"cifar10", "emnist", "emnist62", "shakespeare_tff"}
 
 
 @pytest.mark.parametrize("option", sorted(set(group_options("dataset")) - NEEDS_DOWNLOAD))

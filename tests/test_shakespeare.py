@@ -93,7 +93,7 @@ def test_a_threshold_leaves_out_small_roles_and_fingerprints_are_fixed():
 @pytest.mark.parametrize("kwargs,error,message", [
     ({"min_characters": 10**6}, DataError, "no role of the 2 plays has dataset.min_characters"),
     ({"client_test_fraction": 1.0}, ConfigError, r"client_test_fraction must be in \[0, 1\)"),
-    ({"client_test_fraction": 0.0}, DataError, "no Shakespeare client has test speeches"),
+    ({"client_test_fraction": 0.0}, DataError, "no Shakespeare client has test data"),
     ({"sequence_length": 0}, ConfigError, "dataset.sequence_length must be positive"),
 ])
 def test_impossible_settings_are_one_line(kwargs, error, message):
@@ -205,3 +205,56 @@ def test_central_training_on_text(tmp_path):
     run(compose_config([*TEXT, "trainer=central", "schedule.rounds=1"], tmp_path))
     table = pd.read_csv(tmp_path / "metrics.csv")
     assert table["eval_accuracy"].between(0, 1).all()
+
+
+def _write_tff_shakespeare(path, clients):
+    """A tiny database in the on-disk format of TFF's shakespeare.sqlite."""
+    import sqlite3
+
+    import tensorflow as tf
+
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "CREATE TABLE examples (split_name TEXT, client_id TEXT, serialized_example_proto BLOB)")
+    connection.execute(
+        "CREATE TABLE client_metadata (client_id TEXT, split_name TEXT, num_examples INTEGER)")
+    for client, splits in clients.items():
+        for split, snippets in splits.items():
+            connection.execute("INSERT INTO client_metadata VALUES (?, ?, ?)",
+                               (client, split, len(snippets)))
+            for snippet in snippets:
+                example = tf.train.Example(features=tf.train.Features(feature={
+                    "snippets": tf.train.Feature(bytes_list=tf.train.BytesList(
+                        value=[snippet.encode()]))}))
+                connection.execute("INSERT INTO examples VALUES (?, ?, ?)",
+                                   (split, client, example.SerializeToString()))
+    connection.commit()
+    connection.close()
+
+
+def test_tffs_shakespeare_is_read_from_its_database_format(tmp_path):
+    _write_tff_shakespeare(tmp_path / shakespeare.TFF_DATABASE_NAME, {
+        "THE_TRAGEDY_OF_KING_LEAR_KING": {"train": ["Meantime we shall express our darker "
+                                                    "purpose.", "Give me the map there."],
+                                          "test": ["Know that we have divided in three."]},
+        "THE_TEMPEST_MIRANDA": {"train": ["If by your art, my dearest father."], "test": []},
+    })
+    data = shakespeare.load_shakespeare_tff(cache_dir=str(tmp_path))
+    assert sorted(data.train.client_ids) == ["THE_TEMPEST_MIRANDA",
+                                             "THE_TRAGEDY_OF_KING_LEAR_KING"]
+    assert list(data.client_test) == ["THE_TRAGEDY_OF_KING_LEAR_KING"]
+    x, y = data.client_test["THE_TRAGEDY_OF_KING_LEAR_KING"]
+    text = "Know that we have divided in three."
+    assert x[0, 0] == shakespeare.BOS
+    assert "".join(shakespeare.CHAR_VOCAB[t - 1] for t in y[0, :len(text)]) == text
+    assert data.task == "next_token" and data.input_shape == (80,)
+
+
+def test_tffs_shakespeare_offline_names_the_cache_path(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    with pytest.raises(DataError, match=str(tmp_path / "shakespeare.sqlite")) as raised:
+        shakespeare.load_shakespeare_tff(cache_dir=str(tmp_path))
+    assert "\n" not in str(raised.value)

