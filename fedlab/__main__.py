@@ -125,8 +125,8 @@ def _exit_at_once(status: int | str | None) -> None:
 
     Everything fedlab writes is closed by then and the worker stopped; what remains is
     tearing down TensorFlow's, TFF's and gRPC's threads and finalizers, which took 1.5-2 s
-    after the ``done`` line. Exit handlers still run (a local Ray instance, joblib's workers
-    are stopped by theirs), and logs and standard streams are flushed.
+    after the ``done`` line. Exit handlers still run, and logs and standard streams are
+    flushed. (Single runs only: see the entry point.)
     """
     import atexit
 
@@ -144,8 +144,13 @@ def _exit_at_once(status: int | str | None) -> None:
 if __name__ == "__main__":
     os.umask(0o077)  # run and sweep folders, and every file in them, private to the user
     _check_output_root(sys.argv[1:])
-    try:
+    if any(arg in ("-m", "--multirun") for arg in sys.argv[1:]):
+        # A sweep ends as Python ends: launchers' pools (joblib's loky) stop in the
+        # interpreter's own shutdown, which exit handlers alone do not replace.
         main()
-    except SystemExit as exit_request:
-        _exit_at_once(exit_request.code)
-    _exit_at_once(0)
+    else:
+        try:
+            main()
+        except SystemExit as exit_request:
+            _exit_at_once(exit_request.code)
+        _exit_at_once(0)
