@@ -204,6 +204,11 @@ class KerasFloor:
         self._model.compile(tf.keras.optimizers.SGD(0.02), task_of_model.loss())
         self.epoch_seconds: list[float] = []
 
+    @property
+    def examples(self) -> int:
+        """How many examples (images, or token sequences) each ``fit`` runs over."""
+        return len(self._y)
+
     def step(self) -> float:
         """Seconds of one ``fit`` call of one epoch; the epoch alone goes to epoch_seconds."""
         timer = _EpochTimer()
@@ -306,7 +311,7 @@ def text_rounds(data, context, rounds: int, warmup: int = 2) -> list[dict]:
         for _ in range(warmup + rounds):
             times["round"].append(runner.step())
             times["fit"].append(floor.step())
-        rows.append({"model": model_name, "sequences": len(floor._y),
+        rows.append({"model": model_name, "sequences": floor.examples,
                      **{k: statistics.median(v[warmup:]) for k, v in times.items()},
                      "epoch": statistics.median(floor.epoch_seconds[warmup:])})
     return rows
