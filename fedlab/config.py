@@ -100,6 +100,35 @@ class ShakespeareTffDatasetSchema:
 
 
 @dataclass
+class Cifar100DatasetSchema:
+    """TFF's federated CIFAR-100 (downloaded once into a cache folder)."""
+
+    _target_: str = "fedlab.data.cifar100.load_cifar100"
+    # Side of TFF's centre crop (24 as in Reddi et al. 2020; 32: the whole image).
+    crop_size: int = 24
+    cache_dir: str | None = None
+    max_test_clients: int | None = None
+
+
+@dataclass
+class StackOverflowDatasetSchema:
+    """TFF's Stack Overflow by user, next-word prediction (downloaded once into a cache folder)."""
+
+    _target_: str = "fedlab.data.stackoverflow.load_stackoverflow"
+    cache_dir: str | None = None
+    # The most frequent words (TFF's word counts) are the vocabulary; the rest share oov ids.
+    vocab_size: int = 10000
+    num_out_of_vocab_buckets: int = 1
+    sequence_length: int = 20
+    # Only the first this many of each client's sentences (in the database's order); null: all.
+    max_client_examples: int | None = None
+    # Test clients (the test split, in an order drawn from test_seed) are taken until their
+    # sentences reach this many: the held-out set; each one's sentences are its own test data.
+    test_examples: int = 10000
+    test_seed: int = 0
+
+
+@dataclass
 class ModelSchema:
     """A Keras model builder taking ``(input_shape, num_classes)``."""
 
@@ -403,6 +432,8 @@ def register_schemas() -> None:
     store.store(group="schema/dataset", name="emnist", node=EmnistDatasetSchema)
     store.store(group="schema/dataset", name="shakespeare", node=ShakespeareDatasetSchema)
     store.store(group="schema/dataset", name="shakespeare_tff", node=ShakespeareTffDatasetSchema)
+    store.store(group="schema/dataset", name="cifar100", node=Cifar100DatasetSchema)
+    store.store(group="schema/dataset", name="stackoverflow", node=StackOverflowDatasetSchema)
     store.store(group="schema/model", name="builder", node=ModelSchema)
     store.store(group="schema/aggregator", name="mean", node=MeanAggregatorSchema)
     store.store(group="schema/aggregator", name="learning", node=LearningAggregatorSchema)

@@ -86,3 +86,24 @@ def mlp(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
         ],
         name="mlp",
     )
+
+
+def resnet18(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
+    """TFF's ResNet-18 with group normalisation (its CIFAR-100 baseline, Reddi et al. 2020).
+
+    Built by ``tff.simulation.models.resnet_models.create_resnet18``, whose last layer applies a
+    softmax; here that layer outputs logits instead (same weights, same layers otherwise).
+    """
+    import tensorflow_federated as tff
+
+    built = tff.simulation.models.resnet_models.create_resnet18(
+        input_shape=tuple(input_shape), num_classes=num_classes)
+    last = built.layers[-1]
+
+    def logits_instead_of_softmax(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
+        config = layer.get_config()
+        if layer is last:
+            config["activation"] = "linear"
+        return layer.__class__.from_config(config)
+
+    return tf.keras.models.clone_model(built, clone_function=logits_instead_of_softmax)

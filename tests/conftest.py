@@ -212,6 +212,49 @@ def assert_same_weights(first_run: Path, second_run: Path) -> None:
     assert first.get_weights(), "a model without weights proves nothing"
 
 
+def feature(value):
+    """A tf.train.Feature holding ``value``: bytes/str, int(s) or float(s)."""
+    import numpy as np
+    import tensorflow as tf
+
+    values = np.ravel(np.asarray(value, dtype=object if isinstance(value, (str, bytes))
+                                 else None)).tolist()
+    if isinstance(values[0], (str, bytes)):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[v.encode() if isinstance(v, str) else v for v in values]))
+    if isinstance(values[0], int):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+
+def write_tff_database(path: Path, splits: dict[str, dict[str, list[dict]]]) -> None:
+    """A database in the on-disk layout of TFF's ``*.sqlite`` data sets.
+
+    ``splits[split][client_id]`` lists the client's examples, each a dict of feature values
+    stored as a serialized ``tf.train.Example`` (tables ``examples`` and ``client_metadata``).
+    """
+    import sqlite3
+
+    import tensorflow as tf
+
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "CREATE TABLE examples (split_name TEXT, client_id TEXT, serialized_example_proto BLOB)")
+    connection.execute(
+        "CREATE TABLE client_metadata (client_id TEXT, split_name TEXT, num_examples INTEGER)")
+    for split, clients in splits.items():
+        for client, examples in clients.items():
+            connection.execute("INSERT INTO client_metadata VALUES (?, ?, ?)",
+                               (client, split, len(examples)))
+            for example in examples:
+                proto = tf.train.Example(features=tf.train.Features(
+                    feature={name: feature(value) for name, value in example.items()}))
+                connection.execute("INSERT INTO examples VALUES (?, ?, ?)",
+                                   (split, client, proto.SerializeToString()))
+    connection.commit()
+    connection.close()
+
+
 @pytest.fixture
 def tiny(tmp_path):
     """A small run configuration writing into a fresh folder."""

@@ -1,11 +1,11 @@
 """Data sources and partitions."""
 
 import collections
-import sqlite3
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import write_tff_database
 
 from fedlab.data import emnist
 from fedlab.data.mnist import load_mnist, read_embedded_mnist
@@ -87,34 +87,18 @@ def _write_emnist_database(path, clients_per_split=2, examples_per_client=3,
     Writers ``f0000_14``, ``f0001_14``, ... hold examples in both the train and the test split
     (as in TFF's data). Returns each writer's test labels.
     """
-    connection = sqlite3.connect(path)
-    connection.execute(
-        "CREATE TABLE examples (split_name TEXT, client_id TEXT, serialized_example_proto BLOB)")
-    connection.execute(
-        "CREATE TABLE client_metadata (client_id TEXT, split_name TEXT, num_examples INTEGER)")
     rng = np.random.default_rng(0)
     prefix, classes = ("digits_only_", 10) if only_digits else ("all_", 62)
-    test_labels = {}
+    splits = {}
     for split in (f"{prefix}train", f"{prefix}test"):
         for c in range(clients_per_split):
-            client = f"f{c:04d}_14"
             count = examples_per_client + (c if split.endswith("test") else 0)
-            connection.execute("INSERT INTO client_metadata VALUES (?, ?, ?)",
-                               (client, split, count))
-            for _ in range(count):
-                label = int(rng.integers(classes))
-                if split.endswith("test"):
-                    test_labels.setdefault(client, []).append(label)
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    "pixels": tf.train.Feature(float_list=tf.train.FloatList(
-                        value=rng.random(28 * 28).tolist())),
-                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-                }))
-                connection.execute("INSERT INTO examples VALUES (?, ?, ?)",
-                                   (split, client, example.SerializeToString()))
-    connection.commit()
-    connection.close()
-    return test_labels
+            splits.setdefault(split, {})[f"f{c:04d}_14"] = [
+                {"pixels": rng.random(28 * 28).tolist(), "label": int(rng.integers(classes))}
+                for _ in range(count)]
+    write_tff_database(path, splits)
+    return {client: [e["label"] for e in examples]
+            for client, examples in splits[f"{prefix}test"].items()}
 
 
 def test_emnist_loader_parses_the_tff_database_format(tmp_path):

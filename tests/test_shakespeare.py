@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_same_weights, compose_config, deterministic_metrics
+from conftest import assert_same_weights, compose_config, deterministic_metrics, write_tff_database
 
 from fedlab.data import shakespeare
 from fedlab.errors import ConfigError, DataError
@@ -209,27 +209,11 @@ def test_central_training_on_text(tmp_path):
 
 def _write_tff_shakespeare(path, clients):
     """A tiny database in the on-disk format of TFF's shakespeare.sqlite."""
-    import sqlite3
-
-    import tensorflow as tf
-
-    connection = sqlite3.connect(path)
-    connection.execute(
-        "CREATE TABLE examples (split_name TEXT, client_id TEXT, serialized_example_proto BLOB)")
-    connection.execute(
-        "CREATE TABLE client_metadata (client_id TEXT, split_name TEXT, num_examples INTEGER)")
-    for client, splits in clients.items():
-        for split, snippets in splits.items():
-            connection.execute("INSERT INTO client_metadata VALUES (?, ?, ?)",
-                               (client, split, len(snippets)))
-            for snippet in snippets:
-                example = tf.train.Example(features=tf.train.Features(feature={
-                    "snippets": tf.train.Feature(bytes_list=tf.train.BytesList(
-                        value=[snippet.encode()]))}))
-                connection.execute("INSERT INTO examples VALUES (?, ?, ?)",
-                                   (split, client, example.SerializeToString()))
-    connection.commit()
-    connection.close()
+    splits = {}
+    for client, by_split in clients.items():
+        for split, snippets in by_split.items():
+            splits.setdefault(split, {})[client] = [{"snippets": s} for s in snippets]
+    write_tff_database(path, splits)
 
 
 def test_tffs_shakespeare_is_read_from_its_database_format(tmp_path):

@@ -1,9 +1,10 @@
 """Next-token prediction: token sequences and the next token at every position.
 
-The loss, metric and models are TFF's Shakespeare baseline's
-(``tff.simulation.baselines.shakespeare``): cross-entropy on logits over every position, and
-accuracy over the positions whose target is not padding (TFF's ``MaskedCategoricalAccuracy``,
-pad id 0), which is what ``eval_accuracy`` reports for text.
+The loss, metric and models are TFF's Shakespeare and Stack Overflow baselines'
+(``tff.simulation.baselines.shakespeare``, ``.stackoverflow``): cross-entropy on logits over
+every position, and accuracy over the positions whose target is not padding (TFF's
+``MaskedCategoricalAccuracy``, pad id 0; for Stack Overflow TFF's ``accuracy``, out-of-vocabulary
+and end-of-sentence targets included), which is what ``eval_accuracy`` reports for text.
 """
 
 from collections.abc import Sequence
@@ -64,4 +65,14 @@ def char_lstm_small(input_shape: Sequence[int], num_classes: int) -> tf.keras.Mo
     ], name="char_lstm_small")
 
 
-char_lstm.task_kinds = char_lstm_small.task_kinds = (NEXT_TOKEN.name,)
+def word_lstm(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
+    """TFF's Stack Overflow word model (Reddi et al. 2020): embedding 96, LSTM 670, logits.
+
+    ``num_classes`` is the whole vocabulary with its special tokens (pad, oov, bos, eos).
+    """
+    del input_shape  # the model takes sequences of any length
+    return _baselines.stackoverflow.word_prediction_models.create_recurrent_model(
+        vocab_size=num_classes)
+
+
+char_lstm.task_kinds = char_lstm_small.task_kinds = word_lstm.task_kinds = (NEXT_TOKEN.name,)
