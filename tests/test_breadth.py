@@ -53,7 +53,9 @@ IMAGE_MODELS = [m for m in group_options("model") if "next_token" not in accepte
 TEXT_MODELS = sorted(set(group_options("model")) - set(IMAGE_MODELS))
 
 
-@pytest.mark.parametrize("option", IMAGE_MODELS)
+# ResNet-18's 11 M parameters take about a minute here: in the slow run.
+@pytest.mark.parametrize("option", [
+    pytest.param(m, marks=pytest.mark.slow) if m == "resnet18" else m for m in IMAGE_MODELS])
 def test_every_image_model_trains_on_20px_images(tmp_path, option):
     run(small_config(tmp_path, f"model={option}", "dataset.image_size=20"))
     assert len(metrics(tmp_path)) == 2
