@@ -17,7 +17,8 @@ into ``--out`` (default ``<first folder>/report``):
 ``load_runs(folders)`` returns the per-round table as a pandas DataFrame, for notebooks.
 
 ``python -m fedlab.report --samples dataset=mnist`` instead draws the first 25 training images
-of a data set with their class names (``samples.png``).
+of a data set with their class names (``samples.png``); for token sequences
+(``dataset=shakespeare``) it writes them as text with their targets (``samples.txt``).
 """
 
 import argparse
@@ -608,8 +609,29 @@ def _write_markdown(out: Path, folders, runs: pd.DataFrame, readable: pd.DataFra
     (out / "report.md").write_text("\n".join(lines))
 
 
+def _first_examples(data, count: int = 25) -> list[tuple[np.ndarray, np.ndarray]]:
+    examples = []
+    for client_id in data.train.client_ids:
+        for element in data.train.create_tf_dataset_for_client(client_id):
+            examples.append((element["x"].numpy(), element["y"].numpy()))
+            if len(examples) == count:
+                return examples
+    return examples
+
+
+def decode_tokens(ids: np.ndarray, names: Sequence[str]) -> str:
+    """Token ids as text: padding dropped; characters joined as they are, words by spaces."""
+    tokens = [names[i] for i in ids if i != 0]
+    plain = [n for n in names[1:] if not (n.startswith("<") and n.endswith(">"))]
+    return ("" if max(map(len, plain), default=1) == 1 else " ").join(tokens)
+
+
 def draw_samples(overrides: Sequence[str], out: Path) -> Path:
-    """Draw the first 25 training images of the composed data set with their class names."""
+    """The composed data set's first 25 training examples, as a picture or as text.
+
+    Images are drawn with their class names (``samples.png``); token sequences are written as
+    text with their next-token targets (``samples.txt``).
+    """
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
@@ -620,24 +642,25 @@ def draw_samples(overrides: Sequence[str], out: Path) -> Path:
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
     data = instantiate(cfg.dataset)
-    examples = []
-    for client_id in data.train.client_ids:
-        for element in data.train.create_tf_dataset_for_client(client_id):
-            examples.append((element["x"].numpy(), int(element["y"])))
-            if len(examples) == 25:
-                break
-        if len(examples) == 25:
-            break
+    examples = _first_examples(data)
+    out.mkdir(parents=True, exist_ok=True)
+    if data.task != "image_classification":
+        path = out / "samples.txt"
+        lines = [f"first {len(examples)} training sequences: {cfg.dataset._target_}", ""]
+        for index, (x, y) in enumerate(examples, 1):
+            lines += [f"{index:2d} input : {decode_tokens(x, data.class_names)!r}",
+                      f"   target: {decode_tokens(y, data.class_names)!r}"]
+        path.write_text("\n".join(lines) + "\n")
+        return path
     fig = plt.figure(figsize=(8, 8))
     for index, (image, label) in enumerate(examples):
         axes = fig.add_subplot(5, 5, index + 1)
         axes.set_xticks([])
         axes.set_yticks([])
         axes.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
-        axes.set_xlabel(data.class_names[label])
+        axes.set_xlabel(data.class_names[int(label)])
     fig.suptitle(f"first {len(examples)} training images: {cfg.dataset._target_}")
     fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "samples.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -654,7 +677,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--target-accuracy", type=float, default=0.9,
                         help="accuracy whose first reaching round is reported (default 0.9)")
     parser.add_argument("--samples", action="store_true",
-                        help="draw 25 training images of the data set named by the overrides")
+                        help="draw 25 training images (or write 25 text sequences) of the data set "
+                             "named by the overrides")
     args = parser.parse_args(argv)
     try:
         if args.samples:

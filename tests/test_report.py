@@ -1,7 +1,9 @@
 """The report command on fabricated runs (exact numbers), a real sweep, and bad folders."""
 
+import ast
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -120,6 +122,21 @@ def test_report_on_a_real_two_run_sweep(tmp_path):
 def test_samples_grid_is_drawn(tmp_path):
     assert report.main(["--samples", "dataset=synthetic", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "samples.png").stat().st_size > 0
+
+
+def test_text_samples_are_written_as_text_with_their_targets(tmp_path):
+    assert report.main(["--samples", "dataset=shakespeare", "dataset.plays=[macbeth]",
+                        "--out", str(tmp_path)]) == 0
+    lines = (tmp_path / "samples.txt").read_text().splitlines()
+    text, target = (ast.literal_eval(line.split(": ", 1)[1]) for line in lines[2:4])
+    assert text.startswith("<bos>When shall we three meet again\nIn thunder")  # Macbeth, I.1
+    assert text == "<bos>" + target  # a short speech: the targets are the inputs moved by one
+    assert len([line for line in lines if "input :" in line]) == 25
+
+
+def test_decoded_words_are_joined_by_spaces_and_characters_are_not():
+    assert report.decode_tokens(np.array([3, 1, 2, 0]), ["<pad>", "a", "b", "<bos>"]) == "<bos>ab"
+    assert report.decode_tokens(np.array([1, 2, 0]), ["<pad>", "how", "do"]) == "how do"
 
 
 def paired_sweep(root, deltas, upload_bits=None):

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from conftest import assert_same_weights, compose_config, deterministic_metrics, write_tff_database
 
+from fedlab import report
 from fedlab.data import shakespeare
 from fedlab.errors import ConfigError, DataError
 from fedlab.run import run
@@ -127,7 +128,10 @@ TEXT = ["dataset=shakespeare", "dataset.plays=[macbeth]", "model=char_lstm_small
 
 
 def test_two_rounds_on_text_write_the_usual_columns_and_client_sizes(tmp_path):
-    run(compose_config(TEXT, tmp_path))
+    from omegaconf import OmegaConf
+
+    cfg = compose_config(TEXT, tmp_path)
+    run(cfg)
     table = pd.read_csv(tmp_path / "metrics.csv")
     assert table["round"].tolist() == [1, 2]
     assert table["eval_accuracy"].between(0, 1).all() and table["train_loss"].notna().all()
@@ -137,6 +141,13 @@ def test_two_rounds_on_text_write_the_usual_columns_and_client_sizes(tmp_path):
     assert sizes["client"].str.startswith("macbeth/").all()
     client_eval = pd.read_csv(tmp_path / "client_eval.csv")
     assert client_eval["accuracy"].between(0, 1).all()
+    # The report reads a text run as any other (the config where Hydra would have saved it).
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    report.make_report([tmp_path], tmp_path / "report", target_accuracy=0.0)
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv")
+    assert runs["final_eval_accuracy"].tolist() == [table["eval_accuracy"].iloc[-1]]
+    assert (tmp_path / "report" / "eval_accuracy.png").exists()
 
 
 def test_masked_accuracy_leaves_padding_out():
