@@ -2,6 +2,7 @@
 
     uv run python benchmarks/round_overhead.py [--rounds 20] [--long-rounds 300]
         [--cross-device-rounds 5] [--cross-device-only] [--startup-runs 3] [--model-passes]
+        [--text-startup 3]
         [--memory-rounds 300 --subrounds 0 20] [--memory-only] [--isolation-rounds 20]
         [--text-rounds 10]
 
@@ -557,6 +558,9 @@ def main() -> None:
     parser.add_argument("--isolation-rounds", type=int, default=0,
                         help="time this many rounds through the isolated worker's Unix socket "
                              "against a worker's TCP port directly, and stop")
+    parser.add_argument("--text-startup", type=int, default=0,
+                        help="launch a Shakespeare run (char_lstm, 1 round) this many times "
+                             "cold and warm, then one of 20 rounds for its memory, and stop")
     parser.add_argument("--startup-runs", type=int, default=0,
                         help="launch the default run (1 round) this many times first and print "
                              "when each start-up phase ended")
@@ -577,6 +581,23 @@ def main() -> None:
                 print(f"  {r['model']:<16} round {r['round']:.3f} s, fit {r['fit']:.3f} s, "
                       f"ratio {r['round'] / r['fit']:.2f}; epoch in fit {r['epoch']:.3f} s "
                       f"({r['sequences']} sequences)", flush=True)
+        return
+    if args.text_startup:
+        text = ("dataset=shakespeare", "model=char_lstm")
+        for cache, rows in startup_breakdown(args.text_startup, text).items():
+            print(f"start-up of `python -m fedlab {' '.join(text)} schedule.rounds=1`, {cache} "
+                  f"computation cache (s after launch; {args.text_startup} launches "
+                  "interleaved, medians):")
+            for phase in [p for p, _ in STARTUP_PHASES] + ["first round", "exit"]:
+                values = [r[phase] for r in rows if phase in r]
+                print(f"  {phase:<30} {statistics.median(values):6.2f}  "
+                      f"({', '.join(f'{v:.2f}' for v in values)})", flush=True)
+        r = memory_run(20, (*text, "schedule.eval_every=5"))
+        print(f"memory of `python -m fedlab {' '.join(text)} schedule.rounds=20 "
+              f"schedule.eval_every=5`: peak python {r['python peak MiB']:.0f} + worker "
+              f"{r['worker peak MiB']:.0f} MiB, peak of the sum {r['sum peak MiB']:.0f} MiB; "
+              f"median sum while rounds 6-10 ran {r['warm MiB']:.0f}, while rounds 16-20 ran "
+              f"{r['end MiB']:.0f} (median round {r['median round s']:.2f} s)", flush=True)
         return
     if args.isolation_rounds:
         print(f"isolation: {args.isolation_rounds} rounds per figure (interleaved, medians)")
