@@ -42,7 +42,10 @@ from fedlab.resume import METRICS_FILE, SUMMARY_FILE  # noqa: E402
 RUN_MARKER = Path(".hydra") / "config.yaml"
 REQUIRED_COLUMNS = ("round", "train_loss", "eval_accuracy", "eval_loss", "bits_up_cumulative")
 SEED_KEYS = ("schedule.seed",)
-FIGURES = ("final_eval_accuracy", "best_eval_accuracy", "final_eval_loss", "rounds_to_target",
+# The report's final accuracy also as the mean of the last this many evaluations (--last-k).
+LAST_K = 3
+FIGURES = ("final_eval_accuracy", "final_eval_accuracy_last_k", "final_eval_accuracy_se",
+           "best_eval_accuracy", "final_eval_loss", "rounds_to_target",
            "uploaded_MiB", "training_seconds", "final_client_accuracy_mean",
            "final_client_accuracy_p10", "dp_epsilon", "sim_seconds_to_target",
            "sim_seconds_total")
@@ -104,11 +107,16 @@ def _status(metrics: pd.DataFrame | None, summary: dict) -> tuple[str, str]:
     return "completed", ""
 
 
-def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame | None]:
+def load_run(run_dir: Path, target_accuracy: float, last_k: int = LAST_K
+             ) -> tuple[dict, pd.DataFrame | None]:
     """One row of figures for ``run_dir`` and its metrics table (``None`` if unreadable).
 
     The figures are filled in for completed and failed runs, and for incomplete runs whose
-    metrics table has every required column.
+    metrics table has every required column. ``final_eval_accuracy_last_k`` is the mean of the
+    last ``last_k`` evaluations' accuracy; ``final_eval_accuracy_se`` the binomial standard
+    error of the final accuracy, sqrt(p (1 - p) / n), over the n predictions the held-out set
+    scores (``held_out_predictions`` in summary.json; for text, characters of one sequence are
+    not independent, so it understates the error there).
     """
     metrics_path = run_dir / METRICS_FILE
     try:
@@ -133,6 +141,10 @@ def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame 
             row.update(
                 rounds_completed=int(metrics["round"].max()),
                 final_eval_accuracy=last.get("eval_accuracy", np.nan),
+                final_eval_accuracy_last_k=evaluated["eval_accuracy"].tail(last_k).mean(),
+                final_eval_accuracy_se=binomial_standard_error(
+                    last.get("eval_accuracy", np.nan),
+                    (summary.get("provenance") or {}).get("held_out_predictions")),
                 best_eval_accuracy=evaluated["eval_accuracy"].max(),
                 final_eval_loss=last.get("eval_loss", np.nan),
                 rounds_to_target=int(reached["round"].iloc[0]) if len(reached) else np.nan,
@@ -151,6 +163,13 @@ def load_run(run_dir: Path, target_accuracy: float) -> tuple[dict, pd.DataFrame 
                 if len(scored):
                     row.update({f"final_{c}": scored[c].iloc[-1] for c in CLIENT_COLUMNS})
     return row, metrics
+
+
+def binomial_standard_error(accuracy: float, predictions: int | None) -> float:
+    """sqrt(p (1 - p) / n): the sampling error of an accuracy over n independent predictions."""
+    if not predictions or accuracy is None or np.isnan(accuracy):
+        return np.nan
+    return float(np.sqrt(accuracy * (1 - accuracy) / predictions))
 
 
 def varying_columns(runs: pd.DataFrame) -> list[str]:
@@ -465,6 +484,7 @@ def readable_summary(summary: pd.DataFrame, group_columns: list[str]) -> pd.Data
     """The summary as 'mean ± std' strings, for printing and markdown."""
     table = summary[group_columns or ["group"]].copy()
     table["final eval acc"] = _mean_std(summary, "final_eval_accuracy", 4)
+    table["last-k eval acc"] = _mean_std(summary, "final_eval_accuracy_last_k", 4)
     table["best eval acc"] = _mean_std(summary, "best_eval_accuracy", 4)
     table["final eval loss"] = _mean_std(summary, "final_eval_loss", 4)
     table["uploaded MiB"] = _mean_std(summary, "uploaded_MiB", 1)
@@ -483,7 +503,7 @@ def readable_summary(summary: pd.DataFrame, group_columns: list[str]) -> pd.Data
     return table
 
 
-def collect_runs(folders: Sequence[Path], target_accuracy: float = 0.9):
+def collect_runs(folders: Sequence[Path], target_accuracy: float = 0.9, last_k: int = LAST_K):
     """Every run below ``folders``: the runs table, their metrics, group and seed columns.
 
     Returns:
@@ -493,7 +513,7 @@ def collect_runs(folders: Sequence[Path], target_accuracy: float = 0.9):
     """
     rows, metrics = [], {}
     for run_dir in find_runs(folders):
-        row, table = load_run(run_dir, target_accuracy)
+        row, table = load_run(run_dir, target_accuracy, last_k)
         rows.append(row)
         if table is not None:
             metrics[row["run"]] = table
@@ -521,7 +541,7 @@ def rounds_table(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame],
 
 
 def load_runs(folders: Path | str | Sequence[Path | str],
-              target_accuracy: float = 0.9) -> pd.DataFrame:
+              target_accuracy: float = 0.9, last_k: int = LAST_K) -> pd.DataFrame:
     """One row per run and round of every run below ``folders``, as ``rounds.csv`` holds it.
 
     The columns are ``run``, ``status``, the config columns that vary between the runs (as in
@@ -534,7 +554,7 @@ def load_runs(folders: Path | str | Sequence[Path | str],
     if isinstance(folders, str | Path):
         folders = [folders]
     runs, metrics, group_columns, seed_columns = collect_runs(
-        [Path(f) for f in folders], target_accuracy)
+        [Path(f) for f in folders], target_accuracy, last_k)
     return rounds_table(runs, metrics, group_columns + seed_columns)
 
 
@@ -555,9 +575,10 @@ def held_out_warnings(runs: pd.DataFrame, group_columns: list[str]) -> list[str]
     return warnings
 
 
-def make_report(folders: Sequence[Path], out: Path, target_accuracy: float) -> pd.DataFrame:
+def make_report(folders: Sequence[Path], out: Path, target_accuracy: float,
+                last_k: int = LAST_K) -> pd.DataFrame:
     """Write every table, plot and report.md into ``out``; return the readable summary."""
-    runs, metrics, group_columns, seed_columns = collect_runs(folders, target_accuracy)
+    runs, metrics, group_columns, seed_columns = collect_runs(folders, target_accuracy, last_k)
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
     rounds_table(runs, metrics, group_columns + seed_columns).to_csv(out / "rounds.csv",
@@ -574,19 +595,21 @@ def make_report(folders: Sequence[Path], out: Path, target_accuracy: float) -> p
     plots = plot_groups(runs, completed, group_columns, out) if completed else []
     readable = readable_summary(summary, group_columns) if len(summary) else pd.DataFrame()
     _write_markdown(out, folders, runs, readable, plots, target_accuracy, group_columns,
-                    paired, warnings)
+                    paired, warnings, last_k)
     return readable
 
 
 def _write_markdown(out: Path, folders, runs: pd.DataFrame, readable: pd.DataFrame,
                     plots: list[str], target_accuracy: float, group_columns: list[str],
-                    paired: pd.DataFrame, warnings: list[str]) -> None:
+                    paired: pd.DataFrame, warnings: list[str], last_k: int = LAST_K) -> None:
     lines = ["# fedlab report", "",
              f"Runs under: {', '.join(f'`{f}`' for f in folders)}. "
              f"{(runs['status'] == 'completed').sum()} completed of {len(runs)}. "
              f"Accuracy is measured on held-out data; 'rounds to target' is the first round "
              f"with eval accuracy >= {target_accuracy} ('sim s to target': the simulated time "
-             "when it was reached, runs with simulated clients). Mean ± std over seeds.", ""]
+             "when it was reached, runs with simulated clients). Mean ± std over seeds. "
+             f"'last {last_k}': the mean of a run's last {last_k} evaluations; 'se': the "
+             "binomial standard error of its final accuracy on the held-out set.", ""]
     lines += [f"**Warning: {w}.**" for w in warnings] + ([""] if warnings else [])
     if len(readable):
         lines += ["## Summary", "", readable.to_markdown(index=False), ""]
@@ -603,7 +626,8 @@ def _write_markdown(out: Path, folders, runs: pd.DataFrame, readable: pd.DataFra
                   .fillna("").to_markdown(index=False),
                   ""]
     lines += [f"![{p}]({p})" for p in plots] + [""]
-    shown = ["run", "status", *group_columns, "final_eval_accuracy", "uploaded_MiB", "note"]
+    shown = ["run", "status", *group_columns, "final_eval_accuracy", "final_eval_accuracy_se",
+             "final_eval_accuracy_last_k", "uploaded_MiB", "note"]
     shown = [c for c in shown if c in runs]
     lines += ["## Runs", "", runs[shown].to_markdown(index=False, floatfmt=".4f"), ""]
     (out / "report.md").write_text("\n".join(lines))
@@ -676,6 +700,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (default: <first>/report)")
     parser.add_argument("--target-accuracy", type=float, default=0.9,
                         help="accuracy whose first reaching round is reported (default 0.9)")
+    parser.add_argument("--last-k", type=int, default=LAST_K,
+                        help=f"final accuracy also as the mean of the last K evaluations "
+                             f"(default {LAST_K})")
     parser.add_argument("--samples", action="store_true",
                         help="draw 25 training images (or write 25 text sequences) of the data set "
                              "named by the overrides")
@@ -689,7 +716,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ReportError("name at least one run or multirun folder")
         folders = [Path(item) for item in args.items]
         out = args.out or folders[0] / "report"
-        readable = make_report(folders, out, args.target_accuracy)
+        if args.last_k < 1:
+            raise ReportError(f"--last-k must be at least 1, got {args.last_k}")
+        readable = make_report(folders, out, args.target_accuracy, args.last_k)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

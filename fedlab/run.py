@@ -140,6 +140,7 @@ def run(cfg: DictConfig, executor=None) -> float:
             data.client_sizes.to_csv(run_dir / CLIENT_SIZES_FILE, index=False)
         task = Task.for_data(build(cfg.model, "model"), data.input_shape, data.num_classes,
                              data.task, cfg.dataset._target_)
+        record.update(held_out_predictions=task.kind.predictions(data.test_y))
         try:
             initial_model = task.keras_model(seed=schedule.seed)
         except ValueError as error:

@@ -80,6 +80,27 @@ def test_report_on_fabricated_runs_has_exact_figures(tmp_path):
     assert "0.8000 ± 0.1414" in page and "![eval_accuracy.png](eval_accuracy.png)" in page
 
 
+def test_last_k_means_and_sampling_errors_against_hand_computation(tmp_path):
+    fabricate_run(tmp_path / "0", "fedavg_cnn", "mean", 0, [0.5, 0.8, 0.9, 0.6],
+                  summary_extra=None)
+    summary = json.loads((tmp_path / "0" / "summary.json").read_text())
+    summary["provenance"]["held_out_predictions"] = 1000
+    (tmp_path / "0" / "summary.json").write_text(json.dumps(summary))
+    fabricate_run(tmp_path / "1", "fedavg_cnn", "mean", 1, [0.5, float("nan"), 0.7, float("nan")])
+    for last_k, expected in ((3, (0.8 + 0.9 + 0.6) / 3), (2, (0.9 + 0.6) / 2), (1, 0.6)):
+        out = tmp_path / f"out{last_k}"
+        assert report.main([str(tmp_path / "0"), str(tmp_path / "1"), "--out", str(out),
+                            "--last-k", str(last_k)]) == 0
+        runs = pd.read_csv(out / "runs.csv").set_index("schedule.seed")
+        assert runs.loc[0, "final_eval_accuracy_last_k"] == pytest.approx(expected, abs=1e-12)
+    assert runs.loc[0, "final_eval_accuracy_se"] == pytest.approx((0.6 * 0.4 / 1000) ** 0.5)
+    assert np.isnan(runs.loc[1, "final_eval_accuracy_se"])  # no held_out_predictions recorded
+    runs = pd.read_csv(tmp_path / "out2" / "runs.csv").set_index("schedule.seed")
+    assert runs.loc[1, "final_eval_accuracy_last_k"] == pytest.approx(0.6)  # rounds 1 and 3
+    assert "last 2" in (tmp_path / "out2" / "report.md").read_text()
+    assert report.main([str(tmp_path / "0"), "--last-k", "0"]) == 1
+
+
 def test_runs_with_other_metric_columns_are_reported_incomplete(tmp_path):
     fabricate_run(tmp_path / "a", "simple_cnn", "mean", 0, [0.5, 0.6])
     fabricate_run(tmp_path / "b", "simple_cnn", "mean", 1, [0.5, 0.6],

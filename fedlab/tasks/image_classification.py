@@ -24,7 +24,12 @@ def example_scores(y: np.ndarray, logits: np.ndarray
     return losses, correct, np.ones_like(correct)
 
 
+def predictions(y: np.ndarray) -> int:
+    """One prediction per image."""
+    return len(y)
+
+
 IMAGE_CLASSIFICATION = TaskKind(
     name="image_classification",
     what="image classification (images and class labels)",
-    loss=loss, metrics=metrics, example_scores=example_scores)
+    loss=loss, metrics=metrics, example_scores=example_scores, predictions=predictions)

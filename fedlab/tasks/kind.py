@@ -19,7 +19,8 @@ class TaskKind:
     Keras loss on the model's logits; ``metrics()`` the Keras metrics, the first named
     ``ACCURACY``; ``example_scores(y, logits)`` gives per example its loss, its correct
     predictions and how many predictions count (1 for a label, the non-pad tokens of a
-    sequence), for client-level evaluation.
+    sequence), for client-level evaluation; ``predictions(y)`` how many predictions the
+    targets ``y`` ask for (the sampling error of an accuracy is over these).
     """
 
     name: str
@@ -27,3 +28,4 @@ class TaskKind:
     loss: Callable[..., tf.keras.losses.Loss]
     metrics: Callable[[], list[tf.keras.metrics.Metric]]
     example_scores: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    predictions: Callable[[np.ndarray], int]

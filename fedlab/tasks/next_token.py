@@ -39,10 +39,15 @@ def example_scores(y: np.ndarray, logits: np.ndarray
     return losses.mean(axis=1), correct, counted.sum(axis=1).astype(np.float64)
 
 
+def predictions(y: np.ndarray) -> int:
+    """One prediction per non-pad target token."""
+    return int(np.count_nonzero(y != PAD))
+
+
 NEXT_TOKEN = TaskKind(
     name="next_token",
     what="next-token prediction (token sequences)",
-    loss=loss, metrics=metrics, example_scores=example_scores)
+    loss=loss, metrics=metrics, example_scores=example_scores, predictions=predictions)
 
 
 def char_lstm(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
