@@ -402,6 +402,17 @@ class ObjectiveSchema:
 
 
 @dataclass
+class MlflowLoggerSchema:
+    """``logger=mlflow``: where and under which experiment the runs are tracked."""
+
+    _target_: str = "fedlab.tracking.MlflowLogger"
+    # A folder (a local file store, relative to where fedlab is launched) or a server URI.
+    tracking_uri: str = "mlruns"
+    # null: the sweep folder for a sweep's runs, "fedlab" for a single run.
+    experiment_name: str | None = None
+
+
+@dataclass
 class FedlabSchema:
     """The top level of a composed run configuration."""
 
@@ -413,6 +424,7 @@ class FedlabSchema:
     optimizer: Any = MISSING
     callbacks: Any = MISSING
     clients: Any = MISSING
+    logger: Any = None
     schedule: ScheduleSchema = field(default_factory=ScheduleSchema)
     executor: Any = MISSING
     run_dir: str = MISSING
@@ -433,6 +445,7 @@ def register_schemas() -> None:
     store.store(group="schema/dataset", name="shakespeare", node=ShakespeareDatasetSchema)
     store.store(group="schema/dataset", name="shakespeare_tff", node=ShakespeareTffDatasetSchema)
     store.store(group="schema/dataset", name="cifar100", node=Cifar100DatasetSchema)
+    store.store(group="schema/logger", name="mlflow", node=MlflowLoggerSchema)
     store.store(group="schema/dataset", name="stackoverflow", node=StackOverflowDatasetSchema)
     store.store(group="schema/model", name="builder", node=ModelSchema)
     store.store(group="schema/aggregator", name="mean", node=MeanAggregatorSchema)

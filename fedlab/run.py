@@ -11,7 +11,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fedlab import hparams, provenance
+from fedlab import hparams, provenance, tracking
 from fedlab.callbacks import METRICS_FILE
 from fedlab.computation_cache import ProcessCache, config_fingerprint
 from fedlab.data import FederatedData
@@ -156,16 +156,18 @@ def run(cfg: DictConfig, executor=None) -> float:
         figures = trainer.train(task, data, schedule, run_dir, initial_model,
                                 process_cache=cache)
     except FedlabError as error:
-        write_summary(run_dir, {"status": "failed", "error": str(error),
-                                "provenance": {**record, "ended_at": provenance.now()}})
+        tracking.finish(run_dir, write_summary(run_dir, {
+            "status": "failed", "error": str(error),
+            "provenance": {**record, "ended_at": provenance.now()}}))
         raise
     except KeyboardInterrupt:
-        write_summary(run_dir, {"status": "interrupted",
-                                "provenance": {**record, "ended_at": provenance.now()}})
+        tracking.finish(run_dir, write_summary(run_dir, {
+            "status": "interrupted", "provenance": {**record, "ended_at": provenance.now()}}))
         raise
     except Exception as error:  # a bug or a library failure: still leave a record, then raise
-        write_summary(run_dir, {"status": "failed", "error": f"{type(error).__name__}: {error}",
-                                "provenance": {**record, "ended_at": provenance.now()}})
+        tracking.finish(run_dir, write_summary(run_dir, {
+            "status": "failed", "error": f"{type(error).__name__}: {error}",
+            "provenance": {**record, "ended_at": provenance.now()}}))
         raise
     signal_number = figures.pop("interrupted_signal", None)
     summary = write_summary(run_dir, {
@@ -177,6 +179,7 @@ def run(cfg: DictConfig, executor=None) -> float:
     })
     if cfg.tensorboard:
         hparams.write(run_dir, run_config, summary)
+    tracking.finish(run_dir, summary)
     if signal_number is not None:
         raise Interrupted(f"{summary['stopped_early']}; results so far in {run_dir}; run the "
                           "same command again to resume", signal_number)
