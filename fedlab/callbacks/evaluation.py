@@ -20,31 +20,44 @@ class HeldOutEvaluation(Callback):
     """``eval_loss``, ``eval_accuracy`` (and ``eval_seconds``) on every held-out example.
 
     Runs every ``every`` rounds and after the schedule's last round, centrally with Keras: the
-    exact figures over the whole test set, without client sampling noise.
+    exact figures over the whole test set, without client sampling noise. With
+    ``split="validation"`` the same on the data set's validation set (``val_loss``,
+    ``val_accuracy``, ``val_seconds``), and nothing when it has none.
     """
 
-    def __init__(self, every: int = 1):
-        """Evaluate every ``every`` rounds."""
-        self.every = every
+    PREFIXES = {"test": "eval", "validation": "val"}
+
+    def __init__(self, every: int = 1, split: str = "test"):
+        """Evaluate every ``every`` rounds on ``split`` (``test`` or ``validation``)."""
+        if split not in self.PREFIXES:
+            raise ValueError(f"split must be one of {', '.join(self.PREFIXES)}, got {split!r}")
+        self.every, self.split, self.prefix = every, split, self.PREFIXES[split]
         self._model: tf.keras.Model | None = None
-        self._test: tf.data.Dataset | None = None
+        self._examples: tf.data.Dataset | None = None
 
     def on_train_start(self, context: TrainingContext) -> None:
-        """Compile the evaluation model and cache the test set."""
+        """Compile the evaluation model and cache the examples."""
+        data = context.data
+        x, y = ((data.test_x, data.test_y) if self.split == "test"
+                else (data.validation_x, data.validation_y))
+        if x is None:
+            return
         self._model = context.task.compiled_keras_model()
-        self._test = tf.data.Dataset.from_tensor_slices(
-            (context.data.test_x, context.data.test_y)).batch(500).cache()
+        self._examples = tf.data.Dataset.from_tensor_slices((x, y)).batch(500).cache()
 
     def on_round_end(self, context: TrainingContext, round_num: int, result, row) -> None:
-        """Add the held-out figures (NaN on rounds without evaluation)."""
-        row.update(eval_loss=np.nan, eval_accuracy=np.nan, eval_seconds=np.nan)
+        """Add the figures (NaN on rounds without evaluation)."""
+        if self._examples is None:
+            return
+        names = [f"{self.prefix}_{n}" for n in ("loss", "accuracy", "seconds")]
+        row.update(dict.fromkeys(names, np.nan))
         if not _due(self.every, round_num, context):
             return
         started = time.perf_counter()
         context.model_weights().assign_weights_to(self._model)
-        result = self._model.evaluate(self._test, verbose=0, return_dict=True)
-        row.update(eval_loss=float(result["loss"]), eval_accuracy=float(result[ACCURACY]),
-                   eval_seconds=time.perf_counter() - started)
+        result = self._model.evaluate(self._examples, verbose=0, return_dict=True)
+        row.update(zip(names, (float(result["loss"]), float(result[ACCURACY]),
+                               time.perf_counter() - started), strict=True))
 
 
 class ClientEvaluation(Callback):

@@ -40,6 +40,16 @@ class FederatedData:
     task: str = "image_classification"
     # One row per client describing its size (written to the run folder), when the source has it.
     client_sizes: pd.DataFrame | None = None
+    # A validation set carved from the training data (fedlab.data.validation), for selection.
+    validation_x: np.ndarray | None = None
+    validation_y: np.ndarray | None = None
+
+    @property
+    def validation_set_sha256(self) -> str | None:
+        """SHA-256 of the validation examples and labels, if there are any."""
+        if self.validation_x is None:
+            return None
+        return array_sha256([self.validation_x, self.validation_y])
 
     @property
     def test_set_sha256(self) -> str:
@@ -188,6 +198,10 @@ class ArrayClientData(tff.simulation.datasets.ClientData):
     def client_ids(self) -> list[str]:
         """The clients' ids, in the order their rows are stacked."""
         return self._client_ids
+
+    def arrays(self, client_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """A client's examples and labels."""
+        return self._clients[client_id]
 
     @property
     def element_type_structure(self):
