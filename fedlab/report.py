@@ -237,7 +237,7 @@ def pareto_front(upload: pd.Series, accuracy: pd.Series) -> pd.Series:
 
 
 def paired_comparisons(runs: pd.DataFrame, factors: list[str],
-                       pairing_columns: list[str]) -> pd.DataFrame:
+                       pairing_columns: list[str], pooled: bool = False) -> pd.DataFrame:
     """Mean paired differences ``a - b`` between the levels of each factor, with a t interval.
 
     For a factor (a config column that varies) and two of its levels a and b, runs are paired
@@ -245,8 +245,11 @@ def paired_comparisons(runs: pd.DataFrame, factors: list[str],
     figure of ``PAIRED_FIGURES`` gets the mean difference over the pairs where both runs have
     it, its 95 % confidence interval (t distribution, n - 1 degrees of freedom) and a verdict.
     A pair of levels with no run in common is listed with n = 0 and "unpaired". The comparison
-    is made over all pairs (``within`` empty) and, for every other factor, within each of its
-    levels (``within`` = "model=simple_cnn"). A group's own settings belong to its level:
+    is made within each level of every other factor (``within`` = "model=simple_cnn"): the
+    pairs of one comparison are then distinct runs, not the same runs counted again. Pairs
+    pooled over the other factors' levels come only with ``pooled`` (``within`` = "pooled over
+    model"); with a single factor the comparison is over all pairs (``within`` empty). A group's
+    own settings belong to its level:
     ``algorithm.proximal_strength`` makes ``fedprox (proximal_strength=0.1)`` a level of the
     ``algorithm`` factor, not a factor of its own.
     """
@@ -256,7 +259,12 @@ def paired_comparisons(runs: pd.DataFrame, factors: list[str],
         completed[factor] = _level_labels(completed, factor, pairing_columns)
     pairing_columns = [c for c in pairing_columns if c in factors or "." not in c
                        or c.split(".", 1)[0] not in factors]
-    tables = [_paired(completed, factors, pairing_columns).assign(within="")]
+    tables = []
+    if len(factors) == 1 or pooled:
+        for factor in factors:
+            others = [f for f in factors if f != factor]
+            tables.append(_paired(completed, [factor], pairing_columns).assign(
+                within=f"pooled over {', '.join(others)}" if others else ""))
     for stratum in factors:
         for level, members in completed.groupby(completed[stratum].astype(str)):
             others = [f for f in factors if f != stratum]
@@ -308,9 +316,11 @@ def _interval(differences: pd.Series, a: str, b: str) -> dict:
     if n == 0:
         return {"n": 0, "verdict": "unpaired: no runs agree on everything else"}
     mean = float(differences.mean())
-    if n == 1:
-        return {"mean_diff": mean, "n": 1, "verdict": f"n=1: difference {_fmt(mean, '+')}, "
-                                                      "no interval"}
+    if n < 3:  # an interval from one or two pairs says nothing: show the differences
+        listed = ", ".join(_fmt(float(d), "+") for d in differences)
+        return {"mean_diff": mean, "n": n,
+                "verdict": f"n={n}: difference{'s' if n > 1 else ''} {listed}, no interval "
+                           "(fewer than 3 pairs)"}
     sd = float(differences.std(ddof=1))
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / np.sqrt(n))
     low, high = mean - half, mean + half
@@ -589,7 +599,7 @@ def held_out_warnings(runs: pd.DataFrame, group_columns: list[str]) -> list[str]
 
 
 def make_report(folders: Sequence[Path], out: Path, target_accuracy: float,
-                last_k: int = LAST_K) -> pd.DataFrame:
+                last_k: int = LAST_K, pooled: bool = False) -> pd.DataFrame:
     """Write every table, plot and report.md into ``out``; return the readable summary."""
     runs, metrics, group_columns, seed_columns = collect_runs(folders, target_accuracy, last_k)
     out.mkdir(parents=True, exist_ok=True)
@@ -598,7 +608,7 @@ def make_report(folders: Sequence[Path], out: Path, target_accuracy: float,
                                                                        index=False)
     summary = summarize(runs, group_columns)
     summary.to_csv(out / "summary.csv", index=False)
-    paired = paired_comparisons(runs, group_columns, group_columns + seed_columns)
+    paired = paired_comparisons(runs, group_columns, group_columns + seed_columns, pooled)
     paired.to_csv(out / "paired.csv", index=False)
     warnings = held_out_warnings(runs, group_columns)
     for warning in warnings:
@@ -637,7 +647,9 @@ def _write_markdown(out: Path, folders, runs: pd.DataFrame, readable: pd.DataFra
         lines += ["## Paired comparisons", "",
                   "Runs that agree on every other setting (seed included) are paired; the "
                   "difference is a - b, with a 95 % t confidence interval over the n pairs "
-                  "('within': the pairs of one level of another factor only).", "",
+                  "('within': the pairs of one level of another factor only; 'pooled over': "
+                  "pairs from every level of the others, on request). Fewer than 3 pairs "
+                  "give the differences, not an interval.", "",
                   paired[["factor", "within", "a", "b", "metric", "n", "verdict"]]
                   .fillna("").to_markdown(index=False),
                   ""]
@@ -673,15 +685,15 @@ def draw_samples(overrides: Sequence[str], out: Path) -> Path:
     text with their next-token targets (``samples.txt``).
     """
     from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
 
     from fedlab.config import register_schemas
+    from fedlab.run import load_dataset
 
     register_schemas()
     conf_dir = Path(__file__).resolve().parent.parent / "conf"
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
-    data = instantiate(cfg.dataset)
+    data = load_dataset(cfg.dataset)
     examples = _first_examples(data)
     out.mkdir(parents=True, exist_ok=True)
     if data.task != "image_classification":
@@ -719,6 +731,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--last-k", type=int, default=LAST_K,
                         help=f"final accuracy also as the mean of the last K evaluations "
                              f"(default {LAST_K})")
+    parser.add_argument("--pooled", action="store_true",
+                        help="also compare each factor's levels over all pairs, pooled over "
+                             "the other factors' levels (labelled so)")
     parser.add_argument("--samples", action="store_true",
                         help="draw 25 training images (or write 25 text sequences) of the data set "
                              "named by the overrides")
@@ -734,7 +749,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = args.out or folders[0] / "report"
         if args.last_k < 1:
             raise ReportError(f"--last-k must be at least 1, got {args.last_k}")
-        readable = make_report(folders, out, args.target_accuracy, args.last_k)
+        readable = make_report(folders, out, args.target_accuracy, args.last_k, args.pooled)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

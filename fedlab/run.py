@@ -97,6 +97,16 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
     return summary
 
 
+def load_dataset(node: DictConfig) -> FederatedData:
+    """The ``dataset`` config's data: its loader's output, with the validation set carved."""
+    split_keys = ("validation_fraction", "validation_seed")
+    loader = OmegaConf.create({  # the loader's own arguments (interpolations resolved)
+        k: v for k, v in OmegaConf.to_container(node, resolve=True).items()
+        if k not in split_keys})
+    return with_validation(build(loader, "dataset"), node.get("validation_fraction", 0.0),
+                           node.get("validation_seed", 0))
+
+
 def shaping_config(record: dict) -> dict:
     """The nodes of a resolved configuration ``record`` that shape the learning process."""
     config = OmegaConf.create(record)
@@ -139,12 +149,7 @@ def run(cfg: DictConfig, executor=None) -> float:
         validate_schedule(schedule)
         trainer = build(cfg.trainer, "trainer",
                         **({} if executor is None else {"executor": executor}))
-        loader = OmegaConf.create({  # the loader's own arguments (interpolations resolved)
-            k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
-            if k not in ("validation_fraction", "validation_seed")})
-        data: FederatedData = with_validation(
-            build(loader, "dataset"), cfg.dataset.get("validation_fraction", 0.0),
-            cfg.dataset.get("validation_seed", 0))
+        data = load_dataset(cfg.dataset)
         log.debug("start-up: data loaded")
         record.update(test_set_sha256=data.test_set_sha256,
                       partition_sha256=data.partition_sha256)

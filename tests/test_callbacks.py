@@ -7,13 +7,12 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 from conftest import compose_config, small_config
-from hydra.utils import instantiate
 
 from fedlab.callbacks import Callback
 from fedlab.data.federated_data import partitioned_federated_data
 from fedlab.data.partition import Partition
 from fedlab.errors import ConfigError
-from fedlab.run import run
+from fedlab.run import load_dataset, run
 
 SKEWED_MNIST = ["dataset=mnist", "dataset.num_clients=20", "dataset.partition.method=dirichlet",
                 "dataset.partition.alpha=0.1", "dataset.client_test_fraction=0.25",
@@ -42,7 +41,7 @@ def test_client_evaluation_is_exact_and_orders_min_p10_mean(tmp_path):
     assert list(per_client.columns) == ["client", "examples", "loss", "accuracy"]
     assert len(per_client) == 20
     # Recompute each client's accuracy from the saved final model and its own test share.
-    data = instantiate(cfg.dataset)
+    data = load_dataset(cfg.dataset)
     model = tf.keras.models.load_model(tmp_path / "model.keras")
     for _, row in per_client.iterrows():
         x, y = data.client_test[row["client"]]

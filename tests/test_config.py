@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf.errors import ValidationError
 
 from fedlab.data.synthetic import load_synthetic
+from fedlab.run import load_dataset
 from fedlab.tasks import accepted_kinds
 
 
@@ -50,13 +51,14 @@ def test_schedule_options_are_positive(option):
 
 
 # These download on first use, which this machine cannot; their parsing is tested on small
-# files in their on-disk formats (test_data.py, test_breadth.py).
-NEEDS_DOWNLOAD = {"cifar10", "emnist", "emnist62", "shakespeare_tff"}
+# files in their on-disk formats (test_data.py, test_shakespeare.py, test_tff_datasets.py).
+NEEDS_DOWNLOAD = {"cifar10", "cifar100", "emnist", "emnist62", "shakespeare_tff",
+                  "stackoverflow"}
 
 
 @pytest.mark.parametrize("option", sorted(set(group_options("dataset")) - NEEDS_DOWNLOAD))
 def test_dataset_options_build(option):
-    data = instantiate(compose_config([f"dataset={option}"]).dataset)
+    data = load_dataset(compose_config([f"dataset={option}"]).dataset)
     assert data.num_clients >= 2
     example = next(iter(data.train.create_tf_dataset_for_client(data.train.client_ids[0])))
     assert tuple(example["x"].shape) == data.input_shape

@@ -8,10 +8,9 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 from conftest import TIMING, assert_same_weights, metrics, small_config
-from hydra.utils import instantiate
 
 from fedlab.errors import ConfigError, DivergenceError
-from fedlab.run import run
+from fedlab.run import load_dataset, run
 
 COLUMNS = {"round", "train_loss", "train_accuracy", "examples", "batches", "round_seconds",
            "eval_loss", "eval_accuracy", "eval_seconds", "bits_down_per_client",
@@ -38,7 +37,7 @@ def test_run_writes_metrics_summary_events_and_model(tmp_path):
     assert summary["evaluation_seconds"] == pytest.approx(table["eval_seconds"].sum())
     assert list(run_dir.glob("events.out.tfevents.*"))
     # The saved Keras model reproduces the final held-out accuracy.
-    data = instantiate(cfg.dataset)
+    data = load_dataset(cfg.dataset)
     model = tf.keras.models.load_model(run_dir / "model.keras")
     predictions = model.predict(data.test_x, verbose=0).argmax(axis=1)
     assert (predictions == data.test_y).mean() == pytest.approx(final_accuracy, abs=1e-6)
