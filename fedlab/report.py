@@ -272,6 +272,8 @@ def paired_comparisons(runs: pd.DataFrame, factors: list[str],
                           .assign(within=f"{stratum}={level}"))
     columns = ["factor", "within", "a", "b", "metric", "mean_diff", "ci_low", "ci_high", "n",
                "sd_diff", "verdict"]
+    if not tables:
+        return pd.DataFrame(columns=columns)
     return pd.concat(tables, ignore_index=True).reindex(columns=columns)
 
 

@@ -175,10 +175,10 @@ def test_paired_comparisons_have_exact_means_and_t_intervals(tmp_path):
     paired_sweep(tmp_path / "sweep", deltas)
     out = tmp_path / "out"
     assert report.main([str(tmp_path / "sweep"), "--out", str(out),
-                        "--target-accuracy", "0.5"]) == 0
+                        "--target-accuracy", "0.5", "--pooled"]) == 0
     paired = pd.read_csv(out / "paired.csv")
     assert {"factor", "a", "b", "metric", "mean_diff", "ci_low", "ci_high", "n"} <= set(paired)
-    pooled = paired[paired["within"].isna()].set_index(["factor", "metric"])
+    pooled = paired[paired["within"] == "pooled over model"].set_index(["factor", "metric"])
     row = pooled.loc[("aggregator", "final_eval_accuracy")]
     assert (row["a"], row["b"]) == ("compression", "mean")
     differences = [-d for d in deltas] * 2  # compression - mean, paired by model and seed
@@ -200,6 +200,12 @@ def test_paired_comparisons_have_exact_means_and_t_intervals(tmp_path):
     assert within.loc["final_eval_accuracy", "mean_diff"] == pytest.approx(-0.01)
     page = (out / "report.md").read_text()
     assert "## Paired comparisons" in page and "mean higher by 0.0100 ± " in page
+    # Without --pooled: only comparisons within one level of the other factor.
+    assert report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "within")]) == 0
+    default = pd.read_csv(tmp_path / "within" / "paired.csv")
+    assert default["within"].notna().all()
+    assert set(default["within"]) == {"model=fedavg_cnn", "model=simple_cnn",
+                                      "aggregator=compression", "aggregator=mean"}
     # fedavg_cnn: the most accurate (mean) and, of the 0.5 MiB uploads, the best (compression).
     front = pd.read_csv(out / "summary.csv").set_index(["model", "aggregator"])["pareto_front"]
     assert front.to_dict() == {("fedavg_cnn", "compression"): True, ("fedavg_cnn", "mean"): True,
@@ -227,10 +233,20 @@ def test_a_difference_within_noise_is_not_called_a_difference(tmp_path):
     paired_sweep(tmp_path / "sweep", [0.02, -0.03, 0.01, -0.01, 0.005])
     assert report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
     paired = pd.read_csv(tmp_path / "out" / "paired.csv")
-    row = paired[paired["within"].isna()].set_index(["factor", "metric"]).loc[
+    row = paired[paired["within"] == "model=fedavg_cnn"].set_index(["factor", "metric"]).loc[
         ("aggregator", "final_eval_accuracy")]
     assert row["ci_low"] < 0 < row["ci_high"]
-    assert row["verdict"].startswith("no difference detected, n=10")
+    assert row["verdict"].startswith("no difference detected, n=5")
+
+
+def test_fewer_than_three_pairs_give_differences_not_intervals(tmp_path):
+    paired_sweep(tmp_path / "sweep", [0.02, 0.03])
+    assert report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    paired = pd.read_csv(tmp_path / "out" / "paired.csv")
+    row = paired[paired["within"] == "model=fedavg_cnn"].set_index(["factor", "metric"]).loc[
+        ("aggregator", "final_eval_accuracy")]
+    assert row["n"] == 2 and pd.isna(row["ci_low"]) and pd.isna(row["ci_high"])
+    assert row["verdict"] == "n=2: differences -0.0200, -0.0300, no interval (fewer than 3 pairs)"
 
 
 def test_factors_without_matching_runs_are_called_unpaired(tmp_path):
