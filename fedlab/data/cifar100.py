@@ -14,7 +14,8 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedlab.data.emnist import database_partition_sha256
-from fedlab.data.federated_data import FederatedData
+from fedlab.data.federated_data import FederatedData, clients_as_arrays
+from fedlab.data.tff_database import load_tff_database, tff_cache_dir
 from fedlab.errors import ConfigError, DataError
 
 # TFF stores the data set as <cache_dir>/cifar100.sqlite (downloaded as .sqlite.lzma).
@@ -25,12 +26,6 @@ NUM_CLASSES = 100
 # are prefixed so that no one reads them as the same people.
 TEST_CLIENT_PREFIX = "test/"
 _preprocessing = tff.simulation.baselines.cifar100.image_classification_preprocessing
-
-
-def cifar100_database_path(cache_dir: str | None) -> str:
-    """Where ``tff.simulation.datasets.cifar100.load_data`` keeps the uncompressed database."""
-    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".tff")
-    return os.path.join(cache_dir, DATABASE_NAME)
 
 
 def load_cifar100(crop_size: int = 24, cache_dir: str | None = None,
@@ -47,15 +42,9 @@ def load_cifar100(crop_size: int = 24, cache_dir: str | None = None,
     if not 1 <= crop_size <= 32:
         raise ConfigError(f"dataset.crop_size must be in 1..32 (CIFAR images are 32x32), "
                           f"got {crop_size}")
-    path = cifar100_database_path(cache_dir)
-    try:
-        train, test = tff.simulation.datasets.cifar100.load_data(cache_dir=os.path.dirname(path))
-    except OSError as error:  # URLError is an OSError: no network, no file
-        raise DataError(
-            f"CIFAR-100 is not at {path} and could not be downloaded "
-            f"({getattr(error, 'reason', None) or error}). Copy cifar100.sqlite (TFF's "
-            f"cifar100.sqlite.lzma, unxz'd) to {path} or set dataset.cache_dir to its folder"
-        ) from None
+    path = os.path.join(tff_cache_dir(cache_dir), DATABASE_NAME)
+    train, test = load_tff_database(tff.simulation.datasets.cifar100.load_data, cache_dir,
+                                    DATABASE_NAME, "CIFAR-100")
     image_map = _preprocessing.build_image_map((crop_size, crop_size, 3), distort=False)
 
     def to_xy(element):
@@ -63,14 +52,8 @@ def load_cifar100(crop_size: int = 24, cache_dir: str | None = None,
         return collections.OrderedDict(x=image, y=tf.cast(label, tf.int32))
 
     test_ids = test.client_ids[:max_test_clients] if max_test_clients else test.client_ids
-    client_test = {}
-    for client_id in test_ids:
-        batches = list(test.create_tf_dataset_for_client(client_id).map(to_xy).batch(4096)
-                       .as_numpy_iterator())
-        if batches:
-            client_test[TEST_CLIENT_PREFIX + client_id] = (
-                np.concatenate([b["x"] for b in batches]),
-                np.concatenate([b["y"] for b in batches]))
+    client_test = clients_as_arrays(test.preprocess(lambda dataset: dataset.map(to_xy)),
+                                    test_ids, TEST_CLIENT_PREFIX)
     if not client_test:
         raise DataError(f"CIFAR-100 database {path} has no test examples")
     return FederatedData(

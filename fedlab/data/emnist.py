@@ -1,6 +1,7 @@
 """TFF's federated EMNIST, loaded with ``tff.simulation.datasets.emnist.load_data``."""
 
 import collections
+import functools
 import hashlib
 import os
 import string
@@ -9,7 +10,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlab.data.federated_data import FederatedData
+from fedlab.data.federated_data import FederatedData, clients_as_arrays
+from fedlab.data.tff_database import load_tff_database, tff_cache_dir
 from fedlab.errors import DataError
 
 # TFF stores the data set as <cache_dir>/emnist_all.sqlite (downloaded as .sqlite.lzma).
@@ -21,8 +23,7 @@ EMNIST62_CLASS_NAMES = tuple(string.digits + string.ascii_uppercase + string.asc
 
 def emnist_database_path(cache_dir: str | None) -> str:
     """Where ``tff.simulation.datasets.emnist.load_data`` keeps the uncompressed database."""
-    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".tff")
-    return os.path.join(cache_dir, DATABASE_NAME)
+    return os.path.join(tff_cache_dir(cache_dir), DATABASE_NAME)
 
 
 def database_partition_sha256(path: str, client_ids) -> str:
@@ -56,24 +57,12 @@ def load_emnist(
       DataError: the database is absent and cannot be downloaded (the message names the path).
     """
     path = emnist_database_path(cache_dir)
-    try:
-        train, test = tff.simulation.datasets.emnist.load_data(
-            only_digits=only_digits, cache_dir=os.path.dirname(path)
-        )
-    except OSError as error:  # URLError is an OSError: no network, no file.
-        raise DataError(
-            f"EMNIST is not at {path} and could not be downloaded ({error}). "
-            f"Copy emnist_all.sqlite (from TFF's emnist_all.sqlite.lzma, unxz'd) to {path} "
-            "or set dataset.cache_dir to the folder that holds it."
-        ) from error
+    train, test = load_tff_database(
+        functools.partial(tff.simulation.datasets.emnist.load_data, only_digits=only_digits),
+        cache_dir, DATABASE_NAME, "EMNIST")
     test_ids = test.client_ids[:max_test_clients] if max_test_clients else test.client_ids
-    client_test = {}
-    for client_id in test_ids:  # each writer's own test examples: client-level evaluation
-        batches = list(test.create_tf_dataset_for_client(client_id).map(_to_xy).batch(4096)
-                       .as_numpy_iterator())
-        if batches:
-            client_test[client_id] = (np.concatenate([b["x"] for b in batches]),
-                                      np.concatenate([b["y"] for b in batches]))
+    # Each writer's own test examples: client-level evaluation.
+    client_test = clients_as_arrays(test.preprocess(lambda ds: ds.map(_to_xy)), test_ids)
     if not client_test:
         raise DataError(f"EMNIST database {path} has no test examples")
     return FederatedData(

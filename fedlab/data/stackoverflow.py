@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlab.data.federated_data import FederatedData
+from fedlab.data.federated_data import FederatedData, clients_as_arrays
+from fedlab.data.tff_database import load_tff_database, tff_cache_dir
 from fedlab.errors import ConfigError, DataError
 
 DATABASE_NAME = "stackoverflow.sqlite"
@@ -29,10 +30,6 @@ DATABASE_NAME = "stackoverflow.sqlite"
 WORD_COUNTS_FILE = os.path.join("datasets", "stackoverflow.word_count")
 _preprocessing = tff.simulation.baselines.stackoverflow.word_prediction_preprocessing
 _constants = tff.simulation.baselines.stackoverflow.constants
-
-
-def _cache_dir(cache_dir: str | None) -> str:
-    return cache_dir or os.path.join(os.path.expanduser("~"), ".tff")
 
 
 def load_vocabulary(cache_dir: str | None, vocab_size: int) -> list[str]:
@@ -45,13 +42,13 @@ def load_vocabulary(cache_dir: str | None, vocab_size: int) -> list[str]:
     Raises:
       DataError: the file is absent and cannot be downloaded (the message names the path).
     """
-    path = os.path.join(_cache_dir(cache_dir), WORD_COUNTS_FILE)
+    path = os.path.join(tff_cache_dir(cache_dir), WORD_COUNTS_FILE)
     if os.path.exists(path):
         with open(path) as lines:
             return [line.split()[0] for line in itertools.islice(lines, vocab_size)]
     try:
         counts = tff.simulation.datasets.stackoverflow.load_word_counts(
-            cache_dir=_cache_dir(cache_dir), vocab_size=vocab_size)
+            cache_dir=tff_cache_dir(cache_dir), vocab_size=vocab_size)
     except Exception as error:  # noqa: BLE001 - Keras' get_file wraps URL errors in Exception
         raise DataError(
             f"Stack Overflow's word counts are not at {path} and could not be downloaded "
@@ -116,16 +113,10 @@ def load_stackoverflow(
                         ("max_client_examples", max_client_examples or 1)):
         if value < 1:
             raise ConfigError(f"dataset.{name} must be positive, got {value}")
-    cache_dir = _cache_dir(cache_dir)
+    cache_dir = tff_cache_dir(cache_dir)
     path = os.path.join(cache_dir, DATABASE_NAME)
-    try:
-        train, _, test = tff.simulation.datasets.stackoverflow.load_data(cache_dir=cache_dir)
-    except OSError as error:  # URLError is an OSError: no network, no file
-        raise DataError(
-            f"Stack Overflow is not at {path} and could not be downloaded "
-            f"({getattr(error, 'reason', None) or error}). Copy stackoverflow.sqlite (TFF's "
-            f"stackoverflow.sqlite.lzma, unxz'd) to {path} or set dataset.cache_dir to its "
-            "folder") from None
+    train, _, test = load_tff_database(tff.simulation.datasets.stackoverflow.load_data,
+                                       cache_dir, DATABASE_NAME, "Stack Overflow")
     vocab = load_vocabulary(cache_dir, vocab_size)
 
     def client_examples(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -136,17 +127,14 @@ def load_stackoverflow(
         return dataset.map(to_xy)
 
     order = np.random.default_rng(test_seed).permutation(len(test.client_ids))
+    test_sequences = test.preprocess(client_examples)
     client_test, gathered = {}, 0
     for index in order:
         if gathered >= test_examples:
             break
-        client_id = test.client_ids[index]
-        batches = list(client_examples(test.create_tf_dataset_for_client(client_id))
-                       .batch(4096).as_numpy_iterator())
-        if batches:
-            client_test[client_id] = (np.concatenate([b["x"] for b in batches]),
-                                      np.concatenate([b["y"] for b in batches]))
-            gathered += len(client_test[client_id][1])
+        taken = clients_as_arrays(test_sequences, [test.client_ids[index]])
+        client_test.update(taken)
+        gathered += sum(len(y) for _, y in taken.values())
     if not client_test:
         raise DataError(f"Stack Overflow database {path} has no test examples")
     # Ids as TFF's get_special_tokens lays them out: pad 0, words, oov buckets, bos, eos.

@@ -22,16 +22,13 @@ import dataclasses
 import numpy as np
 import tensorflow_federated as tff
 
-from fedlab.data.federated_data import ArrayClientData, FederatedData, client_data_from_arrays
+from fedlab.data.federated_data import (
+    ArrayClientData,
+    FederatedData,
+    client_data_from_arrays,
+    clients_as_arrays,
+)
 from fedlab.errors import ConfigError
-
-
-def _pooled(client_data: tff.simulation.datasets.ClientData, client_ids
-            ) -> tuple[np.ndarray, np.ndarray]:
-    batches = [batch for client_id in client_ids
-               for batch in client_data.create_tf_dataset_for_client(client_id).batch(4096)
-               .as_numpy_iterator()]
-    return np.concatenate([b["x"] for b in batches]), np.concatenate([b["y"] for b in batches])
 
 
 def with_validation(data: FederatedData, fraction: float, seed: int = 0) -> FederatedData:
@@ -52,8 +49,6 @@ def with_validation(data: FederatedData, fraction: float, seed: int = 0) -> Fede
             cut = len(y) - min(round(fraction * len(y)), len(y) - 1)
             kept[client_id] = (x[np.sort(order[:cut])], y[np.sort(order[:cut])])
             held.append((x[np.sort(order[cut:])], y[np.sort(order[cut:])]))
-        validation_x = np.concatenate([x for x, _ in held])
-        validation_y = np.concatenate([y for _, y in held])
         train = client_data_from_arrays(kept)
         described = {}
         if data.client_label_counts is not None:  # the clients' labels after the carve
@@ -73,10 +68,12 @@ def with_validation(data: FederatedData, fraction: float, seed: int = 0) -> Fede
         order = np.random.default_rng(seed).permutation(len(ids))
         held_ids = sorted(ids[i] for i in order[:count])
         kept_ids = [c for c in ids if c not in set(held_ids)]
-        validation_x, validation_y = _pooled(data.train, held_ids)
+        held = list(clients_as_arrays(data.train, held_ids).values())
         train = tff.simulation.datasets.ClientData.from_clients_and_tf_fn(
             kept_ids, data.train.serializable_dataset_fn)
-    if not len(validation_y):
+    if not sum(len(y) for _, y in held):
         raise ConfigError(f"dataset.validation_fraction={fraction} leaves no validation example")
+    validation_x = np.concatenate([x for x, _ in held])
+    validation_y = np.concatenate([y for _, y in held])
     return dataclasses.replace(data, train=train, validation_x=validation_x,
                                validation_y=validation_y)
