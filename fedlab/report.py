@@ -181,17 +181,31 @@ def binomial_standard_error(accuracy: float, predictions: int | None) -> float:
     return float(np.sqrt(accuracy * (1 - accuracy) / predictions))
 
 
+NEUTRAL_VALUES = {"None", "0", "0.0", "False", "none", "nan", ""}
+
+
+def _added_later(values: pd.Series, column: str) -> bool:
+    """Whether ``column`` is a key older runs lack and newer ones hold at one neutral value."""
+    present = values.dropna().astype(str)
+    if present.size == values.size or present.nunique() > 1:
+        return False
+    return column.startswith("callbacks.") or set(present) <= NEUTRAL_VALUES
+
+
 def varying_columns(runs: pd.DataFrame) -> list[str]:
     """Config columns whose value differs between runs and is not implied by a group choice.
 
     Interpolations (``${aggregator._target_}``, as Hydra saves them) follow another column and
-    are left out, also where some runs lack the key.
+    are left out, also where some runs lack the key. A key that only some runs have because a
+    later fedlab added it is not a factor when the runs that have it agree on a value that
+    changes nothing (null, 0, false, "none") or it configures a callback.
     """
     figures = {"run", "status", "note", "rounds_completed", "bits_up_total", "bits_down_total",
                *FIGURES, *FINGERPRINTS}
     candidates = [c for c in runs.columns if c not in figures
                   and not runs[c].map(lambda v: isinstance(v, str) and v.startswith("${")).any()]
-    varying = [c for c in candidates if runs[c].astype(str).nunique() > 1]
+    varying = [c for c in candidates if runs[c].astype(str).nunique() > 1
+               and not _added_later(runs[c], c)]
     groups = {c for c in varying if "." not in c}
     kept = []
     for column in varying:

@@ -365,3 +365,21 @@ def test_simulated_time_gives_time_to_target_and_an_accuracy_vs_time_plot(tmp_pa
     assert pd.isna(runs.loc["robust", "sim_seconds_to_target"])
     assert (out / "accuracy_vs_sim_time.png").stat().st_size > 0
     assert "sim s to target" in (out / "report.md").read_text()
+
+
+def test_a_key_only_newer_runs_have_does_not_split_a_group(tmp_path):
+    for seed in (0, 1, 2):
+        fabricate_run(tmp_path / str(seed), "simple_cnn", "mean", seed, [0.5, 0.6 + seed / 100])
+    config_path = tmp_path / "2" / ".hydra" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config.update(logger=None, dataset={"validation_fraction": 0.0},  # a later fedlab's keys
+                  callbacks={"validation_evaluation": {"split": "validation"}})
+    config_path.write_text(yaml.safe_dump(config))
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert len(summary) == 1 and summary["n"].iloc[0] == 3
+    # A key whose present values differ still makes groups.
+    config.update(dataset={"validation_fraction": 0.1})
+    config_path.write_text(yaml.safe_dump(config))
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "out2")]) == 0
+    assert sorted(pd.read_csv(tmp_path / "out2" / "summary.csv")["n"]) == [1, 2]
