@@ -138,9 +138,11 @@ def test_cifar10_missing_names_the_folder(tmp_path):
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_smoke_runs(tmp_path, experiment):
-    # CIFAR-10 cannot be downloaded here: that experiment runs on synthetic images instead.
-    data = (["dataset=synthetic", "dataset.image_size=20"] if experiment == "cnn_tutorial"
-            else ["dataset.num_clients=10"])
+    # CIFAR-10 cannot be downloaded here: that experiment runs on synthetic images instead;
+    # Shakespeare's smoke run takes one play and the small model.
+    data = {"cnn_tutorial": ["dataset=synthetic", "dataset.image_size=20"],
+            "shakespeare": ["dataset.plays=[macbeth]", "model=char_lstm_small"]}.get(
+                experiment, ["dataset.num_clients=10"])
     cfg = compose_config([f"+experiment={experiment}", *data, "schedule.rounds=1",
                           "schedule.clients_per_round=2"], tmp_path)
     with open_dict(cfg):

@@ -11,7 +11,7 @@ from fedlab import executors
 from fedlab.client_datasets import PythonDatasets
 from fedlab.clients import PROFILES_FILE, ClientConditions
 from fedlab.errors import ConfigError
-from fedlab.run import build, run
+from fedlab.run import build, load_dataset, run
 from fedlab.schedule import Schedule
 from fedlab.tasks import Task
 
@@ -142,7 +142,7 @@ def _process_and_rounds(run_dir, *overrides):
     """The trainer's process and both round-client builders for a small config."""
     cfg = small_config(run_dir, *overrides)
     trainer = build(cfg.trainer, "trainer")
-    data = build(cfg.dataset, "dataset")
+    data = load_dataset(cfg.dataset)
     task = Task(build(cfg.model, "model"), data.input_shape, data.num_classes)
     schedule = Schedule(**{k: cfg.schedule[k] for k in cfg.schedule})
 
