@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
-from conftest import assert_same_weights, small_config
+from conftest import assert_same_weights, small_config, wait_for
 
 from fedlab import algorithms, executors, models, runtime
 from fedlab.computation_cache import (
@@ -188,7 +188,9 @@ def test_a_worker_launched_early_runs_the_run(tmp_path):
     with executor.launched(tmp_path):
         [launched] = _launched_workers()
         with executor.context(tmp_path):
-            assert worker_processes_alive() == [launched]  # no second worker
+            # No second worker. (The kernel's list of children can miss one while processes
+            # start or exit around it - seen once under load in CI - so it is read again.)
+            assert wait_for(lambda: worker_processes_alive() == [launched], seconds=5)
             process = _process()
             weights = process.get_model_weights(process.initialize())
             assert [w.shape for w in weights.trainable] == [(16, 200), (200,), (200, 200),
