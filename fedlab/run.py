@@ -179,19 +179,15 @@ def run(cfg: DictConfig, executor=None) -> float:
                  if cfg.computation_cache else None)
         figures = trainer.train(task, data, schedule, run_dir, initial_model,
                                 process_cache=cache)
-    except FedlabError as error:
-        tracking.finish(run_dir, write_summary(run_dir, {
-            "status": "failed", "error": str(error),
-            "provenance": {**record, "ended_at": provenance.now()}}))
-        raise
-    except KeyboardInterrupt:
-        tracking.finish(run_dir, write_summary(run_dir, {
-            "status": "interrupted", "provenance": {**record, "ended_at": provenance.now()}}))
-        raise
-    except Exception as error:  # a bug or a library failure: still leave a record, then raise
-        tracking.finish(run_dir, write_summary(run_dir, {
-            "status": "failed", "error": f"{type(error).__name__}: {error}",
-            "provenance": {**record, "ended_at": provenance.now()}}))
+    except (KeyboardInterrupt, Exception) as error:
+        # A fedlab error, an interruption, or a bug or library failure: leave a record, raise.
+        ended = {"provenance": {**record, "ended_at": provenance.now()}}
+        if isinstance(error, KeyboardInterrupt):
+            ended["status"] = "interrupted"
+        else:
+            ended.update(status="failed", error=str(error) if isinstance(error, FedlabError)
+                         else f"{type(error).__name__}: {error}")
+        tracking.finish(run_dir, write_summary(run_dir, ended))
         raise
     signal_number = figures.pop("interrupted_signal", None)
     summary = write_summary(run_dir, {

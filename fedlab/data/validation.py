@@ -47,8 +47,9 @@ def with_validation(data: FederatedData, fraction: float, seed: int = 0) -> Fede
             x, y = data.train.arrays(client_id)
             order = np.random.default_rng([seed, index]).permutation(len(y))
             cut = len(y) - min(round(fraction * len(y)), len(y) - 1)
-            kept[client_id] = (x[np.sort(order[:cut])], y[np.sort(order[:cut])])
-            held.append((x[np.sort(order[cut:])], y[np.sort(order[cut:])]))
+            keep, give = np.sort(order[:cut]), np.sort(order[cut:])
+            kept[client_id] = (x[keep], y[keep])
+            held.append((x[give], y[give]))
         train = client_data_from_arrays(kept)
         described = {}
         if data.client_label_counts is not None:  # the clients' labels after the carve
