@@ -45,7 +45,8 @@ SEED_KEYS = ("schedule.seed",)
 # The report's final accuracy also as the mean of the last this many evaluations (--last-k).
 LAST_K = 3
 FIGURES = ("final_eval_accuracy", "final_eval_accuracy_last_k", "final_eval_accuracy_se",
-           "best_eval_accuracy", "final_val_accuracy", "best_val_accuracy",
+           "best_eval_accuracy", "final_val_accuracy", "final_val_accuracy_last_k",
+           "best_val_accuracy",
            "eval_accuracy_at_best_val", "final_eval_loss", "rounds_to_target",
            "uploaded_MiB", "training_seconds", "final_client_accuracy_mean",
            "final_client_accuracy_p10", "dp_epsilon", "sim_seconds_to_target",
@@ -159,6 +160,8 @@ def load_run(run_dir: Path, target_accuracy: float, last_k: int = LAST_K
                 if len(validated):
                     best = validated.loc[validated["val_accuracy"].idxmax()]
                     row.update(final_val_accuracy=validated["val_accuracy"].iloc[-1],
+                               final_val_accuracy_last_k=validated["val_accuracy"].tail(
+                                   last_k).mean(),
                                best_val_accuracy=best["val_accuracy"],
                                eval_accuracy_at_best_val=best["eval_accuracy"],
                                best_eval_accuracy=np.nan)

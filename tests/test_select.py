@@ -1,0 +1,126 @@
+"""``python -m fedlab.select``: one setting per method, chosen on validation only."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import run_cli
+
+from fedlab import select
+
+
+def tuning_run(folder, algorithm, client_lr, server_lr, val, test, seed=0, status="completed",
+               extra=None):
+    """A tuning run folder as fedlab writes it, with chosen validation and test accuracies."""
+    (folder / ".hydra").mkdir(parents=True)
+    config = {"algorithm": {"_target_": f"fedlab.algorithms.{algorithm}", **(extra or {})},
+              "optimizer": {"client": {"learning_rate": client_lr},
+                            "server": {"learning_rate": server_lr}},
+              "schedule": {"seed": seed}, "run_dir": str(folder)}
+    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / ".hydra" / "hydra.yaml").write_text(
+        yaml.safe_dump({"hydra": {"runtime": {"choices": {"algorithm": algorithm}}}}))
+    rounds = range(1, len(val) + 1)
+    pd.DataFrame({"round": list(rounds), "train_loss": 1.0, "eval_accuracy": test,
+                  "eval_loss": 1.0, "bits_up_cumulative": 8, "val_accuracy": val}
+                 ).to_csv(folder / "metrics.csv", index=False)
+    (folder / "summary.json").write_text(json.dumps({"status": status}))
+    overrides = ["+experiment=algorithms_tuning", f"algorithm={algorithm}",
+                 *[f"algorithm.{k}={v}" for k, v in (extra or {}).items()],
+                 f"optimizer.client.learning_rate={client_lr}",
+                 f"optimizer.server.learning_rate={server_lr}", f"schedule.seed={seed}"]
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+
+
+def grid(root, algorithm, scores, extra=None, seeds=(0,)):
+    """One run per (client lr, server lr) -> (validation, test) final accuracies."""
+    for (client_lr, server_lr), (val, test) in scores.items():
+        for seed in seeds:
+            tuning_run(root / f"{algorithm}-{client_lr}-{server_lr}-{seed}", algorithm,
+                       client_lr, server_lr, [0.1, 0.2, val], [0.1, 0.2, test], seed,
+                       extra=extra)
+
+
+def test_each_method_gets_its_best_validation_setting_never_the_test_sets(tmp_path):
+    # On the test set fedavg's best would be client lr 0.3; on validation it is 0.1.
+    grid(tmp_path, "fedavg", {(0.03, 1.0): (0.50, 0.50), (0.1, 1.0): (0.80, 0.70),
+                              (0.3, 1.0): (0.70, 0.90)})
+    grid(tmp_path, "fedprox", {(0.03, 1.0): (0.60, 0.95), (0.1, 1.0): (0.55, 0.60),
+                               (0.3, 1.0): (0.50, 0.60)}, extra={"proximal_strength": 0.1})
+    out = tmp_path / "selection"
+    assert select.main([str(tmp_path), "--per", "algorithm", "--last-k", "1",
+                        "--out", str(out)]) == 0
+    chosen = pd.read_csv(out / "selected.csv").set_index("algorithm")
+    assert chosen.loc["fedavg", "optimizer.client.learning_rate"] == 0.1
+    assert chosen.loc["fedavg", select.SCORE] == pytest.approx(0.80)
+    assert chosen.loc["fedavg", "runner_up_" + select.SCORE] == pytest.approx(0.70)
+    assert chosen.loc["fedprox", "optimizer.client.learning_rate"] == 0.03
+    assert chosen.loc["fedprox", "on_grid_edge"] == "optimizer.client.learning_rate"
+    assert pd.isna(chosen.loc["fedavg", "on_grid_edge"])
+    assert chosen["settings_tried"].tolist() == [3, 3]  # the same budget for each method
+    lines = (out / "selected_overrides.txt").read_text().splitlines()
+    assert lines == [  # the selected runs' own overrides, without seed and experiment
+        "algorithm=fedavg optimizer.client.learning_rate=0.1 optimizer.server.learning_rate=1.0",
+        "algorithm=fedprox algorithm.proximal_strength=0.1 optimizer.client.learning_rate=0.03 "
+        "optimizer.server.learning_rate=1.0"]
+    assert len(pd.read_csv(out / "candidates.csv")) == 6
+
+
+def test_the_score_is_the_last_k_validation_mean_over_seeds(tmp_path):
+    # Last-2 means: a = (0.9 + 0.5) / 2 = 0.7 on seed 0, 0.6 on seed 1 -> 0.65; b = 0.66.
+    tuning_run(tmp_path / "a0", "fedavg", 0.1, 1.0, [0.1, 0.9, 0.5], [0, 0, 0], seed=0)
+    tuning_run(tmp_path / "a1", "fedavg", 0.1, 1.0, [0.1, 0.6, 0.6], [0, 0, 0], seed=1)
+    tuning_run(tmp_path / "b0", "fedavg", 0.3, 1.0, [0.1, 0.66, 0.66], [0, 0, 0], seed=0)
+    tuning_run(tmp_path / "b1", "fedavg", 0.3, 1.0, [0.1, 0.66, 0.66], [0, 0, 0], seed=1)
+    out = tmp_path / "out"
+    assert select.main([str(tmp_path), "--last-k", "2", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "candidates.csv").set_index("optimizer.client.learning_rate")
+    assert table.loc[0.1, select.SCORE] == pytest.approx(0.65)
+    assert table.loc[0.3, select.SCORE] == pytest.approx(0.66)
+    assert table["seeds"].tolist() == [2, 2]
+    assert pd.read_csv(out / "selected.csv")["optimizer.client.learning_rate"].item() == 0.3
+
+
+def test_a_setting_with_a_failed_seed_ranks_last(tmp_path):
+    tuning_run(tmp_path / "a0", "fedavg", 0.3, 1.0, [0.9], [0.9], seed=0)
+    tuning_run(tmp_path / "a1", "fedavg", 0.3, 1.0, [0.9], [0.9], seed=1, status="failed")
+    tuning_run(tmp_path / "b0", "fedavg", 0.1, 1.0, [0.5], [0.5], seed=0)
+    tuning_run(tmp_path / "b1", "fedavg", 0.1, 1.0, [0.5], [0.5], seed=1)
+    assert select.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert pd.read_csv(tmp_path / "out" / "selected.csv")[
+        "optimizer.client.learning_rate"].item() == 0.1
+
+
+def test_runs_without_validation_are_refused_in_one_line(tmp_path, capsys):
+    for lr in (0.1, 0.3):
+        tuning_run(tmp_path / str(lr), "fedavg", lr, 1.0, [0.5], [0.5])
+        metrics = pd.read_csv(tmp_path / str(lr) / "metrics.csv").drop(columns="val_accuracy")
+        metrics.to_csv(tmp_path / str(lr) / "metrics.csv", index=False)
+    assert select.main([str(tmp_path)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "validation_fraction" in error
+    assert select.main([str(tmp_path), "--per", "model"]) == 1
+    assert "--per model" in capsys.readouterr().err
+
+
+def test_the_tuning_protocol_end_to_end_on_real_runs(tmp_path):
+    # The algorithms study's tuning config, narrowed to two client learning rates and 2 rounds.
+    result = run_cli("-m", "+experiment=algorithms_tuning", "algorithm=fedavg",
+                     "dataset.num_clients=10", "schedule.rounds=2",
+                     "schedule.clients_per_round=2", "schedule.local_epochs=1",
+                     "optimizer.client.learning_rate=0.01,0.3",
+                     "optimizer.server.learning_rate=1.0",
+                     f"hydra.sweep.dir={tmp_path / 'tuning'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "selection"
+    assert select.main([str(tmp_path / "tuning"), "--per", "algorithm", "--out", str(out)]) == 0
+    runs = {lr: pd.read_csv(tmp_path / "tuning" / str(i) / "metrics.csv")
+            for i, lr in enumerate((0.01, 0.3))}
+    best = max(runs, key=lambda lr: runs[lr]["val_accuracy"].tail(3).mean())
+    chosen = pd.read_csv(out / "selected.csv")
+    assert chosen["optimizer.client.learning_rate"].item() == best
+    overrides = (out / "selected_overrides.txt").read_text().split()
+    assert {"algorithm=fedavg", f"optimizer.client.learning_rate={best}",
+            "schedule.rounds=2"} <= set(overrides)
+    assert not [o for o in overrides if o.startswith(("schedule.seed", "+experiment"))]
