@@ -15,6 +15,7 @@ from fedlab.errors import CheckpointError
 log = logging.getLogger(__name__)
 
 PREFIX = "round_"
+CLIENT_STATES = "client_states.npz"  # in a checkpoint's folder, with stateful clients
 # Failures that say nothing about the checkpoint itself: it may be fine once they pass.
 TRANSIENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS,
                     errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.EBUSY}
@@ -40,14 +41,16 @@ class Checkpointer:
         )
         self._directory = directory
 
-    def save(self, state: Any, round_num: int) -> None:
-        """Write ``state`` as the checkpoint of ``round_num``.
+    def save(self, state: Any, round_num: int, client_states: Any = None) -> None:
+        """Write ``state`` (and ``client_states``, a store) as the checkpoint of ``round_num``.
 
         Raises:
           CheckpointError: the checkpoint cannot be written (e.g. permission, full disk).
         """
         try:
             asyncio.run(self._manager.save(state, round_num))
+            if client_states is not None:
+                client_states.save(self._directory / f"{PREFIX}{round_num}" / CLIENT_STATES)
         except (OSError, tf.errors.OpError) as error:
             raise CheckpointError(
                 f"cannot write the checkpoint of round {round_num} in {self._directory} "
@@ -55,8 +58,12 @@ class Checkpointer:
                 f"{round_num} are in metrics.csv, re-run the command once it can be written"
             ) from error
 
-    def load_latest(self, structure: Any) -> tuple[Any, int] | None:
+    def load_latest(self, structure: Any, client_states: Any = None
+                    ) -> tuple[Any, int] | None:
         """The newest checkpoint that loads, with its round; ``None`` when there is none.
+
+        With ``client_states`` (a store), the checkpoint's client states are loaded into it too;
+        a checkpoint without them is unusable.
 
         A checkpoint that cannot be decoded (partly written, corrupted, or from another model) is
         skipped with a warning, and the one before it is tried; skipped ones are deleted
@@ -75,6 +82,8 @@ class Checkpointer:
         for version in reversed(versions):
             try:
                 state = asyncio.run(self._manager.load(version, structure))
+                if client_states is not None:
+                    client_states.load(self._directory / f"{PREFIX}{version}" / CLIENT_STATES)
             except Exception as error:  # noqa: BLE001 - any other failure: undecodable
                 if is_transient(error):
                     raise self._transient(error, f"read {PREFIX}{version}") from error

@@ -80,12 +80,22 @@ class WorkerDatasets:
 
     def compose(self, process: tff.learning.templates.LearningProcess
                 ) -> tff.learning.templates.LearningProcess:
-        """``process`` whose ``next`` takes the clients' work and builds their datasets."""
-        next_fn = process.next
-        state_type = next_fn.type_signature.parameter[0]
-        work_type = tff.FederatedType(self.computation.type_signature.parameter, tff.CLIENTS)
+        """``process`` whose ``next`` takes the clients' work and builds their datasets.
 
-        @tff.federated_computation(state_type, work_type)
+        A process with stateful clients keeps its third argument, the clients' states.
+        """
+        next_fn = process.next
+        parameters = next_fn.type_signature.parameter
+        work_type = tff.FederatedType(self.computation.type_signature.parameter, tff.CLIENTS)
+        if len(parameters) == 3:  # clients' states beside their data (fedlab.client_states)
+
+            @tff.federated_computation(parameters[0], work_type, parameters[2])
+            def next_with_states(state, work, client_states):
+                return next_fn(state, tff.federated_map(self.computation, work), client_states)
+
+            return process.with_next(next_with_states)
+
+        @tff.federated_computation(parameters[0], work_type)
         def next_from_work(state, work):
             return next_fn(state, tff.federated_map(self.computation, work))
 

@@ -250,7 +250,8 @@ class SimulatedRoundClients(RoundClients):
         return Cohort(self._datasets([
             self.work(round_num, client.index, client.client_id,
                       client.batches if client.status == "partial" else ALL_BATCHES)
-            for client in plan.reporting]), plan.columns)
+            for client in plan.reporting]), plan.columns,
+            [client.client_id for client in plan.reporting])
 
 
 def _count(dataset: tf.data.Dataset) -> int:

@@ -298,6 +298,13 @@ class FedSgdSchema:
 
 
 @dataclass
+class ScaffoldSchema:
+    """``fedlab.algorithms.scaffold.Scaffold``: step sizes are the optimizer group's."""
+
+    _target_: str = "fedlab.algorithms.scaffold.Scaffold"
+
+
+@dataclass
 class MimeLiteSchema:
     """``fedlab.algorithms.MimeLite``."""
 
@@ -475,6 +482,7 @@ def register_schemas() -> None:
     store.store(group="schema/algorithm", name="fedprox", node=FedProxSchema)
     store.store(group="schema/algorithm", name="fedsgd", node=FedSgdSchema)
     store.store(group="schema/algorithm", name="mime_lite", node=MimeLiteSchema)
+    store.store(group="schema/algorithm", name="scaffold", node=ScaffoldSchema)
     store.store(group="schema/clients", name="clients", node=ClientsSchema)
     store.store(group="schema/trainer", name="federated", node=FederatedTrainerSchema)
     store.store(group="schema/trainer", name="central", node=CentralTrainerSchema)

@@ -17,6 +17,7 @@ from fedlab import central, comms, runtime
 from fedlab.algorithms import Aggregator, IncompatibleAggregator
 from fedlab.callbacks import Callback, Checkpointing, MetricsSink, TrainingContext
 from fedlab.client_datasets import client_datasets, worker_readable
+from fedlab.client_states import ClientStateStore, StoreBackedProcess, with_client_ids
 from fedlab.clients import PROFILES_FILE, ClientConditions, SimulatedRoundClients
 from fedlab.computation_cache import ProcessCache
 from fedlab.data import FederatedData
@@ -106,16 +107,23 @@ class FederatedTrainer:
             return self.aggregator.for_federation(num_clients, rounds)
         return self.aggregator, None
 
-    def build_process(self, task: Task, input_spec, aggregator: Aggregator
+    def build_process(self, task: Task, input_spec, aggregator: Aggregator, num_clients: int = 0
                       ) -> tff.learning.templates.LearningProcess:
         """The algorithm's learning process for ``task`` with the TFF ``aggregator``.
+
+        ``num_clients`` is the federation's size (algorithms with client state need it).
 
         Raises:
           ConfigError: TFF cannot build the algorithm with the aggregator (both named).
         """
+        # Algorithms with stateful clients write their own client loop, on TFF's Keras-model
+        # path (a VariableModel function) rather than the functional model.
+        model = (task.tff_model_fn(input_spec) if self.algorithm.client_state
+                 else task.tff_model(input_spec))
         try:
-            return self.algorithm.build(task.tff_model(input_spec), aggregator,
-                                        self.optimizer.client, self.optimizer.server)
+            return self.algorithm.build(model, aggregator,
+                                        self.optimizer.client, self.optimizer.server,
+                                        num_clients=num_clients)
         except IncompatibleAggregator as error:
             raise ConfigError(
                 f"algorithm '{self.algorithm.name}' cannot use the aggregator "
@@ -180,8 +188,11 @@ class FederatedTrainer:
             datasets = client_datasets(clients, preprocess, graph_seed=schedule.seed,
                                        in_worker=self.executor.client_datasets_in_worker)
             input_spec = preprocess(first_client, 0).element_spec
-            build = functools.partial(self.build_process, task, input_spec, aggregator)
-            process, from_cache = (build(), False) if process_cache is None else (
+            build = functools.partial(self.build_process, task, input_spec, aggregator,
+                                      data.num_clients)
+            # A process with stateful clients is not a TFF LearningProcess: not cached.
+            stateful = self.algorithm.client_state
+            process, from_cache = (build(), False) if process_cache is None or stateful else (
                 process_cache.process(build, input_spec=repr(input_spec),
                                       privacy=repr(guarantee),
                                       model=model_architecture(initial_model)))
@@ -196,8 +207,13 @@ class FederatedTrainer:
             state = process.set_model_weights(process.initialize(),
                                               keras_model_weights(initial_model))
             log.debug("start-up: worker ready, process initialised")
+            composed, client_states = datasets.compose(process), None
+            if stateful:
+                client_states = ClientStateStore(process.initial_client_state)
+                composed = StoreBackedProcess(composed, client_states)
+                round_clients = with_client_ids(round_clients)
             context = TrainingContext(
-                process=datasets.compose(process), state=state,
+                process=composed, state=state, client_states=client_states,
                 rounds=schedule.rounds, clients_per_round=schedule.clients_per_round,
                 run_dir=run_dir, data=data, task=task, privacy=guarantee,
                 communication=communication)
@@ -208,6 +224,9 @@ class FederatedTrainer:
         final_model.save(run_dir / MODEL_FILE)
         checkpoint_seconds = [s for c in self.callbacks if isinstance(c, Checkpointing)
                               for s in c.seconds]
+        if client_states is not None:
+            context.summary.update(client_states_kept=len(client_states),
+                                   client_states_MiB=client_states.nbytes / 2**20)
         return {**context.summary,
                 "rounds_trained_this_invocation": last_round - context.resumed_from,
                 "learning_process": "from the cache" if from_cache else "traced",

@@ -31,6 +31,7 @@ class Cohort:
 
     inputs: list
     columns: dict[str, float] = field(default_factory=dict)
+    client_ids: list[str] = field(default_factory=list)  # whose inputs, in their order
 
 
 class RoundClients:
@@ -70,7 +71,8 @@ class RoundClients:
         """The inputs of ``round_num``'s clients (every sampled client trains)."""
         sampled = self.client_ids(round_num)
         return Cohort(self._datasets([self.work(round_num, index, client_id)
-                                      for index, client_id in enumerate(sampled)]))
+                                      for index, client_id in enumerate(sampled)]),
+                      client_ids=sampled)
 
 
 def train(

@@ -24,7 +24,8 @@ from fedlab.tasks import Task
 SPEC = collections.OrderedDict(x=tf.TensorSpec([None, 8, 8, 1], tf.float32),
                                y=tf.TensorSpec([None], tf.int32))
 # What TFF cannot build: fedsgd has no unweighted variant, and DP-FedAvg weighs clients uniformly.
-REFUSED = {("fedsgd", "dp"), ("fedsgd", "dp_fixed")}
+# SCAFFOLD's control variates would bypass DP's clipping and noise.
+REFUSED = {("fedsgd", "dp"), ("fedsgd", "dp_fixed"), ("scaffold", "dp"), ("scaffold", "dp_fixed")}
 
 
 @pytest.mark.parametrize("aggregator", group_options("aggregator"))
@@ -36,9 +37,9 @@ def test_every_algorithm_aggregator_pair_builds_or_is_refused(algorithm, aggrega
     if (algorithm, aggregator) in REFUSED:
         with pytest.raises(ConfigError, match=f"algorithm '{algorithm}' cannot use the "
                                               "aggregator"):
-            trainer.build_process(task, SPEC, trainer.aggregator_for(50, 10)[0])
+            trainer.build_process(task, SPEC, trainer.aggregator_for(50, 10)[0], 50)
     else:
-        process = trainer.build_process(task, SPEC, trainer.aggregator_for(50, 10)[0])
+        process = trainer.build_process(task, SPEC, trainer.aggregator_for(50, 10)[0], 50)
         weights = process.get_model_weights.type_signature.result
         mlp = models.mlp((8, 8, 1), 3)
         assert [tuple(t.shape) for t in weights.trainable] == [

@@ -41,6 +41,9 @@ class Algorithm:
     # not reproduce the reshuffle of a second iteration of a seeded dataset, so algorithms that
     # iterate a client's data twice per round keep one seeded order (see MimeLite).
     reshuffle_each_iteration = True
+    # Whether clients keep state between rounds: ``build`` then returns a
+    # ``fedlab.client_states.StatefulClientsProcess`` (see SCAFFOLD).
+    client_state = False
     # TFF's builders for example-weighted and uniformly weighted aggregators (None: none).
     weighted_builder: Callable | None = None
     unweighted_builder: Callable | None = None
@@ -51,13 +54,16 @@ class Algorithm:
 
     def build(self, model_fn: ModelFn, aggregator: Aggregator, client_optimizer: Optimizer,
               server_optimizer: Optimizer,
-              loop: tff.learning.LoopImplementation = DEFAULT_LOOP,
+              loop: tff.learning.LoopImplementation = DEFAULT_LOOP, num_clients: int = 0,
               ) -> tff.learning.templates.LearningProcess:
         """The learning process with TFF's builder for this kind of aggregator.
+
+        ``num_clients``, the federation's size, is for algorithms that need it (SCAFFOLD).
 
         Raises:
           IncompatibleAggregator: TFF has no builder of this algorithm for this aggregator.
         """
+        del num_clients
         unweighted = is_unweighted(aggregator)
         builder = self.unweighted_builder if unweighted else self.weighted_builder
         if builder is None:

@@ -34,6 +34,9 @@ class TrainingContext:
     communication: Any = None
     # The DP guarantee of the aggregator (fedlab.privacy.DpGuarantee), if it adds DP noise.
     privacy: Any = None
+    # Each client's state between rounds (fedlab.client_states.ClientStateStore), if the
+    # algorithm keeps any; saved with every checkpoint.
+    client_states: Any = None
     # Entries callbacks add to summary.json (final epsilon, why training stopped early...).
     summary: dict[str, Any] = field(default_factory=dict)
     _weights: tuple[int, Any] | None = field(default=None, repr=False)

@@ -11,7 +11,11 @@ FOLDER = "checkpoints"
 
 
 class Checkpointing(Callback):
-    """Resume from the newest usable checkpoint; save every ``every`` rounds and the last one."""
+    """Resume from the newest usable checkpoint; save every ``every`` rounds and the last one.
+
+    A checkpoint holds the server state and, for algorithms with stateful clients, every
+    client's state.
+    """
 
     def __init__(self, every: int, keep: int):
         """Checkpoint every ``every`` rounds, keeping the newest ``keep``."""
@@ -22,7 +26,7 @@ class Checkpointing(Callback):
     def on_restore(self, context: TrainingContext) -> None:
         """Load the newest usable checkpoint of ``context.run_dir`` into the context."""
         self._checkpointer = Checkpointer(context.run_dir / FOLDER, keep=self.keep)
-        loaded = self._checkpointer.load_latest(context.state)
+        loaded = self._checkpointer.load_latest(context.state, context.client_states)
         if loaded is not None:
             context.state, context.last_checkpoint = loaded
             context.next_round = context.last_checkpoint + 1
@@ -40,6 +44,6 @@ class Checkpointing(Callback):
 
     def _save(self, context: TrainingContext, round_num: int) -> None:
         started = time.perf_counter()
-        self._checkpointer.save(context.state, round_num)
+        self._checkpointer.save(context.state, round_num, context.client_states)
         context.last_checkpoint = round_num
         self.seconds.append(time.perf_counter() - started)
