@@ -433,6 +433,20 @@ class MlflowLoggerSchema:
 
 
 @dataclass
+class PersonalizationSchema:
+    """Personalized evaluation (``fedlab.callbacks.PersonalizedEvaluation``).
+
+    ``epochs`` of plain SGD per client on its own training data (0: off); ``learning_rate``
+    defaults to the client optimizer's; ``every`` > 0 also evaluates every that many rounds
+    (0: after the last round only).
+    """
+
+    epochs: int = 0
+    learning_rate: float = "${optimizer.client.learning_rate}"  # type: ignore[assignment]
+    every: int = 0
+
+
+@dataclass
 class FedlabSchema:
     """The top level of a composed run configuration."""
 
@@ -452,6 +466,7 @@ class FedlabSchema:
     # Traced and compiled computations kept for later runs (null: off; README, computation cache).
     computation_cache: str | None = "${oc.env:XDG_CACHE_HOME,'~/.cache'}/fedlab/computations"
     objective: ObjectiveSchema = field(default_factory=ObjectiveSchema)
+    personalization: PersonalizationSchema = field(default_factory=PersonalizationSchema)
 
 
 def register_schemas() -> None:

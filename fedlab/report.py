@@ -49,15 +49,19 @@ FIGURES = ("final_eval_accuracy", "final_eval_accuracy_last_k", "final_eval_accu
            "best_val_accuracy",
            "eval_accuracy_at_best_val", "final_eval_loss", "rounds_to_target",
            "uploaded_MiB", "training_seconds", "final_client_accuracy_mean",
-           "final_client_accuracy_p10", "dp_epsilon", "sim_seconds_to_target",
+           "final_client_accuracy_p10", "final_personalized_accuracy_mean",
+           "final_personalized_accuracy_p10", "dp_epsilon", "sim_seconds_to_target",
            "sim_seconds_total")
 CLIENT_COLUMNS = ("client_accuracy_mean", "client_accuracy_p10")
+PERSONALIZED_COLUMNS = ("personalized_accuracy_mean", "personalized_accuracy_p10")
+PERSONALIZED_FILE = "personalized_eval.csv"  # fedlab.callbacks.personalization writes it
 BITS_PER_MIB = 8 * 2**20
 # summary.json provenance entries copied into runs.csv.
 FINGERPRINTS = ("test_set_sha256", "partition_sha256", "git_commit")
 # Figures compared between paired runs.
-PAIRED_FIGURES = ("final_eval_accuracy", "rounds_to_target", "uploaded_MiB",
-                  "final_client_accuracy_p10", "sim_seconds_to_target")
+PAIRED_FIGURES = ("final_eval_accuracy", "final_eval_accuracy_last_k", "rounds_to_target",
+                  "uploaded_MiB", "final_client_accuracy_p10",
+                  "final_personalized_accuracy_mean", "sim_seconds_to_target")
 # Simulated wall-clock time (clients=heterogeneous/unreliable), cumulative per round.
 SIM_TIME = "sim_seconds_cumulative"
 CONFIDENCE = 0.95
@@ -170,10 +174,11 @@ def load_run(run_dir: Path, target_accuracy: float, last_k: int = LAST_K
                     sim_seconds_total=float(metrics[SIM_TIME].iloc[-1]),
                     sim_seconds_to_target=(float(reached[SIM_TIME].iloc[0]) if len(reached)
                                            else np.nan))
-            if set(CLIENT_COLUMNS) <= set(metrics):
-                scored = metrics.dropna(subset=list(CLIENT_COLUMNS))
-                if len(scored):
-                    row.update({f"final_{c}": scored[c].iloc[-1] for c in CLIENT_COLUMNS})
+            for columns in (CLIENT_COLUMNS, PERSONALIZED_COLUMNS):
+                if set(columns) <= set(metrics):
+                    scored = metrics.dropna(subset=list(columns))
+                    if len(scored):
+                        row.update({f"final_{c}": scored[c].iloc[-1] for c in columns})
     return row, metrics
 
 
@@ -418,7 +423,38 @@ def plot_groups(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], group_colu
     if any(set(CLIENT_COLUMNS) <= set(metrics[run]) for run in completed["run"]):
         names.append(plot_client_accuracy(groups_of(completed, group_columns), metrics,
                                           group_columns, out))
+    if any((Path(run) / PERSONALIZED_FILE).exists() for run in completed["run"]):
+        names.append(plot_personalized(groups_of(completed, group_columns), group_columns,
+                                       out))
     return names
+
+
+def plot_personalized(groups, group_columns: list[str], out: Path) -> str:
+    """Per client of the final model: global vs personalized accuracy, one panel per group.
+
+    Every seed's clients are points; above the diagonal, fine-tuning helped.
+    """
+    groups = [(members, pd.concat([pd.read_csv(Path(run) / PERSONALIZED_FILE)
+                                   for run in members["run"]
+                                   if (Path(run) / PERSONALIZED_FILE).exists()]))
+              for _, members in groups
+              if any((Path(run) / PERSONALIZED_FILE).exists() for run in members["run"])]
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 4.5), squeeze=False,
+                             sharex=True, sharey=True)
+    for panel, (members, clients) in zip(axes[0], groups, strict=True):
+        panel.scatter(clients["accuracy"], clients["personalized_accuracy"], s=8, alpha=0.5)
+        panel.plot([0, 1], [0, 1], color="gray", linewidth=0.8)
+        helped = (clients["personalized_accuracy"] > clients["accuracy"]).mean()
+        panel.set_title(f"{_label(members.iloc[0], group_columns)}\n"
+                        f"{len(clients)} client-runs, {helped:.0%} above the diagonal",
+                        fontsize=8)
+        panel.set_xlabel("global model's accuracy on the client")
+        panel.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("after fine-tuning on the client")
+    fig.tight_layout()
+    fig.savefig(out / "personalized_accuracy.png", dpi=120)
+    plt.close(fig)
+    return "personalized_accuracy.png"
 
 
 def plot_accuracy_vs_epsilon(groups, metrics: dict[str, pd.DataFrame],

@@ -10,10 +10,11 @@ from fedlab.callbacks.communication import Communication
 from fedlab.callbacks.divergence import DivergenceStop
 from fedlab.callbacks.evaluation import ClientEvaluation, HeldOutEvaluation
 from fedlab.callbacks.metrics import METRICS_FILE, MetricsRelease, MetricsSink
+from fedlab.callbacks.personalization import PersonalizedEvaluation
 from fedlab.callbacks.preemption import Preemption
 from fedlab.callbacks.privacy import DpAccounting
 from fedlab.callbacks.progress import ProgressLine
 
 __all__ = ["METRICS_FILE", "Callback", "Checkpointing", "ClientEvaluation", "Communication",
            "DivergenceStop", "DpAccounting", "HeldOutEvaluation", "MetricsRelease",
-           "MetricsSink", "Preemption", "ProgressLine", "TrainingContext"]
+           "MetricsSink", "PersonalizedEvaluation", "Preemption", "ProgressLine", "TrainingContext"]
