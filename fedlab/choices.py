@@ -22,6 +22,13 @@ class ServerSchedule(str, Enum):
     inverse_sqrt = "inverse_sqrt"
 
 
+class Staleness(str, Enum):
+    """How FedBuff weights an update by its staleness s (``algorithm.staleness``)."""
+
+    none = "none"  # every update weighs its examples
+    polynomial = "polynomial"  # (1 + s)^-exponent, as Nguyen et al. 2022
+
+
 class Objective(str, Enum):
     """What a run returns to a sweeper (Optuna maximises or minimises it)."""
 

@@ -94,6 +94,14 @@ class WorkerDatasets:
                 return next_fn(state, tff.federated_map(self.computation, work), client_states)
 
             return process.with_next(next_with_states)
+        if len(parameters) == 4:  # each client's starting weights and scale (FedBuff)
+
+            @tff.federated_computation(parameters[0], work_type, parameters[2], parameters[3])
+            def next_with_weights(state, work, client_weights, scales):
+                return next_fn(state, tff.federated_map(self.computation, work), client_weights,
+                               scales)
+
+            return process.with_next(next_with_weights)
 
         @tff.federated_computation(parameters[0], work_type)
         def next_from_work(state, work):

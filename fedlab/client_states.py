@@ -82,19 +82,25 @@ class ClientStateStore:
         """Bytes held by all the clients' states."""
         return sum(t.nbytes for state in self._states.values() for t in state)
 
+    def keep(self, client_ids) -> None:
+        """Drop every state but those of ``client_ids``."""
+        self._states = {c: s for c, s in self._states.items() if c in set(client_ids)}
+
     def save(self, path: Path) -> None:
         """Write every state to ``path`` (NumPy ``.npz``, exact)."""
         ids = sorted(self._states)
         arrays = {f"s{i}_{k}": t for i, c in enumerate(ids) for k, t in enumerate(self._states[c])}
         with open(path, "wb") as file:
-            np.savez(file, client_ids=np.array(ids, dtype=str), **arrays)
+            np.savez(file, client_ids=np.array(ids, dtype=str),
+                     widths=np.array([len(self._states[c]) for c in ids], dtype=np.int64),
+                     **arrays)
 
     def load(self, path: Path) -> None:
         """Replace every state with those saved in ``path`` (unchanged if it cannot be read)."""
         with np.load(path, allow_pickle=False) as saved:
             ids = [str(c) for c in saved["client_ids"]]
-            width = len(self._initial())
-            states = {c: [saved[f"s{i}_{k}"] for k in range(width)] for i, c in enumerate(ids)}
+            states = {c: [saved[f"s{i}_{k}"] for k in range(int(width))]
+                      for i, (c, width) in enumerate(zip(ids, saved["widths"], strict=True))}
         self._states = states
 
 

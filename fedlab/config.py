@@ -11,7 +11,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from fedlab.choices import Objective, PartitionMethod, ServerSchedule
+from fedlab.choices import Objective, PartitionMethod, ServerSchedule, Staleness
 from fedlab.schedule import Schedule
 
 
@@ -305,6 +305,17 @@ class ScaffoldSchema:
 
 
 @dataclass
+class FedBuffSchema:
+    """``fedlab.algorithms.fedbuff.FedBuff``: buffered asynchronous aggregation."""
+
+    _target_: str = "fedlab.algorithms.fedbuff.FedBuff"
+    concurrency: int = 10
+    buffer_size: int = 10
+    staleness: Staleness = Staleness.polynomial
+    staleness_exponent: float = 0.5
+
+
+@dataclass
 class MimeLiteSchema:
     """``fedlab.algorithms.MimeLite``."""
 
@@ -498,6 +509,7 @@ def register_schemas() -> None:
     store.store(group="schema/algorithm", name="fedsgd", node=FedSgdSchema)
     store.store(group="schema/algorithm", name="mime_lite", node=MimeLiteSchema)
     store.store(group="schema/algorithm", name="scaffold", node=ScaffoldSchema)
+    store.store(group="schema/algorithm", name="fedbuff", node=FedBuffSchema)
     store.store(group="schema/clients", name="clients", node=ClientsSchema)
     store.store(group="schema/trainer", name="federated", node=FederatedTrainerSchema)
     store.store(group="schema/trainer", name="central", node=CentralTrainerSchema)

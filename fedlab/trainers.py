@@ -15,6 +15,7 @@ import tensorflow_federated as tff
 
 from fedlab import central, comms, runtime
 from fedlab.algorithms import Aggregator, IncompatibleAggregator
+from fedlab.algorithms.fedbuff import BufferedRoundClients, VersionedProcess
 from fedlab.callbacks import Callback, Checkpointing, MetricsSink, TrainingContext
 from fedlab.client_datasets import client_datasets, worker_readable
 from fedlab.client_states import ClientStateStore, StoreBackedProcess, with_client_ids
@@ -136,6 +137,9 @@ class FederatedTrainer:
         ``datasets(work)`` gives ``process.next`` its client argument (see
         :mod:`fedlab.client_datasets`).
         """
+        if self.algorithm.asynchronous:
+            return BufferedRoundClients(data.train, datasets, self.algorithm, schedule.seed,
+                                        self.clients, schedule.local_epochs, communication)
         if self.clients.ideal:
             return RoundClients(data.train.client_ids, datasets, schedule.clients_per_round,
                                 seed=schedule.seed)
@@ -201,19 +205,27 @@ class FederatedTrainer:
                      self.algorithm.name, data.num_clients, schedule.clients_per_round,
                      initial_model.count_params())
             communication = comms.measure_round_communication(process.next)
+            if self.algorithm.asynchronous:  # each client downloads the model when it starts
+                communication = comms.RoundCommunication(
+                    communication.broadcast_bits_per_client
+                    + comms.type_bits(process.download_type),
+                    communication.upload_bits_per_client)
             round_clients = self.round_clients(data, schedule, datasets, communication)
-            if not self.clients.ideal:  # simulated clients: their device profiles
+            if not self.clients.ideal or self.algorithm.asynchronous:  # device profiles
                 round_clients.profiles.to_csv(run_dir / PROFILES_FILE)
             state = process.set_model_weights(process.initialize(),
                                               keras_model_weights(initial_model))
             log.debug("start-up: worker ready, process initialised")
-            composed, client_states = datasets.compose(process), None
-            if stateful:
+            composed, client_states, kept = datasets.compose(process), None, None
+            if self.algorithm.asynchronous:
+                composed = VersionedProcess(composed, round_clients.schedule)
+                kept = composed.versions
+            elif stateful:
                 client_states = ClientStateStore(process.initial_client_state)
                 composed = StoreBackedProcess(composed, client_states)
                 round_clients = with_client_ids(round_clients)
             context = TrainingContext(
-                process=composed, state=state, client_states=client_states,
+                process=composed, state=state, client_states=client_states or kept,
                 rounds=schedule.rounds, clients_per_round=schedule.clients_per_round,
                 run_dir=run_dir, data=data, task=task, privacy=guarantee,
                 communication=communication)

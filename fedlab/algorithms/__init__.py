@@ -44,6 +44,9 @@ class Algorithm:
     # Whether clients keep state between rounds: ``build`` then returns a
     # ``fedlab.client_states.StatefulClientsProcess`` (see SCAFFOLD).
     client_state = False
+    # Whether clients train asynchronously on simulated time (FedBuff): ``build`` then returns
+    # a ``fedlab.algorithms.fedbuff.BufferedProcess``.
+    asynchronous = False
     # TFF's builders for example-weighted and uniformly weighted aggregators (None: none).
     weighted_builder: Callable | None = None
     unweighted_builder: Callable | None = None
