@@ -225,7 +225,8 @@ class FederatedTrainer:
                 composed = StoreBackedProcess(composed, client_states)
                 round_clients = with_client_ids(round_clients)
             context = TrainingContext(
-                process=composed, state=state, client_states=client_states or kept,
+                process=composed, state=state,
+                client_states=client_states if client_states is not None else kept,
                 rounds=schedule.rounds, clients_per_round=schedule.clients_per_round,
                 run_dir=run_dir, data=data, task=task, privacy=guarantee,
                 communication=communication)

@@ -60,7 +60,8 @@ def test_every_algorithm_trains_resumes_and_reproduces(tmp_path, algorithm):
     resumed, whole = tmp_path / "resumed", tmp_path / "whole"
     # FedBuff runs on simulated time only.
     options = [f"algorithm={algorithm}",
-               *(["clients=heterogeneous"] if algorithm == "fedbuff" else [])]
+               *(["clients=heterogeneous", "algorithm.concurrency=2", "algorithm.buffer_size=2"]
+                 if algorithm == "fedbuff" else [])]
     run(small_config(resumed, *options, "schedule.rounds=2"))
     run(small_config(resumed, *options, "schedule.rounds=3"))
     run(small_config(whole, *options, "schedule.rounds=3"))
