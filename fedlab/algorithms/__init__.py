@@ -143,3 +143,22 @@ class MimeLite(Algorithm):
     def arguments(self, client_optimizer: Optimizer, server_optimizer: Optimizer) -> dict:
         """Mime's base optimizer and server optimizer."""
         return {"base_optimizer": client_optimizer, "server_optimizer": server_optimizer}
+
+
+def model_weights_accessors(server_state_type) -> tuple:
+    """``get_model_weights`` and ``set_model_weights`` of a ``LearningAlgorithmState`` state.
+
+    As TFF's composed learning processes define them, for ``server_state_type``.
+    """
+
+    @tff.tensorflow.computation(server_state_type)
+    def get_model_weights(state):
+        return state.global_model_weights
+
+    @tff.tensorflow.computation(server_state_type, server_state_type.global_model_weights)
+    def set_model_weights(state, weights):
+        return tff.learning.templates.LearningAlgorithmState(
+            weights, state.distributor, state.client_work, state.aggregator, state.finalizer)
+
+    return get_model_weights, set_model_weights
+

@@ -37,6 +37,7 @@ from fedlab.algorithms import (
     ModelFn,
     Optimizer,
     is_unweighted,
+    model_weights_accessors,
 )
 from fedlab.choices import Staleness
 from fedlab.client_datasets import ClientWork
@@ -176,17 +177,7 @@ class FedBuff(Algorithm):
                 finalizer=finalized.measurements))
             return tff.learning.templates.LearningProcessOutput(new_state, metrics)
 
-        server_state_type = state_type.member
-
-        @tff.tensorflow.computation(server_state_type)
-        def get_model_weights(state):
-            return state.global_model_weights
-
-        @tff.tensorflow.computation(server_state_type, server_state_type.global_model_weights)
-        def set_model_weights(state, weights):
-            return tff.learning.templates.LearningAlgorithmState(
-                weights, state.distributor, state.client_work, state.aggregator,
-                state.finalizer)
+        get_model_weights, set_model_weights = model_weights_accessors(state_type.member)
 
         return BufferedProcess(initialize, next_fn, get_model_weights, set_model_weights,
                                weights_type)

@@ -33,6 +33,7 @@ from fedlab.algorithms import (
     ModelFn,
     Optimizer,
     is_unweighted,
+    model_weights_accessors,
 )
 from fedlab.client_states import StatefulClientsProcess, StatefulOutput
 from fedlab.errors import ConfigError
@@ -194,17 +195,7 @@ class Scaffold(Algorithm):
                 finalizer=finalized.measurements))
             return StatefulOutput(new_state, metrics, new_controls)
 
-        server_state_type = state_type.member
-
-        @tff.tensorflow.computation(server_state_type)
-        def get_model_weights(state):
-            return state.global_model_weights
-
-        @tff.tensorflow.computation(server_state_type, server_state_type.global_model_weights)
-        def set_model_weights(state, weights):
-            return tff.learning.templates.LearningAlgorithmState(
-                weights, state.distributor, state.client_work, state.aggregator,
-                state.finalizer)
+        get_model_weights, set_model_weights = model_weights_accessors(state_type.member)
 
         def initial_client_state():
             return [np.zeros(shape, dtype) for shape, dtype in trainable_shapes]
