@@ -84,7 +84,8 @@ class ClientStateStore:
 
     def keep(self, client_ids) -> None:
         """Drop every state but those of ``client_ids``."""
-        self._states = {c: s for c, s in self._states.items() if c in set(client_ids)}
+        kept = set(client_ids)
+        self._states = {c: s for c, s in self._states.items() if c in kept}
 
     def save(self, path: Path) -> None:
         """Write every state to ``path`` (NumPy ``.npz``, exact)."""

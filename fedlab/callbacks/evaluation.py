@@ -17,6 +17,14 @@ def _due(every: int, round_num: int, context: TrainingContext) -> bool:
     return round_num % every == 0 or round_num == context.rounds
 
 
+def spread_columns(prefix: str, accuracy: np.ndarray, seconds: float) -> dict[str, float]:
+    """``<prefix>_mean`` (unweighted over clients), ``_p10``, ``_min`` and the seconds taken."""
+    return {f"{prefix}_mean": float(accuracy.mean()),
+            f"{prefix}_p10": float(np.percentile(accuracy, 10)),
+            f"{prefix}_min": float(accuracy.min()),
+            f"{prefix.removesuffix('_accuracy')}_eval_seconds": seconds}
+
+
 class HeldOutEvaluation(Callback):
     """``eval_loss``, ``eval_accuracy`` (and ``eval_seconds``) on every held-out example.
 
@@ -134,10 +142,7 @@ class ClientEvaluation(Callback):
             return
         started = time.perf_counter()
         accuracy = self.evaluate(context)["accuracy"].dropna().to_numpy()
-        row.update(client_accuracy_mean=float(accuracy.mean()),
-                   client_accuracy_p10=float(np.percentile(accuracy, 10)),
-                   client_accuracy_min=float(accuracy.min()),
-                   client_eval_seconds=time.perf_counter() - started)
+        row.update(spread_columns("client_accuracy", accuracy, time.perf_counter() - started))
 
     def on_train_end(self, context: TrainingContext, last_round: int) -> None:
         """Write ``client_eval.csv`` for the final model."""

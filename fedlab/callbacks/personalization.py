@@ -10,7 +10,7 @@ import pandas as pd
 import tensorflow as tf
 
 from fedlab.callbacks.base import Callback, TrainingContext
-from fedlab.callbacks.evaluation import _due
+from fedlab.callbacks.evaluation import _due, spread_columns
 
 PERSONALIZED_FILE = "personalized_eval.csv"
 COLUMNS = ("personalized_accuracy_mean", "personalized_accuracy_p10",
@@ -88,15 +88,13 @@ class PersonalizedEvaluation(Callback):
         weights = context.model_weights()
         if self._last is not None and self._last[0] is weights:
             return self._last[1]
-        global_weights = None
+        weights.assign_weights_to(self._model)
+        global_weights = self._model.get_weights()
         rows = []
         for index, client_id in enumerate(self._client_ids):
             x, y = context.data.client_test[client_id]
             if not len(y):
                 continue
-            if global_weights is None:
-                weights.assign_weights_to(self._model)
-                global_weights = self._model.get_weights()
             self._model.set_weights(global_weights)
             accuracy = self._accuracy(x, y)
             train = self._training_examples(context, client_id, index)
@@ -131,10 +129,8 @@ class PersonalizedEvaluation(Callback):
             return
         started = time.perf_counter()
         accuracy = self.evaluate(context)["personalized_accuracy"].dropna().to_numpy()
-        row.update(personalized_accuracy_mean=float(accuracy.mean()),
-                   personalized_accuracy_p10=float(np.percentile(accuracy, 10)),
-                   personalized_accuracy_min=float(accuracy.min()),
-                   personalized_eval_seconds=time.perf_counter() - started)
+        row.update(spread_columns("personalized_accuracy", accuracy,
+                                  time.perf_counter() - started))
 
     def on_train_end(self, context: TrainingContext, last_round: int) -> None:
         """Write ``personalized_eval.csv`` for the final model."""
