@@ -48,6 +48,7 @@ FIGURES = ("final_eval_accuracy", "final_eval_accuracy_last_k", "final_eval_accu
            "best_eval_accuracy", "final_val_accuracy", "final_val_accuracy_last_k",
            "best_val_accuracy",
            "eval_accuracy_at_best_val", "final_eval_loss", "rounds_to_target",
+           "val_rounds_to_target",
            "uploaded_MiB", "training_seconds", "final_client_accuracy_mean",
            "final_client_accuracy_p10", "final_personalized_accuracy_mean",
            "final_personalized_accuracy_p10", "dp_epsilon", "sim_seconds_to_target",
@@ -153,7 +154,7 @@ def load_run(run_dir: Path, target_accuracy: float, last_k: int = LAST_K
                     (summary.get("provenance") or {}).get("held_out_predictions")),
                 best_eval_accuracy=evaluated["eval_accuracy"].max(),
                 final_eval_loss=last.get("eval_loss", np.nan),
-                rounds_to_target=int(reached["round"].iloc[0]) if len(reached) else np.nan,
+                rounds_to_target=_first_round(evaluated, "eval_accuracy", target_accuracy),
                 bits_up_total=int(metrics["bits_up_cumulative"].iloc[-1]),
                 bits_down_total=int(metrics.get("bits_down_cumulative", pd.Series([0])).iloc[-1]),
                 uploaded_MiB=metrics["bits_up_cumulative"].iloc[-1] / BITS_PER_MIB,
@@ -168,7 +169,9 @@ def load_run(run_dir: Path, target_accuracy: float, last_k: int = LAST_K
                                    last_k).mean(),
                                best_val_accuracy=best["val_accuracy"],
                                eval_accuracy_at_best_val=best["eval_accuracy"],
-                               best_eval_accuracy=np.nan)
+                               best_eval_accuracy=np.nan,
+                               val_rounds_to_target=_first_round(
+                                   validated, "val_accuracy", target_accuracy))
             if SIM_TIME in metrics:
                 row.update(
                     sim_seconds_total=float(metrics[SIM_TIME].iloc[-1]),
@@ -180,6 +183,12 @@ def load_run(run_dir: Path, target_accuracy: float, last_k: int = LAST_K
                     if len(scored):
                         row.update({f"final_{c}": scored[c].iloc[-1] for c in columns})
     return row, metrics
+
+
+def _first_round(metrics: pd.DataFrame, column: str, target: float) -> float:
+    """The first round whose ``column`` is >= ``target`` (NaN: never)."""
+    reached = metrics.loc[metrics[column] >= target, "round"]
+    return int(reached.iloc[0]) if len(reached) else np.nan
 
 
 def binomial_standard_error(accuracy: float, predictions: int | None) -> float:

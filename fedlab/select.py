@@ -6,8 +6,10 @@ Reads every run below the folders (as ``fedlab.report`` does). The runs must hav
 set (``dataset.validation_fraction`` > 0): selection never reads the test set. Within each level
 of the ``--per`` factors, the settings (the other varying config values, seeds excepted) are
 ranked by ``final_val_accuracy_last_k`` (the mean of the last ``--last-k`` validation
-evaluations), averaged over seeds when a setting ran on several; failed or diverged runs rank
-last. Writes into ``--out`` (default ``<first folder>/selection``):
+evaluations), or with ``--score val_rounds_to_target --target-accuracy A`` by the first round
+validation accuracy reaches A (fewer first; ties by the former), averaged over seeds when a
+setting ran on several; failed or diverged runs (and, for rounds, runs that miss the target)
+rank last. Writes into ``--out`` (default ``<first folder>/selection``):
 
 - ``candidates.csv``: every setting with its validation score, seeds and rank within its level;
 - ``selected.csv``: the best setting per level, the runner-up's score, and which tuned values
@@ -32,6 +34,9 @@ import yaml
 from fedlab.report import LAST_K, SEED_KEYS, ReportError, find_runs, load_run, varying_columns
 
 SCORE = "final_val_accuracy_last_k"
+# Scores --score accepts; rounds to the target accuracy rank fewer first.
+SCORES = (SCORE, "val_rounds_to_target")
+LOWER_IS_BETTER = ("val_rounds_to_target",)
 
 
 def rerun_overrides(run_dir: Path) -> list[str]:
@@ -45,10 +50,17 @@ def rerun_overrides(run_dir: Path) -> list[str]:
             and not o.startswith(dropped)]
 
 
-def candidates(runs: pd.DataFrame, per: list[str], tuned: list[str]) -> pd.DataFrame:
-    """Each setting (``per`` level + ``tuned`` values): mean validation score, seeds, rank."""
+def candidates(runs: pd.DataFrame, per: list[str], tuned: list[str],
+               score: str = SCORE) -> pd.DataFrame:
+    """Each setting (``per`` level + ``tuned`` values): mean validation score, seeds, rank.
+
+    Higher scores rank first, except rounds to a target (``val_rounds_to_target``: fewer
+    first, ties broken by ``final_val_accuracy_last_k``).
+    """
     keys = per + tuned
-    table = runs.assign(_score=runs[SCORE].where(runs["status"] == "completed"))
+    completed = runs["status"] == "completed"
+    table = runs.assign(_score=runs[score].where(completed),
+                        _accuracy=runs[SCORE].where(completed))
     text = table[keys].astype(str)
     grouped = table.groupby([text[k] for k in keys], sort=False, dropna=False)
     rows = []
@@ -56,18 +68,25 @@ def candidates(runs: pd.DataFrame, per: list[str], tuned: list[str]) -> pd.DataF
         first = members.iloc[0]
         rows.append({**{k: first[k] for k in keys}, "run": first["run"],
                      # a setting with a failed seed ranks last (NaN), not on its lucky seeds
-                     SCORE: members["_score"].mean(skipna=False),
+                     score: members["_score"].mean(skipna=False),
+                     **({SCORE: members["_accuracy"].mean(skipna=False)} if score != SCORE
+                        else {}),
                      "seeds": len(members),
                      "completed": int((members["status"] == "completed").sum())})
     table = pd.DataFrame(rows)
-    ranking = table[SCORE].fillna(-np.inf)
+    # one number per setting, higher is better; NaN (failed, or a target not reached) last
+    merit = -table[score] if score in LOWER_IS_BETTER else table[score]
+    merit = merit.fillna(-np.inf)
+    if score != SCORE:  # ties on rounds: the better validation accuracy first
+        merit = merit + 1e-6 * table[SCORE].fillna(0).clip(0, 1)
     level = [table[k].astype(str) for k in per] if per else np.zeros(len(table))
-    table["rank"] = ranking.groupby(level).rank(ascending=False, method="min").astype(int)
+    table["rank"] = merit.groupby(level).rank(ascending=False, method="min").astype(int)
     return table.sort_values([*per, "rank"], kind="stable").reset_index(drop=True)
 
 
-def select(runs: pd.DataFrame, group_columns: list[str], per: list[str]) -> pd.DataFrame:
-    """The best setting within each level of ``per``, with the overrides that rerun it.
+def select(runs: pd.DataFrame, group_columns: list[str], per: list[str],
+           score: str = SCORE) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The best setting within each level of ``per`` by ``score``, with the overrides to rerun it.
 
     Raises:
       ReportError: no validation figures, a ``per`` factor that does not vary, or a level
@@ -82,21 +101,24 @@ def select(runs: pd.DataFrame, group_columns: list[str], per: list[str]) -> pd.D
                           "(no val_accuracy in metrics.csv): run them with "
                           "dataset.validation_fraction > 0")
     tuned = [c for c in group_columns if c not in per]
-    table = candidates(runs, per, tuned)
+    table = candidates(runs, per, tuned, score)
     chosen = []
     for _, level in table.groupby([table[p].astype(str) for p in per] if per else
                                   np.zeros(len(table)), sort=False):
         best = level.iloc[0]
-        if np.isnan(best[SCORE]):
+        if np.isnan(best[SCORE]) or (score in LOWER_IS_BETTER and np.isnan(best[score])):
             label = ", ".join(f"{p}={best[p]}" for p in per)
-            raise ReportError(f"{label}: no completed run to select from")
+            raise ReportError(f"{label}: no completed run to select from" if np.isnan(
+                best[SCORE]) else f"{label}: no setting reached the target accuracy on "
+                "validation in every seed; lower --target-accuracy or train longer")
         # Values constant within the level (another method's own option) are part of its
         # setting; values that vary within it are what was tuned.
         searched = [c for c in tuned if level[c].astype(str).nunique() > 1]
         edges = [c for c in searched if _on_edge(level[c], best[c])]
-        runner_up = level[SCORE].iloc[1] if len(level) > 1 else np.nan
-        chosen.append({**{c: best[c] for c in per + tuned}, SCORE: best[SCORE],
-                       "runner_up_" + SCORE: runner_up, "settings_tried": len(level),
+        runner_up = level[score].iloc[1] if len(level) > 1 else np.nan
+        chosen.append({**{c: best[c] for c in per + tuned}, score: best[score],
+                       **({SCORE: best[SCORE]} if score != SCORE else {}),
+                       "runner_up_" + score: runner_up, "settings_tried": len(level),
                        "seeds_per_setting": int(level["seeds"].max()),
                        "on_grid_edge": " ".join(edges),
                        "overrides": " ".join(rerun_overrides(Path(best["run"])))})
@@ -121,17 +143,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--last-k", type=int, default=LAST_K,
                         help=f"score = mean of the last K validation evaluations "
                              f"(default {LAST_K})")
+    parser.add_argument("--score", choices=SCORES, default=SCORE,
+                        help=f"what ranks the settings (default {SCORE}; val_rounds_to_target: "
+                             "the first round validation accuracy reaches --target-accuracy, "
+                             "fewer first, a setting that misses it in any seed last)")
+    parser.add_argument("--target-accuracy", type=float,
+                        help="the target of --score val_rounds_to_target")
     parser.add_argument("--out", type=Path, help="output folder (default <first>/selection)")
     args = parser.parse_args(argv)
     out = args.out or args.folders[0] / "selection"
     try:
         if args.last_k < 1:
             raise ReportError(f"--last-k must be at least 1, got {args.last_k}")
-        runs = pd.DataFrame([load_run(run_dir, 1.0, args.last_k)[0]
+        if (args.score in LOWER_IS_BETTER) != (args.target_accuracy is not None):
+            raise ReportError("--target-accuracy goes with --score val_rounds_to_target, "
+                              "and that score needs it")
+        target = 1.0 if args.target_accuracy is None else args.target_accuracy
+        runs = pd.DataFrame([load_run(run_dir, target, args.last_k)[0]
                              for run_dir in find_runs(args.folders)])
-        runs = runs.reindex(columns=[*runs.columns, SCORE] if SCORE not in runs else None)
+        runs = runs.reindex(columns=[*runs.columns, *(c for c in dict.fromkeys((SCORE, args.score))
+                                                       if c not in runs)])
         group_columns = [c for c in varying_columns(runs) if c not in SEED_KEYS]
-        chosen, table = select(runs, group_columns, args.per)
+        chosen, table = select(runs, group_columns, args.per, args.score)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -141,8 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "selected_overrides.txt").write_text("".join(f"{o}\n" for o in chosen["overrides"]))
     for _, row in chosen.iterrows():
         edge = f"  (on the grid's edge: {row['on_grid_edge']})" if row["on_grid_edge"] else ""
-        print(f"{row['overrides']}  # validation {row[SCORE]:.4f}, runner-up "
-              f"{row['runner_up_' + SCORE]:.4f}, {row['settings_tried']} settings{edge}")
+        print(f"{row['overrides']}  # validation {args.score} {row[args.score]:.4f}, "
+              f"runner-up {row['runner_up_' + args.score]:.4f}, {row['settings_tried']} "
+              f"settings{edge}")
     print(f"selection written to {out}")
     return 0
 

@@ -124,3 +124,36 @@ def test_the_tuning_protocol_end_to_end_on_real_runs(tmp_path):
     assert {"algorithm=fedavg", f"optimizer.client.learning_rate={best}",
             "schedule.rounds=2"} <= set(overrides)
     assert not [o for o in overrides if o.startswith(("schedule.seed", "+experiment"))]
+
+
+def test_rounds_to_a_target_on_validation_rank_fewer_first_ties_by_accuracy(tmp_path):
+    # validation curves: (0.03) reaches 0.7 in round 3, (0.1) and (0.3) in round 2 -- (0.3)
+    # ending higher; (1.0) never. The test set would favour 0.03 (first to 0.7 there).
+    curves = {0.03: ([0.5, 0.6, 0.9], [0.7, 0.8, 0.9]), 0.1: ([0.5, 0.7, 0.75], [0.5, 0.6, 0.7]),
+              0.3: ([0.5, 0.72, 0.8], [0.5, 0.6, 0.7]), 1.0: ([0.5, 0.6, 0.65], [0.9, 0.9, 0.9])}
+    for lr, (val, test) in curves.items():
+        tuning_run(tmp_path / f"fedsgd-{lr}", "fedsgd", lr, 1.0, val, test)
+    out = tmp_path / "selection"
+    assert select.main([str(tmp_path), "--per", "algorithm", "--score", "val_rounds_to_target",
+                        "--target-accuracy", "0.7", "--last-k", "1", "--out", str(out)]) == 0
+    chosen = pd.read_csv(out / "selected.csv").set_index("algorithm")
+    assert chosen.loc["fedsgd", "optimizer.client.learning_rate"] == 0.3
+    assert chosen.loc["fedsgd", "val_rounds_to_target"] == 2
+    assert chosen.loc["fedsgd", "runner_up_val_rounds_to_target"] == 2
+    ranks = pd.read_csv(out / "candidates.csv").set_index("optimizer.client.learning_rate")
+    assert ranks["rank"].to_dict() == {0.3: 1, 0.1: 2, 0.03: 3, 1.0: 4}
+
+
+@pytest.mark.parametrize("arguments", [["--score", "val_rounds_to_target"],
+                                       ["--target-accuracy", "0.7"]])
+def test_a_target_goes_with_the_rounds_score_and_only_with_it(tmp_path, capsys, arguments):
+    grid(tmp_path, "fedavg", {(0.03, 1.0): (0.5, 0.5), (0.1, 1.0): (0.8, 0.7)})
+    assert select.main([str(tmp_path), "--per", "algorithm", *arguments]) == 1
+    assert "--target-accuracy goes with --score val_rounds_to_target" in capsys.readouterr().err
+
+
+def test_no_setting_reaching_the_target_is_refused_in_one_line(tmp_path, capsys):
+    grid(tmp_path, "fedavg", {(0.03, 1.0): (0.5, 0.9), (0.1, 1.0): (0.6, 0.9)})
+    assert select.main([str(tmp_path), "--per", "algorithm", "--score", "val_rounds_to_target",
+                        "--target-accuracy", "0.7"]) == 1
+    assert "no setting reached the target accuracy on validation" in capsys.readouterr().err

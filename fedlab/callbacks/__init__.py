@@ -1,6 +1,6 @@
 """The federated loop's callbacks: each round is handed to them in the configured order.
 
-Evaluation, checkpointing, metrics release, the progress line and the divergence stop are
+Evaluation, checkpointing, metrics release, the progress line, the divergence and target stops are
 callbacks (``conf/callbacks/``); a new capability is a new callback and its config entry.
 """
 
@@ -14,7 +14,9 @@ from fedlab.callbacks.personalization import PersonalizedEvaluation
 from fedlab.callbacks.preemption import Preemption
 from fedlab.callbacks.privacy import DpAccounting
 from fedlab.callbacks.progress import ProgressLine
+from fedlab.callbacks.target import TargetStop
 
 __all__ = ["METRICS_FILE", "Callback", "Checkpointing", "ClientEvaluation", "Communication",
            "DivergenceStop", "DpAccounting", "HeldOutEvaluation", "MetricsRelease",
-           "MetricsSink", "PersonalizedEvaluation", "Preemption", "ProgressLine", "TrainingContext"]
+           "MetricsSink", "PersonalizedEvaluation", "Preemption", "ProgressLine", "TargetStop",
+           "TrainingContext"]
