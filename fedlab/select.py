@@ -7,9 +7,10 @@ set (``dataset.validation_fraction`` > 0): selection never reads the test set. W
 of the ``--per`` factors, the settings (the other varying config values, seeds excepted) are
 ranked by ``final_val_accuracy_last_k`` (the mean of the last ``--last-k`` validation
 evaluations), or with ``--score val_rounds_to_target --target-accuracy A`` by the first round
-validation accuracy reaches A (fewer first; ties by the former), averaged over seeds when a
-setting ran on several; failed or diverged runs (and, for rounds, runs that miss the target)
-rank last. Writes into ``--out`` (default ``<first folder>/selection``):
+validation accuracy reaches A (fewer first; ties, and settings that miss A in some seed, by the
+former: those rank after every setting that reached it, and a level where none did is noted),
+averaged over seeds when a setting ran on several; failed or diverged runs rank last. Writes
+into ``--out`` (default ``<first folder>/selection``):
 
 - ``candidates.csv``: every setting with its validation score, seeds and rank within its level;
 - ``selected.csv``: the best setting per level, the runner-up's score, and which tuned values
@@ -76,9 +77,9 @@ def candidates(runs: pd.DataFrame, per: list[str], tuned: list[str],
     table = pd.DataFrame(rows)
     # one number per setting, higher is better; NaN (failed, or a target not reached) last
     merit = -table[score] if score in LOWER_IS_BETTER else table[score]
+    if score != SCORE:  # ties on rounds, and settings that all missed the target: by accuracy
+        merit = merit.fillna(-1e6) + 1e-6 * table[SCORE].clip(0, 1)
     merit = merit.fillna(-np.inf)
-    if score != SCORE:  # ties on rounds: the better validation accuracy first
-        merit = merit + 1e-6 * table[SCORE].fillna(0).clip(0, 1)
     level = [table[k].astype(str) for k in per] if per else np.zeros(len(table))
     table["rank"] = merit.groupby(level).rank(ascending=False, method="min").astype(int)
     return table.sort_values([*per, "rank"], kind="stable").reset_index(drop=True)
@@ -106,11 +107,10 @@ def select(runs: pd.DataFrame, group_columns: list[str], per: list[str],
     for _, level in table.groupby([table[p].astype(str) for p in per] if per else
                                   np.zeros(len(table)), sort=False):
         best = level.iloc[0]
-        if np.isnan(best[SCORE]) or (score in LOWER_IS_BETTER and np.isnan(best[score])):
+        if np.isnan(best[SCORE]):
             label = ", ".join(f"{p}={best[p]}" for p in per)
-            raise ReportError(f"{label}: no completed run to select from" if np.isnan(
-                best[SCORE]) else f"{label}: no setting reached the target accuracy on "
-                "validation in every seed; lower --target-accuracy or train longer")
+            raise ReportError(f"{label}: no completed run to select from")
+        missed = score in LOWER_IS_BETTER and np.isnan(best[score])
         # Values constant within the level (another method's own option) are part of its
         # setting; values that vary within it are what was tuned.
         searched = [c for c in tuned if level[c].astype(str).nunique() > 1]
@@ -121,6 +121,8 @@ def select(runs: pd.DataFrame, group_columns: list[str], per: list[str],
                        "runner_up_" + score: runner_up, "settings_tried": len(level),
                        "seeds_per_setting": int(level["seeds"].max()),
                        "on_grid_edge": " ".join(edges),
+                       "note": (f"no setting reached the target in every seed: chosen by "
+                                f"{SCORE}" if missed else ""),
                        "overrides": " ".join(rerun_overrides(Path(best["run"])))})
     return pd.DataFrame(chosen), table
 
@@ -174,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "selected_overrides.txt").write_text("".join(f"{o}\n" for o in chosen["overrides"]))
     for _, row in chosen.iterrows():
         edge = f"  (on the grid's edge: {row['on_grid_edge']})" if row["on_grid_edge"] else ""
+        edge += f"  ({row['note']})" if row["note"] else ""
         print(f"{row['overrides']}  # validation {args.score} {row[args.score]:.4f}, "
               f"runner-up {row['runner_up_' + args.score]:.4f}, {row['settings_tried']} "
               f"settings{edge}")
