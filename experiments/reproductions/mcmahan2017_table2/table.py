@@ -1,11 +1,12 @@
 """Table 2 of McMahan et al. 2017 from fedlab's runs: rounds to the target, and FedAvg's speedup.
 
     uv run python experiments/reproductions/mcmahan2017_table2/table.py \
-        experiments/reproductions/mcmahan2017_table2/results/test/runs.csv > table.md
+        0.92=<report --target-accuracy 0.92>/runs.csv 0.88=<... 0.88>/runs.csv > table.md
 
-Reads the ``runs.csv`` that ``python -m fedlab.report --target-accuracy 0.92`` wrote for the test
-runs. Each row of the table is one (algorithm, E, B) and each column pair one partition: the
-rounds the test accuracy took to reach the target, mean over seeds with each seed's figure, and
+Reads the ``runs.csv`` files ``python -m fedlab.report --target-accuracy A`` wrote for the test
+runs, one per target; each run's figures come from the report of its own target
+(``callbacks.target_stop.accuracy``: 0.92 IID, 0.88 non-IID). Each row of the table is one
+(algorithm, E, B) and each column pair one partition: the rounds the test accuracy took to reach the target, mean over seeds with each seed's figure, and
 the speedup over FedSGD, FedSGD's rounds / the row's rounds within each seed (same seed, same
 partition: paired), as the mean of the per-seed ratios and their range. A run that stopped at
 the round cap without reaching the target counts as "> cap": a ratio against it is a bound.
@@ -48,17 +49,23 @@ def speedup_text(baseline: pd.Series, rounds: pd.Series, cap: int) -> str:
     return f"{bound}{ratios.mean():.1f}x [{ratios.min():.1f}, {ratios.max():.1f}]"
 
 
-def main(path: str) -> None:
-    """Print the table as markdown."""
-    runs = pd.read_csv(path)
+def main(reports: list[str]) -> None:
+    """Print the table as markdown from ``target=runs.csv`` arguments."""
+    tables = []
+    for argument in reports:
+        target, path = argument.split("=", 1)
+        table = pd.read_csv(path)
+        tables.append(table[table["callbacks.target_stop.accuracy"] == float(target)])
+    runs = pd.concat(tables, ignore_index=True)
     runs = runs[runs["status"] == "completed"]
     cap = int(runs["rounds_completed"].max())
     keys = ["algorithm", "schedule.local_epochs", "schedule.batch_size"]
     partitions = sorted(runs["dataset.partition.method"].unique())
     by_seed = runs.set_index([*keys, "dataset.partition.method", "schedule.seed"])
-    by_seed = by_seed["rounds_to_target"]
+    by_seed = by_seed["rounds_to_target"].sort_index()
+    targets = runs.groupby("dataset.partition.method")["callbacks.target_stop.accuracy"].first()
     lines = ["| method | E | B | u | " + " | ".join(
-        f"{p}: rounds to target | {p}: speedup" for p in partitions) + " |",
+        f"{p}: rounds to {targets[p]:g} | {p}: speedup" for p in partitions) + " |",
         "|---|---|---|---|" + "---|---|" * len(partitions)]
     rows = runs[keys].drop_duplicates()
     rows = rows.assign(_order=(rows["algorithm"] != "fedsgd").astype(int)
@@ -81,4 +88,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])
