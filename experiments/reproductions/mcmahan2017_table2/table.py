@@ -5,11 +5,12 @@
 
 Reads the ``runs.csv`` files ``python -m fedlab.report --target-accuracy A`` wrote for the test
 runs, one per target; each run's figures come from the report of its own target
-(``callbacks.target_stop.accuracy``: 0.92 IID, 0.88 non-IID). Each row of the table is one
-(algorithm, E, B) and each column pair one partition: the rounds the test accuracy took to
-reach the target, mean over seeds with each seed's figure, and the speedup over FedSGD, FedSGD's rounds / the row's rounds within each seed (same seed, same
-partition: paired), as the mean of the per-seed ratios and their range. A run that stopped at
-the round cap without reaching the target counts as "> cap": a ratio against it is a bound.
+(``callbacks.target_stop.accuracy``: 0.92 IID, 0.88 non-IID). A table row is one (algorithm,
+E, B), a column pair one partition: the rounds test accuracy took to reach the target (mean
+over seeds, then each seed's), and the speedup over FedSGD: FedSGD's rounds / the row's rounds
+within each seed (same seed, same partition: paired), the mean of the per-seed ratios and their
+range. A run that stopped at the round cap short of the target counts as "> cap": a ratio
+against it is a bound.
 """
 
 import sys
