@@ -14,6 +14,11 @@ class Schedule:
     clients_per_round: int = 10
     local_epochs: int = 1
     batch_size: int = 20
+    # False: a client's examples are repeated for the local epochs, then batched (the reference
+    # study's and TFF tutorials' order: a batch may span two epochs, and batch_size >= epochs x
+    # examples is one step). True: each epoch is batched on its own (McMahan et al.'s
+    # ClientUpdate: E passes of ceil(n / B) steps; batch_size >= examples is full-batch GD).
+    batch_within_epochs: bool = False
     seed: int = 0
     eval_every: int = 1
     checkpoint_every: int = 5
