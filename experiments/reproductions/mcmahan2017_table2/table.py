@@ -75,7 +75,11 @@ def main(reports: list[str]) -> None:
     for _, row in rows.sort_values("_order").iterrows():
         cells = []
         for partition in partitions:
-            rounds = by_seed.loc[tuple(row[keys]) + (partition,)].sort_index()
+            key = tuple(row[keys]) + (partition,)
+            if key not in by_seed.index.droplevel("schedule.seed"):
+                cells += ["not run", "-"]
+                continue
+            rounds = by_seed.loc[key].sort_index()
             sgd = runs[(runs["algorithm"] == "fedsgd")
                        & (runs["dataset.partition.method"] == partition)]
             baseline = sgd.set_index("schedule.seed")["rounds_to_target"].reindex(rounds.index)
