@@ -77,7 +77,9 @@ def candidates(runs: pd.DataFrame, per: list[str], tuned: list[str],
     table = pd.DataFrame(rows)
     # one number per setting, higher is better; NaN (failed, or a target not reached) last
     merit = -table[score] if score in LOWER_IS_BETTER else table[score]
-    if score != SCORE:  # ties on rounds, and settings that all missed the target: by accuracy
+    if score != SCORE:
+        # ties on rounds, and settings that missed the target (below every one that reached
+        # it: rounds never near 1e6), by accuracy; the 1e-6 weight never outweighs a round
         merit = merit.fillna(-1e6) + 1e-6 * table[SCORE].clip(0, 1)
     merit = merit.fillna(-np.inf)
     level = [table[k].astype(str) for k in per] if per else np.zeros(len(table))
@@ -148,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--score", choices=SCORES, default=SCORE,
                         help=f"what ranks the settings (default {SCORE}; val_rounds_to_target: "
                              "the first round validation accuracy reaches --target-accuracy, "
-                             "fewer first, a setting that misses it in any seed last)")
+                             "fewer first; settings that miss it rank after those that reach "
+                             "it, by validation accuracy)")
     parser.add_argument("--target-accuracy", type=float,
                         help="the target of --score val_rounds_to_target")
     parser.add_argument("--out", type=Path, help="output folder (default <first>/selection)")
