@@ -71,11 +71,11 @@ from fedlab import (  # noqa: E402
     trainers,
     worker,
 )
-from fedlab.client_datasets import client_datasets  # noqa: E402
+from fedlab.clients.datasets import client_datasets  # noqa: E402
+from fedlab.clients.sampling import RoundClients  # noqa: E402
 from fedlab.data.mnist import load_mnist  # noqa: E402
 from fedlab.data.shakespeare import load_shakespeare  # noqa: E402
 from fedlab.tasks import next_token  # noqa: E402
-from fedlab.training import RoundClients  # noqa: E402
 
 BATCH = 20
 CROSS_DEVICE_SIZES = (10, 50, 100, 200)  # clients per round, 10 examples each

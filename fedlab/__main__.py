@@ -19,11 +19,11 @@ from hydra.types import RunMode  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from fedlab.config import register_schemas  # noqa: E402
+from fedlab.config.schemas import register_schemas  # noqa: E402
 from fedlab.errors import ConfigError, FedlabError  # noqa: E402
-from fedlab.preflight import ensure_writable  # noqa: E402
-from fedlab.resume import completed_with, config_record  # noqa: E402
-from fedlab.search import objective_value  # noqa: E402
+from fedlab.runs.figures import objective_value  # noqa: E402
+from fedlab.runs.folder import ensure_writable  # noqa: E402
+from fedlab.runs.resume import completed_with, config_record  # noqa: E402
 
 log = logging.getLogger("fedlab")
 register_schemas()
@@ -65,7 +65,7 @@ def _executor_launched_early(cfg: DictConfig, run_dir: Path, stack: contextlib.E
 
 
 def _run(cfg: DictConfig, executor) -> float:
-    from fedlab import runtime  # imported here so --help and --cfg stay fast
+    from fedlab.executors import contexts  # imported here so --help and --cfg stay fast
     from fedlab.run import Interrupted, run
 
     log.debug("start-up: TensorFlow and TFF imported")
@@ -76,7 +76,7 @@ def _run(cfg: DictConfig, executor) -> float:
     logging.getLogger("tensorflow").addFilter(
         lambda record: "Object was never used" not in record.getMessage()
     )
-    runtime.drop_default_context()
+    contexts.drop_default_context()
 
     try:
         run(cfg, executor)

@@ -11,21 +11,20 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fedlab import hparams, provenance, tracking
-from fedlab.callbacks import METRICS_FILE
-from fedlab.computation_cache import ProcessCache, config_fingerprint
+from fedlab.config.schedule import Schedule
 from fedlab.data import FederatedData
 from fedlab.data.validation import with_validation
 from fedlab.errors import ConfigError, FedlabError, Interrupted
-from fedlab.preflight import ensure_writable, validate_schedule
-from fedlab.resume import SUMMARY_FILE, check_resume, config_record, save_record
-from fedlab.schedule import Schedule
+from fedlab.executors.computation_cache import ProcessCache, config_fingerprint
+from fedlab.loggers import mlflow, tensorboard
+from fedlab.runs import provenance
+from fedlab.runs.files import CLIENT_LABELS_FILE, CLIENT_SIZES_FILE, METRICS_FILE, SUMMARY_FILE
+from fedlab.runs.folder import ensure_writable, validate_schedule
+from fedlab.runs.resume import check_resume, config_record, save_record
 from fedlab.tasks import Task
 
 log = logging.getLogger(__name__)
 
-CLIENT_LABELS_FILE = "client_labels.csv"
-CLIENT_SIZES_FILE = "client_sizes.csv"
 # The configuration a learning process is traced from, the key of its computation cache entry
 # (with ``schedule.seed``, the global TF seed while tracing, when the process has random ops:
 # see ProcessCache). A new group that shapes the process belongs here.
@@ -187,7 +186,7 @@ def run(cfg: DictConfig, executor=None) -> float:
         else:
             ended.update(status="failed", error=str(error) if isinstance(error, FedlabError)
                          else f"{type(error).__name__}: {error}")
-        tracking.finish(run_dir, write_summary(run_dir, ended))
+        mlflow.finish(run_dir, write_summary(run_dir, ended))
         raise
     signal_number = figures.pop("interrupted_signal", None)
     summary = write_summary(run_dir, {
@@ -198,8 +197,8 @@ def run(cfg: DictConfig, executor=None) -> float:
         "provenance": {**record, "ended_at": provenance.now()},
     })
     if cfg.tensorboard:
-        hparams.write(run_dir, run_config, summary)
-    tracking.finish(run_dir, summary)
+        tensorboard.write(run_dir, run_config, summary)
+    mlflow.finish(run_dir, summary)
     if signal_number is not None:
         raise Interrupted(f"{summary['stopped_early']}; results so far in {run_dir}; run the "
                           "same command again to resume", signal_number)

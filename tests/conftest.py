@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
-from fedlab.config import register_schemas  # noqa: E402
+from fedlab.config.schemas import register_schemas  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -263,6 +263,6 @@ def tiny(tmp_path):
 
 def pytest_configure(config):
     """Swap TFF's import-time context for the placeholder fedlab's entrypoint uses."""
-    from fedlab import runtime
+    from fedlab.executors import contexts
 
-    runtime.drop_default_context()
+    contexts.drop_default_context()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fedlab.aggregators import SeededUniformQuantizationStage, compression_aggregator
+from fedlab.aggregators.compression import SeededUniformQuantizationStage, compression_aggregator
 from fedlab.errors import ConfigError
 
 

@@ -16,8 +16,8 @@ from conftest import (
 )
 from hydra.utils import instantiate
 
-from fedlab import models
 from fedlab.errors import ConfigError
+from fedlab.models import images
 from fedlab.run import run
 from fedlab.tasks import Task
 
@@ -33,7 +33,7 @@ REFUSED = {(a, dp) for a in ("fedsgd", "scaffold", "fedbuff") for dp in ("dp", "
 def test_every_algorithm_aggregator_pair_builds_or_is_refused(algorithm, aggregator):
     cfg = compose_config([f"algorithm={algorithm}", f"aggregator={aggregator}"])
     trainer = instantiate(cfg.trainer)
-    task = Task(models.mlp, (8, 8, 1), 3)
+    task = Task(images.mlp, (8, 8, 1), 3)
     if (algorithm, aggregator) in REFUSED:
         with pytest.raises(ConfigError, match=f"algorithm '{algorithm}' cannot use the "
                                               "aggregator"):
@@ -41,14 +41,15 @@ def test_every_algorithm_aggregator_pair_builds_or_is_refused(algorithm, aggrega
     else:
         process = trainer.build_process(task, SPEC, trainer.aggregator_for(50, 10)[0], 50)
         weights = process.get_model_weights.type_signature.result
-        mlp = models.mlp((8, 8, 1), 3)
+        mlp = images.mlp((8, 8, 1), 3)
         assert [tuple(t.shape) for t in weights.trainable] == [
             tuple(w.shape) for w in mlp.trainable_weights]
 
 
 def test_an_impossible_pair_fails_before_training_with_both_named(tmp_path):
     with pytest.raises(ConfigError, match="algorithm 'fedsgd' cannot use the aggregator "
-                                          "fedlab.aggregators.DpAggregator: TFF has no fedsgd"):
+                                          "fedlab.privacy.aggregator.DpAggregator: "
+                                          "TFF has no fedsgd"):
         run(small_config(tmp_path, "algorithm=fedsgd", "aggregator=dp"))
     assert not (tmp_path / "metrics.csv").exists()
 

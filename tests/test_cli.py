@@ -132,7 +132,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, args, message):
 def test_cfg_flag_prints_the_composed_job(tmp_path):
     result = run_cli("--cfg", "job", "model=simple_cnn", cwd=tmp_path, timeout=120)
     assert result.returncode == 0
-    assert "_target_: fedlab.models.simple_cnn" in result.stdout
+    assert "_target_: fedlab.models.images.simple_cnn" in result.stdout
 
 
 @pytest.mark.slow

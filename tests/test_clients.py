@@ -7,12 +7,14 @@ import pandas as pd
 import pytest
 from conftest import metrics, small_config
 
-from fedlab import executors
-from fedlab.client_datasets import PythonDatasets
-from fedlab.clients import PROFILES_FILE, ClientConditions
+from fedlab.clients.communication import measure_round_communication
+from fedlab.clients.conditions import ClientConditions
+from fedlab.clients.datasets import PythonDatasets
+from fedlab.config.schedule import Schedule
 from fedlab.errors import ConfigError
+from fedlab.executors import execution
 from fedlab.run import build, load_dataset, run
-from fedlab.schedule import Schedule
+from fedlab.runs.files import CLIENT_PROFILES_FILE
 from fedlab.tasks import Task
 
 CLIENT_COLUMNS = {"clients_sampled", "clients_reported", "clients_dropped", "clients_partial",
@@ -134,7 +136,7 @@ def test_ideal_clients_add_no_columns_and_heterogeneous_ones_do_not_change_train
     assert (slow["sim_round_seconds"] > 0).all()
     assert slow["sim_seconds_cumulative"].tolist() == pytest.approx(
         slow["sim_round_seconds"].cumsum().tolist())
-    profiles = pd.read_csv(tmp_path / "slow" / PROFILES_FILE)
+    profiles = pd.read_csv(tmp_path / "slow" / CLIENT_PROFILES_FILE)
     assert len(profiles) == 8 and (profiles["train_examples"] == 24).all()
 
 
@@ -159,14 +161,14 @@ def test_dropped_clients_are_not_in_the_aggregate(tmp_path):
     trainer, process, data, schedule, preprocess, task = _process_and_rounds(
         tmp_path, "clients=unreliable", "clients.dropout=0.5", "clients.over_selection=0",
         "schedule.clients_per_round=6", "clients.seed=0")
-    from fedlab import comms
-
-    with executors.LocalExecution().context(tmp_path):
-        communication = comms.measure_round_communication(process.next)
+    with execution.LocalExecution().context(tmp_path):
+        communication = measure_round_communication(process.next)
         datasets = PythonDatasets(data.train, preprocess)
-        simulated = trainer.round_clients(data, schedule, datasets, communication)
+        simulated = trainer.algorithm.cohorts(data, schedule, datasets, trainer.clients,
+                                              communication)
         trainer.clients = ClientConditions()
-        every_client = trainer.round_clients(data, schedule, datasets, communication)
+        every_client = trainer.algorithm.cohorts(data, schedule, datasets, trainer.clients,
+                                                 communication)
         start = process.initialize()
         planned = simulated.plan(1)
         reporting = planned.reporting
@@ -220,5 +222,5 @@ def test_simulated_clients_are_reproducible_and_resume_as_if_uninterrupted(tmp_p
     assert (a["bits_up"] == a["clients_reported"] * metrics(tmp_path / "a")[
         "bits_up_per_client"]).all()
     for name in "bc":
-        assert ((tmp_path / name / PROFILES_FILE).read_text()
-                == (tmp_path / "a" / PROFILES_FILE).read_text())
+        assert ((tmp_path / name / CLIENT_PROFILES_FILE).read_text()
+                == (tmp_path / "a" / CLIENT_PROFILES_FILE).read_text())

@@ -12,8 +12,9 @@ import tensorflow as tf
 import tensorflow_federated as tff
 from conftest import assert_same_weights, small_config, wait_for
 
-from fedlab import algorithms, executors, models, runtime
-from fedlab.computation_cache import (
+from fedlab.algorithms.fedavg import FedAvg
+from fedlab.executors import contexts, execution
+from fedlab.executors.computation_cache import (
     COMPILED,
     PROCESS_PARTS,
     PROCESSES,
@@ -23,17 +24,18 @@ from fedlab.computation_cache import (
     random_ops,
     save_process,
 )
-from fedlab.resume import config_record
+from fedlab.executors.worker import worker_processes_alive
+from fedlab.models import images
 from fedlab.run import run, shaping_config
+from fedlab.runs.resume import config_record
 from fedlab.tasks import Task
-from fedlab.worker import worker_processes_alive
 
 SPEC = (tf.TensorSpec([None, 4, 4, 1], tf.float32), tf.TensorSpec([None], tf.int32))
 
 
 def _process():
-    task = Task(models.mlp, (4, 4, 1), 3)
-    return algorithms.FedAvg().build(
+    task = Task(images.mlp, (4, 4, 1), 3)
+    return FedAvg().build(
         task.tff_model(SPEC), tff.aggregators.MeanFactory(),
         tff.learning.optimizers.build_sgdm(0.1), tff.learning.optimizers.build_sgdm(1.0))
 
@@ -51,7 +53,7 @@ def test_a_loaded_process_has_the_same_types_and_computes_the_same(tmp_path):
     loaded = load_process(tmp_path / "entry")
     for part in PROCESS_PARTS:  # TFF interns types: the very same type, containers included
         assert getattr(loaded, part).type_signature is getattr(traced, part).type_signature
-    with runtime.local_execution(tmp_path / "worker.log"):
+    with contexts.local_execution(tmp_path / "worker.log"):
         results = [process.next(process.initialize(), _client_data(0))
                    for process in (traced, loaded)]
         weights = [process.get_model_weights(result.state)
@@ -111,7 +113,7 @@ def test_compiled_computations_are_kept_by_content(tmp_path):
 
     def compile_fn(computation):
         compiled.append(1)
-        return runtime.compile_for_worker(computation)
+        return contexts.compile_for_worker(computation)
 
     cached_compile = cache.compiled(compile_fn)
     process = _process()
@@ -184,7 +186,7 @@ def _launched_workers() -> list[int]:
 
 
 def test_a_worker_launched_early_runs_the_run(tmp_path):
-    executor = executors.LocalExecution()
+    executor = execution.LocalExecution()
     with executor.launched(tmp_path):
         [launched] = _launched_workers()
         with executor.context(tmp_path):
@@ -201,12 +203,12 @@ def test_a_worker_launched_early_runs_the_run(tmp_path):
 
 
 def test_the_architecture_ignores_keras_numbering_but_not_the_output_size():
-    from fedlab.trainers import model_architecture
+    from fedlab.trainers.federated import model_architecture
 
-    first, second = (models.simple_cnn((28, 28, 1), 10) for _ in range(2))
+    first, second = (images.simple_cnn((28, 28, 1), 10) for _ in range(2))
     assert first.layers[1].name != second.layers[1].name
     assert model_architecture(first) == model_architecture(second)
-    assert model_architecture(first) != model_architecture(models.simple_cnn((28, 28, 1), 62))
+    assert model_architecture(first) != model_architecture(images.simple_cnn((28, 28, 1), 62))
 
 
 def test_the_entrypoint_launches_a_local_worker_before_importing_tensorflow(tmp_path):
@@ -218,7 +220,7 @@ def test_the_entrypoint_launches_a_local_worker_before_importing_tensorflow(tmp_
 
     with contextlib.ExitStack() as stack:
         executor = _executor_launched_early(small_config(tmp_path), tmp_path, stack)
-        assert isinstance(executor, executors.LocalExecution)
+        assert isinstance(executor, execution.LocalExecution)
         assert len(_launched_workers()) == 1
     assert worker_processes_alive() == []
     with contextlib.ExitStack() as stack:  # nothing to launch, or settings run() will report

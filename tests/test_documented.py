@@ -8,12 +8,13 @@ import pytest
 import tensorflow as tf
 from conftest import compose_config, small_config
 
-from fedlab import aggregators, optimizers
-from fedlab.choices import ServerSchedule
+from fedlab.config.choices import ServerSchedule
 from fedlab.errors import CheckpointError, ConfigError
-from fedlab.preflight import POSITIVE_SCHEDULE_KEYS
-from fedlab.resume import MAY_CHANGE
+from fedlab.optimizers import pair
+from fedlab.privacy import aggregator
 from fedlab.run import run
+from fedlab.runs.folder import POSITIVE_SCHEDULE_KEYS
+from fedlab.runs.resume import MAY_CHANGE
 
 
 @pytest.mark.parametrize("key", POSITIVE_SCHEDULE_KEYS)
@@ -34,7 +35,7 @@ def test_a_non_positive_schedule_value_is_refused_before_anything_is_written(
 def test_server_learning_rate_schedules_decay_per_round(schedule, decay, expected):
     import tensorflow_federated as tff
 
-    optimizer = optimizers.with_round_schedule(
+    optimizer = pair.with_round_schedule(
         tff.learning.optimizers.build_sgdm(learning_rate=1.0), schedule, decay)
     weights = (tf.constant([0.0]),)
     state = optimizer.initialize((tf.TensorSpec([1], tf.float32),))
@@ -67,14 +68,14 @@ def test_dp_with_over_selection_is_refused(tmp_path):
 ])
 def test_adaptive_clipping_options_reach_the_query(monkeypatch, noise, stddev, expected):
     seen = {}
-    real = aggregators.dp_noise.gaussian_adaptive
+    real = aggregator.noise_queries.gaussian_adaptive
 
     def spy(*args, **kwargs):
         seen.update(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(aggregators.dp_noise, "gaussian_adaptive", spy)
-    aggregators.DpAggregator(
+    monkeypatch.setattr(aggregator.noise_queries, "gaussian_adaptive", spy)
+    aggregator.DpAggregator(
         noise_multiplier=noise, clients_per_round=10, clipped_count_stddev=stddev,
         initial_l2_norm_clip=0.7, target_unclipped_quantile=0.8, clip_learning_rate=0.05,
     ).for_federation(num_clients=50, rounds=3)

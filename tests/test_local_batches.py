@@ -5,13 +5,13 @@ import pytest
 import tensorflow as tf
 from conftest import metrics, small_config
 
-from fedlab import trainers
 from fedlab.run import run
+from fedlab.trainers import federated
 
 
 def _batches(examples: int, epochs: int, batch: int, within: bool) -> list[np.ndarray]:
     dataset = tf.data.Dataset.from_tensor_slices(np.arange(examples))
-    return list(trainers.client_dataset(
+    return list(federated.client_dataset(
         dataset, local_epochs=epochs, batch_size=batch, shuffle_buffer=examples, seed=3,
         batch_within_epochs=within).as_numpy_iterator())
 

@@ -6,8 +6,8 @@ import pytest
 from conftest import compose_config, metrics, small_config
 from omegaconf import OmegaConf
 
-from fedlab import report
 from fedlab.errors import ConfigError
+from fedlab.report import report
 from fedlab.run import run
 
 CLIENT_DATA = ["dataset.num_clients=6", "dataset.client_test_fraction=0.3",

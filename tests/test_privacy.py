@@ -9,8 +9,8 @@ import pytest
 from conftest import small_config
 from dp_accounting import rdp
 
-from fedlab import privacy
 from fedlab.errors import ConfigError
+from fedlab.privacy import accounting
 from fedlab.run import run
 
 # 20 synthetic clients, 10 per round: DP at research settings, in a few seconds.
@@ -30,20 +30,20 @@ def direct_epsilon(rounds, noise, num_clients=20, clients_per_round=10, delta=1e
 
 @pytest.mark.parametrize("rounds", [1, 10, pytest.param(100, marks=pytest.mark.slow)])
 def test_epsilon_matches_dp_accounting(rounds):
-    assert privacy.epsilon(rounds, 1.0, 50, 10, 1e-5) == pytest.approx(
+    assert accounting.epsilon(rounds, 1.0, 50, 10, 1e-5) == pytest.approx(
         direct_epsilon(rounds, 1.0, 50, 10))
 
 
 @pytest.mark.slow
 def test_calibrated_noise_meets_the_target_and_one_percent_less_does_not():
-    noise = privacy.calibrate_noise(8.0, 40, 50, 10, 1e-5)
-    assert privacy.epsilon(40, noise, 50, 10, 1e-5) <= 8.0
-    assert privacy.epsilon(40, 0.99 * noise, 50, 10, 1e-5) > 8.0
+    noise = accounting.calibrate_noise(8.0, 40, 50, 10, 1e-5)
+    assert accounting.epsilon(40, noise, 50, 10, 1e-5) <= 8.0
+    assert accounting.epsilon(40, 0.99 * noise, 50, 10, 1e-5) > 8.0
 
 
 def test_a_budget_no_noise_multiplier_can_meet_is_refused():
     with pytest.raises(ConfigError, match="no noise multiplier up to 10000 keeps epsilon"):
-        privacy.calibrate_noise(1e-3, 1000, 50, 10, 1e-5)
+        accounting.calibrate_noise(1e-3, 1000, 50, 10, 1e-5)
 
 
 def test_noise_one_at_ten_clients_per_round_trains_and_reports_epsilon(tmp_path):
@@ -61,7 +61,7 @@ def test_clipping_without_noise_reports_no_finite_epsilon(tmp_path):
     run(small_config(tmp_path, *DP, "aggregator.noise_multiplier=0", "schedule.rounds=2"))
     table = pd.read_csv(tmp_path / "metrics.csv")
     assert (table["dp_epsilon"] == float("inf")).all()
-    assert privacy.epsilon(5, 0.0, 50, 10, 1e-5) == float("inf")
+    assert accounting.epsilon(5, 0.0, 50, 10, 1e-5) == float("inf")
 
 
 def test_fixed_clipping_trains_with_the_same_accounting(tmp_path):
@@ -92,7 +92,7 @@ def test_auto_noise_is_calibrated_to_the_target_over_the_rounds(tmp_path, caplog
                      "aggregator.target_epsilon=20", "schedule.rounds=3"))
     summary = json.loads((tmp_path / "summary.json").read_text())
     noise = summary["dp_noise_multiplier"]
-    assert noise == pytest.approx(privacy.calibrate_noise(20, 3, 20, 10, 1e-5))
+    assert noise == pytest.approx(accounting.calibrate_noise(20, 3, 20, 10, 1e-5))
     assert summary["dp_epsilon"] <= 20 and "stopped_early" not in summary
     assert "the smallest that keeps epsilon <= 20" in caplog.text
 

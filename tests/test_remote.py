@@ -10,10 +10,10 @@ import portpicker
 import pytest
 from conftest import REPO, children_of, deterministic_metrics, small_config, wait_for
 
-from fedlab.credentials import TlsFiles, make_credentials
 from fedlab.errors import ConfigError, WorkerError
+from fedlab.executors.contexts import check_reachable, open_channel
+from fedlab.executors.credentials import TlsFiles, make_credentials
 from fedlab.run import run
-from fedlab.runtime import check_reachable, open_channel
 
 ROUNDS = ["schedule.rounds=3", "schedule.clients_per_round=4"]
 

@@ -10,7 +10,7 @@ import yaml
 from conftest import run_cli
 from scipy import stats
 
-from fedlab import report
+from fedlab.report import report
 
 MIB = 8 * 2**20
 
@@ -19,7 +19,7 @@ def fabricate_run(folder, model, aggregator, seed, accuracies, upload_bits=MIB, 
                   columns=None, test_set="a" * 64, algorithm=None, summary_extra=None):
     """A run folder as fedlab writes it, with chosen eval accuracies per round."""
     (folder / ".hydra").mkdir(parents=True)
-    config = {"model": {"_target_": f"fedlab.models.{model}"},
+    config = {"model": {"_target_": f"fedlab.models.images.{model}"},
               "aggregator": {"_target_": aggregator}, "schedule": {"seed": seed, "rounds": 3},
               "run_dir": str(folder)}
     choices = {"model": model, "aggregator": aggregator, "hydra/launcher": "basic"}

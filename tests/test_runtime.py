@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from conftest import reachable_listeners, small_config
 
-from fedlab import runtime, worker
 from fedlab.errors import WorkerError
+from fedlab.executors import contexts, worker
 from fedlab.run import run
 
 
@@ -26,7 +26,7 @@ def _command_line_and_environment(pid: int) -> tuple[list[str], dict[str, str]]:
     (0, worker.usable_cores()), (3, 3), (-1, -1),
 ])
 def test_local_worker_flags_and_allocator(tmp_path, concurrent_calls, expected):
-    with runtime.local_worker(tmp_path / "worker.log", concurrent_calls):
+    with contexts.local_worker(tmp_path / "worker.log", concurrent_calls):
         [pid] = worker.worker_processes_alive()
         arguments, environment = _command_line_and_environment(pid)
     assert f"--max_concurrent_computation_calls={expected}" in arguments
@@ -86,7 +86,7 @@ def _tff_computation_answers() -> bool:
 
 def test_the_local_worker_is_reachable_only_through_a_private_unix_socket(tmp_path, caplog):
     with worker.launched_worker(tmp_path / "worker.log") as launched:
-        with runtime.local_execution(tmp_path / "worker.log", worker=launched):
+        with contexts.local_execution(tmp_path / "worker.log", worker=launched):
             assert _tff_computation_answers()
         assert launched.target.startswith("unix:")
         socket_folder = Path(launched.target.removeprefix("unix:")).parent
@@ -101,7 +101,7 @@ def test_the_local_worker_is_reachable_only_through_a_private_unix_socket(tmp_pa
 
 def test_without_isolation_the_run_still_works_and_says_once_what_is_exposed(tmp_path, caplog):
     with worker.launched_worker(tmp_path / "worker.log", isolate=False) as launched:
-        with runtime.local_execution(tmp_path / "worker.log", worker=launched):
+        with contexts.local_execution(tmp_path / "worker.log", worker=launched):
             assert _tff_computation_answers()
         exposed = reachable_listeners(os.getpid())  # the check that finds nothing above
         assert len(exposed) == 1 and str(launched.process.pid) == exposed[0].split()[0]

@@ -10,9 +10,9 @@ import tensorflow as tf
 import tensorflow_federated as tff
 from conftest import TIMING, assert_same_weights, metrics, small_config
 
-from fedlab import runtime
 from fedlab.algorithms.scaffold import Scaffold
 from fedlab.errors import ConfigError
+from fedlab.executors import contexts
 from fedlab.run import run
 
 FEATURES, CLASSES, BATCH, EPOCHS = 4, 3, 3, 2
@@ -84,7 +84,7 @@ def test_scaffold_equals_the_papers_update_on_a_linear_model(tmp_path):
     c = [np.zeros_like(w) for w in x]
     reference_controls = {i: [np.zeros_like(w) for w in x] for i in range(n_clients)}
     stored = {i: process.initial_client_state() for i in range(n_clients)}
-    with runtime.local_execution(tmp_path / "worker.log"):
+    with contexts.local_execution(tmp_path / "worker.log"):
         state = process.set_model_weights(
             process.initialize(), tff.learning.models.ModelWeights(trainable=x, non_trainable=[]))
         for sampled in ([0, 1], [1, 2], [0, 3], [1, 3]):
@@ -170,6 +170,6 @@ def test_a_checkpoint_without_client_states_is_skipped_for_an_older_one(tmp_path
 
 def test_scaffold_with_dp_is_refused_naming_both(tmp_path):
     with pytest.raises(ConfigError, match="algorithm 'scaffold' cannot use the aggregator "
-                                          "fedlab.aggregators.DpAggregator: its control"):
+                                          "fedlab.privacy.aggregator.DpAggregator: its control"):
         run(small_config(tmp_path, "algorithm=scaffold", "aggregator=dp"))
     assert not (tmp_path / "metrics.csv").exists()

@@ -11,8 +11,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 from conftest import REPO, TIMING, compose_config, deterministic_metrics, small_config
 
-from fedlab import executors, models, runtime, trainers
-from fedlab.client_datasets import (
+from fedlab.clients.datasets import (
     ClientWork,
     PythonDatasets,
     WorkerDatasets,
@@ -20,8 +19,11 @@ from fedlab.client_datasets import (
     worker_readable,
 )
 from fedlab.data.federated_data import client_data_from_arrays
+from fedlab.executors import contexts, execution
+from fedlab.models import images
 from fedlab.run import run
 from fedlab.tasks import Task
+from fedlab.trainers import federated
 
 GOLDEN = REPO / "tests" / "data" / "golden"
 # Runs whose metrics.csv the code before issue 15's changes wrote (tests/data/golden/).
@@ -70,7 +72,7 @@ def test_datasets_built_in_the_worker_train_exactly_like_datasets_from_python(tm
                          "clients=unreliable", "clients.partial_work=true",
                          "clients.deadline_seconds=1", *overrides))
         tables[route] = deterministic_metrics(tmp_path / route)
-        assert not (tmp_path / route / executors.CLIENT_ARRAYS_FILE).exists()  # removed
+        assert not (tmp_path / route / execution.CLIENT_ARRAYS_FILE).exists()  # removed
     pd.testing.assert_frame_equal(tables["file"], tables["python"], check_exact=True)
     pd.testing.assert_frame_equal(tables["embedded"], tables["python"], check_exact=True)
     assert tables["python"]["examples"].sum() > 0
@@ -83,7 +85,7 @@ def _clients():
 
 
 def _preprocess(dataset, seed):
-    return trainers.client_dataset(dataset, local_epochs=2, batch_size=2, shuffle_buffer=8,
+    return federated.client_dataset(dataset, local_epochs=2, batch_size=2, shuffle_buffer=8,
                                    seed=seed)
 
 
@@ -94,7 +96,7 @@ def test_worker_datasets_hold_each_clients_own_examples_in_the_python_order(tmp_
     assert isinstance(worker, WorkerDatasets)
     python = PythonDatasets(data, _preprocess)
     tf.random.set_seed(5)  # the global seed eager datasets pair their shuffle seed with
-    with runtime.local_execution(tmp_path / "worker.log"):
+    with contexts.local_execution(tmp_path / "worker.log"):
         for work in (ClientWork("c2", 11), ClientWork("c0", 3, batches=2)):
             built = list(worker.computation(*worker([work])[0]))
             sent = list(python.dataset(work).as_numpy_iterator())
@@ -129,7 +131,7 @@ def test_the_worker_reads_each_clients_rows_from_the_arrays_file(tmp_path):
     stored = in_memory.stored(tmp_path / "arrays.records")
     assert stored.element_type_structure == in_memory.element_type_structure
     assert (tmp_path / "arrays.records").stat().st_size == in_memory.nbytes
-    with runtime.local_execution(tmp_path / "worker.log"):
+    with contexts.local_execution(tmp_path / "worker.log"):
         for client_id, (x, y) in clients.items():
             for client_data in (in_memory, stored):
                 got_x, got_y = _traced_examples(client_data, client_id)
@@ -147,7 +149,7 @@ def test_a_relative_arrays_file_is_opened_in_the_workers_folder(tmp_path):
     clients = _mixed_clients()
     stored = client_data_from_arrays(clients).stored(tmp_path / "arrays.records",
                                                      "arrays.records")
-    with runtime.local_execution(tmp_path / "worker.log"):
+    with contexts.local_execution(tmp_path / "worker.log"):
         np.testing.assert_array_equal(_traced_examples(stored, "client 2")[1],
                                       clients["client 2"][1])
 
@@ -209,7 +211,7 @@ def test_subrounds_train_like_one_pass_of_the_cohort(tmp_path):
 @pytest.mark.parametrize("cohort,per_subround,expected", [
     (10, 0, 1), (10, 10, 1), (10, 4, 3), (200, 20, 10)])
 def test_subround_count(cohort, per_subround, expected):
-    assert executors.subrounds(cohort, per_subround) == expected
+    assert execution.subrounds(cohort, per_subround) == expected
 
 
 FEDAVG_CNN_BYTES = 1_663_370 * 4
@@ -217,20 +219,20 @@ FEDAVG_CNN_BYTES = 1_663_370 * 4
 
 def test_memory_warning_suggests_the_largest_subround_that_fits():
     available = 3 * 2**30
-    line = executors.memory_warning(FEDAVG_CNN_BYTES, 200, 0, available)
+    line = execution.memory_warning(FEDAVG_CNN_BYTES, 200, 0, available)
     assert line.startswith("200 clients at once need about 4.9 GiB in the TFF worker")
     suggested = int(re.search(r"clients_per_subround=(\d+)", line).group(1))
-    budget = executors.WORKER_MEMORY_SHARE * available
-    assert (executors.worker_memory_bytes(FEDAVG_CNN_BYTES, suggested) <= budget
-            < executors.worker_memory_bytes(FEDAVG_CNN_BYTES, suggested + 1))
-    assert executors.memory_warning(FEDAVG_CNN_BYTES, 200, suggested, available) is None
-    assert executors.memory_warning(FEDAVG_CNN_BYTES, 10, 0, available) is None
-    assert executors.memory_warning(FEDAVG_CNN_BYTES, 200, 0, None) is None
-    assert "even one client" in executors.memory_warning(FEDAVG_CNN_BYTES, 200, 0, 2**29)
+    budget = execution.WORKER_MEMORY_SHARE * available
+    assert (execution.worker_memory_bytes(FEDAVG_CNN_BYTES, suggested) <= budget
+            < execution.worker_memory_bytes(FEDAVG_CNN_BYTES, suggested + 1))
+    assert execution.memory_warning(FEDAVG_CNN_BYTES, 200, suggested, available) is None
+    assert execution.memory_warning(FEDAVG_CNN_BYTES, 10, 0, available) is None
+    assert execution.memory_warning(FEDAVG_CNN_BYTES, 200, 0, None) is None
+    assert "even one client" in execution.memory_warning(FEDAVG_CNN_BYTES, 200, 0, 2**29)
 
 
 def test_available_memory_is_read_from_the_kernel():
-    available = executors.available_memory_bytes()
+    available = execution.available_memory_bytes()
     if not Path("/proc/meminfo").exists():
         assert available is None
     else:
@@ -239,17 +241,17 @@ def test_available_memory_is_read_from_the_kernel():
 
 def test_a_run_whose_clients_would_not_fit_warns_and_still_trains(tmp_path, caplog,
                                                                   monkeypatch):
-    monkeypatch.setattr(executors, "available_memory_bytes", lambda: 2**20)
+    monkeypatch.setattr(execution, "available_memory_bytes", lambda: 2**20)
     with caplog.at_level(logging.WARNING, logger="fedlab"):
         run(small_config(tmp_path, "schedule.rounds=1"))
     assert "clients at once need about" in caplog.text
     assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
-    assert executors.RemoteExecution().memory_warning(FEDAVG_CNN_BYTES, 10**6) is None
+    assert execution.RemoteExecution().memory_warning(FEDAVG_CNN_BYTES, 10**6) is None
 
 
 def test_one_subround_keeps_tffs_plain_context_and_more_use_the_mergeable_one():
-    plain = runtime.execution_context(["localhost:1"])
-    parts = runtime.execution_context(["localhost:1"], num_subrounds=3)
+    plain = contexts.execution_context(["localhost:1"])
+    parts = contexts.execution_context(["localhost:1"], num_subrounds=3)
     assert type(plain).__name__ == "SyncExecutionContext"
     assert type(parts).__name__ == "MergeableCompExecutionContext"
 
@@ -263,7 +265,7 @@ def _with_dropout(input_shape, num_classes):
 def test_stateless_models_run_functionally_and_dropout_keeps_the_keras_path():
     spec = _preprocess(client_data_from_arrays(_clients()).create_tf_dataset_for_client("c0"),
                        0).element_spec
-    plain = Task(models.simple_cnn, (3, 3, 1), 4).tff_model(spec)
+    plain = Task(images.simple_cnn, (3, 3, 1), 4).tff_model(spec)
     dropout = Task(_with_dropout, (3, 3, 1), 4).tff_model(spec)
     assert isinstance(plain, tff.learning.models.FunctionalModel)
     assert not isinstance(dropout, tff.learning.models.FunctionalModel) and callable(dropout)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from conftest import run_cli
 
-from fedlab import select
+from fedlab.report import select
 
 
 def tuning_run(folder, algorithm, client_lr, server_lr, val, test, seed=0, status="completed",

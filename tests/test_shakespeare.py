@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 from conftest import assert_same_weights, compose_config, deterministic_metrics, write_tff_database
 
-from fedlab import report, search
 from fedlab.data import shakespeare
 from fedlab.errors import ConfigError, DataError
+from fedlab.report import report
 from fedlab.run import run
+from fedlab.runs import figures
 
 TINY_PLAY = """# The Tiny Tragedy
 
@@ -170,9 +171,9 @@ def test_two_rounds_on_text_write_the_usual_columns_and_client_sizes(tmp_path):
     recorded = json.loads((tmp_path / "summary.json").read_text())["provenance"]
     assert recorded["held_out_predictions"] == np.count_nonzero(test_y) > len(test_y)
     # So does the search's objective.
-    assert search.objective_value(tmp_path, "final_eval_accuracy", 0.0, 2) == runs[
+    assert figures.objective_value(tmp_path, "final_eval_accuracy", 0.0, 2) == runs[
         "final_eval_accuracy"].iloc[0]
-    assert search.objective_value(tmp_path, "rounds_to_target", 0.0, 2) == 1
+    assert figures.objective_value(tmp_path, "rounds_to_target", 0.0, 2) == 1
 
 
 def test_masked_accuracy_leaves_padding_out():
@@ -202,7 +203,7 @@ def test_resumed_text_run_is_the_uninterrupted_one(tmp_path):
 
 @pytest.mark.parametrize("model", ["fedavg_cnn", "mlp"])
 def test_an_image_model_on_text_is_one_line_naming_both(tmp_path, model):
-    with pytest.raises(ConfigError, match=f"model fedlab.models.{model} cannot take dataset "
+    with pytest.raises(ConfigError, match=f"model fedlab.models.images.{model} cannot take dataset "
                                           "fedlab.data.shakespeare.load_shakespeare") as raised:
         run(compose_config([*TEXT, f"model={model}"], tmp_path))
     assert "\n" not in str(raised.value)

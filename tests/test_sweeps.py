@@ -25,7 +25,7 @@ from conftest import (
 )
 
 from fedlab.run import run
-from fedlab.search import objective_value
+from fedlab.runs.figures import objective_value
 
 SMOKE = ["dataset=synthetic", "schedule=smoke", "model=simple_cnn"]
 DETERMINISTIC = ["round", "train_loss", "train_accuracy", "examples", "eval_loss",
@@ -114,7 +114,7 @@ def test_hparams_are_logged_for_tensorboard(tmp_path):
     session = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     assert session.hparams["optimizer.client.learning_rate"].number_value == 0.05
     assert session.hparams["schedule.rounds"].number_value == 2
-    assert session.hparams["model._target_"].string_value == "fedlab.models.simple_cnn"
+    assert session.hparams["model._target_"].string_value == "fedlab.models.images.simple_cnn"
     assert "eval_accuracy" in accumulator.Tags()["tensors"] + accumulator.Tags()["scalars"]
 
 

@@ -176,7 +176,7 @@ def test_resnet18_is_tffs_with_logits_out():
     import tensorflow as tf
     import tensorflow_federated as tff
 
-    from fedlab.models import resnet18
+    from fedlab.models.images import resnet18
 
     ours = resnet18((24, 24, 3), 100)
     theirs = tff.simulation.models.resnet_models.create_resnet18((24, 24, 3), 100)

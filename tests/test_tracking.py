@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from conftest import compose_config, metrics, small_config, summary
 
-from fedlab import tracking
+from fedlab.loggers import mlflow as mlflow_logger
 from fedlab.run import run
+from fedlab.runs.files import MLFLOW_RUN_FILE
 
 
 def _tracked(tmp_path, run_dir, *overrides):
@@ -29,7 +30,7 @@ def test_a_tracked_run_reads_back_through_mlflow(tmp_path):
     tracked = runs.iloc[0]
     assert tracked["status"] == "FINISHED"
     assert tracked["params.schedule.rounds"] == "2" and tracked["params.model._target_"] == (
-        "fedlab.models.simple_cnn")
+        "fedlab.models.images.simple_cnn")
     client = mlflow.tracking.MlflowClient()
     table = metrics(run_dir)
     history = client.get_metric_history(tracked["run_id"], "eval_accuracy")
@@ -38,7 +39,7 @@ def test_a_tracked_run_reads_back_through_mlflow(tmp_path):
     assert tracked["metrics.final_eval_accuracy"] == summary(run_dir)["final_eval_accuracy"]
     artifacts = {a.path for a in client.list_artifacts(tracked["run_id"])}
     assert {"metrics.csv", "summary.json", "run_config.yaml"} <= artifacts
-    assert json.loads((run_dir / tracking.RUN_RECORD).read_text())["run_id"] == tracked["run_id"]
+    assert json.loads((run_dir / MLFLOW_RUN_FILE).read_text())["run_id"] == tracked["run_id"]
 
 
 def test_resume_continues_the_same_mlflow_run(tmp_path):
@@ -58,17 +59,17 @@ def test_a_sweeps_runs_share_the_sweep_folders_experiment(tmp_path):
     sweep = tmp_path / "multirun" / "sweep"
     (sweep / "0").mkdir(parents=True)
     (sweep / "multirun.yaml").write_text("{}")
-    logger = tracking.MlflowLogger(str(tmp_path / "mlruns"))
+    logger = mlflow_logger.MlflowLogger(str(tmp_path / "mlruns"))
     assert logger.experiment_for(sweep / "0") == str(sweep.resolve())
     assert logger.experiment_for(tmp_path / "single") == "fedlab"
-    assert tracking.MlflowLogger("x", "mine").experiment_for(sweep / "0") == "mine"
+    assert mlflow_logger.MlflowLogger("x", "mine").experiment_for(sweep / "0") == "mine"
 
 
 def test_without_a_logger_nothing_is_tracked(tmp_path):
     cfg = compose_config(["dataset=synthetic"])
     assert cfg.logger is None and cfg.callbacks.experiment_logger is None
     run(small_config(tmp_path / "run"))
-    assert not (tmp_path / "run" / tracking.RUN_RECORD).exists()
+    assert not (tmp_path / "run" / MLFLOW_RUN_FILE).exists()
 
 
 def test_a_failed_run_is_marked_failed(tmp_path):

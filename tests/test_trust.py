@@ -83,7 +83,7 @@ def test_cli_refuses_a_changed_config_before_hydra_rewrites_the_folder(tmp_path)
     assert second.returncode == 1
     lines = [line for line in second.stderr.splitlines() if line.strip()]
     expected = ("error: the run folder run was started with another configuration "
-                "(model._target_: 'fedlab.models.simple_cnn' -> 'fedlab.models.mlp')")
+                "(model._target_: 'fedlab.models.images.simple_cnn' -> 'fedlab.models.images.mlp')")
     assert len(lines) == 1 and lines[0].startswith(expected), second.stderr
     assert folder_snapshot(tmp_path / "run") == before  # .hydra/ included
 
@@ -156,12 +156,12 @@ def test_central_mode_logs_each_epoch_and_ignores_client_sampling(tmp_path, capl
 
 
 def test_an_unexpected_exception_still_leaves_a_failed_summary(tmp_path, monkeypatch):
-    from fedlab import trainers
+    from fedlab.trainers import federated
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(trainers.FederatedTrainer, "train", broken)
+    monkeypatch.setattr(federated.FederatedTrainer, "train", broken)
     with pytest.raises(RuntimeError, match="boom"):
         run(small_config(tmp_path / "run"))
     record = summary(tmp_path / "run")

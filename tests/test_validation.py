@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from conftest import metrics, small_config, summary
 
-from fedlab import search
 from fedlab.data import emnist
 from fedlab.data.mnist import load_mnist
 from fedlab.data.validation import with_validation
 from fedlab.errors import ConfigError
 from fedlab.run import run
+from fedlab.runs import figures
 
 
 def _rows(x, y) -> list[bytes]:
@@ -88,6 +88,6 @@ def test_the_search_objective_reads_validation_when_there_is_one(tmp_path):
         {"final_eval_accuracy": 0.9, "final_val_accuracy": 0.6, "best_val_accuracy": 0.7}))
     (tmp_path / "metrics.csv").write_text(
         "round,eval_accuracy,val_accuracy\n1,0.9,0.5\n2,0.95,0.8\n")
-    assert search.objective_value(tmp_path, "final_eval_accuracy", 0.8, 2) == 0.6
-    assert search.objective_value(tmp_path, "best_eval_accuracy", 0.8, 2) == 0.7
-    assert search.objective_value(tmp_path, "rounds_to_target", 0.8, 2) == 2  # val, not test
+    assert figures.objective_value(tmp_path, "final_eval_accuracy", 0.8, 2) == 0.6
+    assert figures.objective_value(tmp_path, "best_eval_accuracy", 0.8, 2) == 0.7
+    assert figures.objective_value(tmp_path, "rounds_to_target", 0.8, 2) == 2  # val, not test

@@ -2,12 +2,12 @@
 
     uv run python experiments/privacy/epsilon_table.py [--clients 50] [--per-round 10]
 
-Uses fedlab.privacy (RDP, replace-one, sampling without replacement), delta 1e-5.
+Uses fedlab.privacy.accounting (RDP, replace-one, sampling without replacement), delta 1e-5.
 """
 
 import argparse
 
-from fedlab import privacy
+from fedlab.privacy import accounting
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--clients", type=int, default=50)
@@ -19,6 +19,6 @@ print(f"epsilon at delta {args.delta}, {args.per_round} of {args.clients} client
 print("| noise multiplier | " + " | ".join(f"{r} rounds" for r in rounds) + " |")
 print("|---|" + "---|" * len(rounds))
 for noise in (0.5, 1.0, 2.0, 5.0):
-    epsilons = [privacy.epsilon(r, noise, args.clients, args.per_round, args.delta)
+    epsilons = [accounting.epsilon(r, noise, args.clients, args.per_round, args.delta)
                 for r in rounds]
     print(f"| {noise} | " + " | ".join(f"{e:.2f}" for e in epsilons) + " |")

@@ -29,23 +29,24 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlab.algorithms import (
+from fedlab.algorithms.base import (
     DEFAULT_LOOP,
     Aggregator,
     Algorithm,
+    Composed,
     IncompatibleAggregator,
     ModelFn,
     Optimizer,
     is_unweighted,
     model_weights_accessors,
 )
-from fedlab.choices import Staleness
-from fedlab.client_datasets import ClientWork
-from fedlab.client_states import ClientStateStore
-from fedlab.clients import SPEEDS, ClientConditions
-from fedlab.comms import RoundCommunication
+from fedlab.clients.communication import RoundCommunication, type_bits
+from fedlab.clients.conditions import SPEEDS, ClientConditions
+from fedlab.clients.datasets import ClientWork
+from fedlab.clients.sampling import Cohort
+from fedlab.clients.states import ClientStateStore
+from fedlab.config.choices import Staleness
 from fedlab.errors import ConfigError
-from fedlab.training import Cohort
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +78,6 @@ class FedBuff(Algorithm):
     """
 
     name = "fedbuff"
-    asynchronous = True
 
     def __init__(self, concurrency: int = 10, buffer_size: int = 10,
                  staleness: Staleness = Staleness.polynomial, staleness_exponent: float = 0.5):
@@ -100,6 +100,23 @@ class FedBuff(Algorithm):
         if self.staleness is Staleness.none or staleness == 0:
             return 1.0
         return float((1.0 + staleness) ** -self.staleness_exponent)
+
+    def communication(self, process, measured: RoundCommunication) -> RoundCommunication:
+        """Each client also downloads the model when it starts (a client input of ``next``)."""
+        return RoundCommunication(
+            measured.broadcast_bits_per_client + type_bits(process.download_type),
+            measured.upload_bits_per_client)
+
+    def cohorts(self, data, schedule, datasets, clients: ClientConditions,
+                communication: RoundCommunication) -> "BufferedRoundClients":
+        """Each server update's buffered arrivals on the clients' simulated time."""
+        return BufferedRoundClients(data.train, datasets, self, schedule.seed, clients,
+                                    schedule.local_epochs, communication)
+
+    def compose(self, process, cohorts: "BufferedRoundClients") -> Composed:
+        """The process handing each client the model version it downloaded (kept as state)."""
+        versioned = VersionedProcess(process, cohorts.schedule)
+        return Composed(versioned, cohorts, versioned.versions)
 
     def build(self, model_fn: ModelFn, aggregator: Aggregator, client_optimizer: Optimizer,
               server_optimizer: Optimizer,

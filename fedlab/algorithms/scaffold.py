@@ -13,9 +13,9 @@ Round, with server model ``x``, server control variate ``c`` and client control 
   ``optimizer.server.learning_rate`` is the paper's global step size ``lr_g``), and sets
   ``c <- c + (1/N) sum_i (c_i+ - c_i)`` over the ``N`` clients of the federation.
 
-A client uploads two model-sized values, so twice FedAvg's bits; ``fedlab.comms`` reads both
-from the computation. The per-client ``c_i`` live in fedlab's client-state store
-(:mod:`fedlab.client_states`), handed to the round as a CLIENTS-placed input and returned as a
+A client uploads two model-sized values, so twice FedAvg's bits; ``fedlab.clients.communication``
+reads both from the computation. The per-client ``c_i`` live in fedlab's client-state store
+(:mod:`fedlab.clients.states`), handed to the round as a CLIENTS-placed input and returned as a
 CLIENTS-placed output.
 """
 
@@ -25,19 +25,19 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from fedlab.algorithms import (
+from fedlab.algorithms.base import (
     DEFAULT_LOOP,
     Aggregator,
-    Algorithm,
     IncompatibleAggregator,
     ModelFn,
     Optimizer,
+    StatefulClientsAlgorithm,
     is_unweighted,
     model_weights_accessors,
 )
-from fedlab.client_states import StatefulClientsProcess, StatefulOutput
+from fedlab.clients.states import StatefulClientsProcess, StatefulOutput
 from fedlab.errors import ConfigError
-from fedlab.optimizers import learning_rate
+from fedlab.optimizers.pair import learning_rate
 
 
 def _client_update_fn(model_fn: ModelFn, client_optimizer: Optimizer, local_lr: float):
@@ -89,7 +89,7 @@ def _client_update_fn(model_fn: ModelFn, client_optimizer: Optimizer, local_lr: 
     return client_update
 
 
-class Scaffold(Algorithm):
+class Scaffold(StatefulClientsAlgorithm):
     """SCAFFOLD, option II (Karimireddy et al. 2020): local steps corrected by control variates.
 
     Its step sizes are the ``optimizer`` group's: ``optimizer.client.learning_rate`` (local,
@@ -99,7 +99,6 @@ class Scaffold(Algorithm):
     """
 
     name = "scaffold"
-    client_state = True
 
     def build(self, model_fn: ModelFn, aggregator: Aggregator, client_optimizer: Optimizer,
               server_optimizer: Optimizer,

@@ -9,14 +9,14 @@ from fedlab.callbacks.checkpointing import Checkpointing
 from fedlab.callbacks.communication import Communication
 from fedlab.callbacks.divergence import DivergenceStop
 from fedlab.callbacks.evaluation import ClientEvaluation, HeldOutEvaluation
-from fedlab.callbacks.metrics import METRICS_FILE, MetricsRelease, MetricsSink
+from fedlab.callbacks.metrics import MetricsRelease, MetricsSink
 from fedlab.callbacks.personalization import PersonalizedEvaluation
 from fedlab.callbacks.preemption import Preemption
 from fedlab.callbacks.privacy import DpAccounting
 from fedlab.callbacks.progress import ProgressLine
 from fedlab.callbacks.target import TargetStop
 
-__all__ = ["METRICS_FILE", "Callback", "Checkpointing", "ClientEvaluation", "Communication",
+__all__ = ["Callback", "Checkpointing", "ClientEvaluation", "Communication",
            "DivergenceStop", "DpAccounting", "HeldOutEvaluation", "MetricsRelease",
            "MetricsSink", "PersonalizedEvaluation", "Preemption", "ProgressLine", "TargetStop",
            "TrainingContext"]

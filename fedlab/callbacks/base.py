@@ -30,11 +30,12 @@ class TrainingContext:
     resumed_from: int = 0  # the round restored before training (0: a fresh start)
     last_checkpoint: int = 0
     history: list[dict[str, str]] = field(default_factory=list)
-    # What one client receives and sends per round (fedlab.comms.RoundCommunication).
+    # What one client receives and sends per round
+    # (fedlab.clients.communication.RoundCommunication).
     communication: Any = None
     # The DP guarantee of the aggregator (fedlab.privacy.DpGuarantee), if it adds DP noise.
     privacy: Any = None
-    # Each client's state between rounds (fedlab.client_states.ClientStateStore), if the
+    # Each client's state between rounds (fedlab.clients.states.ClientStateStore), if the
     # algorithm keeps any; saved with every checkpoint.
     client_states: Any = None
     # Entries callbacks add to summary.json (final epsilon, why training stopped early...).

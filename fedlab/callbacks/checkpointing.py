@@ -4,10 +4,10 @@ import logging
 import time
 
 from fedlab.callbacks.base import Callback, TrainingContext
-from fedlab.checkpoints import Checkpointer
+from fedlab.callbacks.checkpointer import Checkpointer
+from fedlab.runs.files import CHECKPOINTS_DIR
 
 log = logging.getLogger("fedlab")
-FOLDER = "checkpoints"
 
 
 class Checkpointing(Callback):
@@ -25,7 +25,7 @@ class Checkpointing(Callback):
 
     def on_restore(self, context: TrainingContext) -> None:
         """Load the newest usable checkpoint of ``context.run_dir`` into the context."""
-        self._checkpointer = Checkpointer(context.run_dir / FOLDER, keep=self.keep)
+        self._checkpointer = Checkpointer(context.run_dir / CHECKPOINTS_DIR, keep=self.keep)
         loaded = self._checkpointer.load_latest(context.state, context.client_states)
         if loaded is not None:
             context.state, context.last_checkpoint = loaded

@@ -1,4 +1,7 @@
-"""The exact bits of a round, read from the built TFF computation (``fedlab.comms``)."""
+"""The exact bits of a round, read from the built TFF computation.
+
+See :mod:`fedlab.clients.communication`.
+"""
 
 import logging
 

@@ -7,9 +7,9 @@ import pandas as pd
 import tensorflow as tf
 
 from fedlab.callbacks.base import Callback, TrainingContext
+from fedlab.runs.files import CLIENT_EVAL_FILE
 from fedlab.tasks import ACCURACY
 
-CLIENT_EVAL_FILE = "client_eval.csv"
 EVAL_CHUNK = 1000  # examples predicted and scored at once by the client-level evaluation
 
 

@@ -10,7 +10,7 @@ import tensorflow_federated as tff
 
 from fedlab.callbacks.base import Callback, TrainingContext
 from fedlab.errors import CheckpointError
-from fedlab.resume import METRICS_FILE
+from fedlab.runs.files import METRICS_FILE
 
 
 class MetricsSink:

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from fedlab.callbacks.base import Callback, TrainingContext
 from fedlab.callbacks.evaluation import _due, spread_columns
+from fedlab.runs.files import PERSONALIZED_FILE
 
-PERSONALIZED_FILE = "personalized_eval.csv"
 COLUMNS = ("personalized_accuracy_mean", "personalized_accuracy_p10",
            "personalized_accuracy_min", "personalized_eval_seconds")
 

@@ -2,9 +2,9 @@
 
 import logging
 
-from fedlab import privacy
 from fedlab.callbacks.base import Callback, TrainingContext
 from fedlab.errors import ConfigError
+from fedlab.privacy import accounting
 
 log = logging.getLogger("fedlab")
 
@@ -30,7 +30,7 @@ class DpAccounting(Callback):
         context.summary.update(
             dp_delta=guarantee.delta, dp_noise_multiplier=guarantee.noise_multiplier,
             dp_clipping=guarantee.clipping, dp_target_epsilon=guarantee.target_epsilon,
-            dp_accountant=privacy.ACCOUNTANT)
+            dp_accountant=accounting.ACCOUNTANT)
         if guarantee.target_epsilon is not None and context.resumed_from == 0:
             first = _epsilon(guarantee, 1)
             if first > guarantee.target_epsilon:
@@ -56,6 +56,6 @@ class DpAccounting(Callback):
         return True
 
 
-def _epsilon(guarantee: privacy.DpGuarantee, rounds: int) -> float:
-    return privacy.epsilon(rounds, guarantee.noise_multiplier, guarantee.num_clients,
+def _epsilon(guarantee: accounting.DpGuarantee, rounds: int) -> float:
+    return accounting.epsilon(rounds, guarantee.noise_multiplier, guarantee.num_clients,
                            guarantee.clients_per_round, guarantee.delta)

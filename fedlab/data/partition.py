@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedlab.choices import PartitionMethod
+from fedlab.config.choices import PartitionMethod
 from fedlab.errors import ConfigError
 
 

@@ -1,0 +1,33 @@
+"""FedProx: FedAvg with a proximal term, TFF's builder."""
+
+import tensorflow_federated as tff
+
+from fedlab.algorithms.base import Algorithm, Optimizer
+from fedlab.errors import ConfigError
+
+
+class FedProx(Algorithm):
+    """FedProx (Li et al. 2020): FedAvg with a proximal term ``proximal_strength/2 ||w - w_0||²``.
+
+    With ``proximal_strength=0`` it computes what FedAvg does.
+    """
+
+    name = "fedprox"
+    weighted_builder = staticmethod(tff.learning.algorithms.build_weighted_fed_prox)
+    unweighted_builder = staticmethod(tff.learning.algorithms.build_unweighted_fed_prox)
+
+    def __init__(self, proximal_strength: float = 0.01):
+        """``proximal_strength``: the weight mu of the proximal term (>= 0).
+
+        Raises:
+          ConfigError: a negative strength.
+        """
+        if proximal_strength < 0:
+            raise ConfigError(
+                f"algorithm.proximal_strength must be >= 0, got {proximal_strength}")
+        self.proximal_strength = proximal_strength
+
+    def arguments(self, client_optimizer: Optimizer, server_optimizer: Optimizer) -> dict:
+        """FedAvg's arguments and the proximal strength."""
+        return {**super().arguments(client_optimizer, server_optimizer),
+                "proximal_strength": self.proximal_strength}

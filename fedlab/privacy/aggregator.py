@@ -1,0 +1,115 @@
+"""DP-FedAvg's aggregator (``aggregator=dp``): clipping, seeded Gaussian noise, the guarantee."""
+
+import logging
+
+from tensorflow_federated.python.learning import model_update_aggregator
+
+from fedlab.errors import ConfigError
+from fedlab.privacy import noise as noise_queries
+from fedlab.privacy.accounting import DpGuarantee, calibrate_noise
+
+log = logging.getLogger("fedlab")
+
+
+class DpAggregator:
+    """DP-FedAvg's aggregator: clipping plus Gaussian noise, and the guarantee it gives.
+
+    Built for a federation (:meth:`for_federation`), since calibrating the noise to a privacy
+    budget needs the number of clients, the clients per round and the rounds. ``clipping``:
+    ``adaptive`` (``DifferentiallyPrivateFactory.gaussian_adaptive``: the clipping norm follows
+    the ``target_unclipped_quantile`` of update norms, learned at ``clip_learning_rate`` from
+    ``initial_l2_norm_clip`` with a noised count of clipped clients) or ``fixed``
+    (``gaussian_fixed`` with norm ``clip``). The noise is drawn from ``seed``
+    (``fedlab.privacy.noise``), so runs reproduce. DP-FedAvg weights clients uniformly, so fedlab
+    builds the algorithm's unweighted process for it.
+
+    The noise multiplier is the total one the guarantee is accounted for. With adaptive
+    clipping TFF raises the noise on the updates a little so that, combined with the noise on
+    the clipped count (``clipped_count_stddev``; default max(0.05 x clients per round, noise
+    multiplier)), the mechanism has exactly this multiplier.
+    """
+
+    def __init__(self, noise_multiplier: str | float = 0.1, clients_per_round: int = 10,
+                 target_epsilon: float | None = None, target_delta: float = 1e-5,
+                 clipping: str = "adaptive", clip: float = 0.1, zeroing: bool = True,
+                 initial_l2_norm_clip: float = 0.1, target_unclipped_quantile: float = 0.5,
+                 clip_learning_rate: float = 0.2, clipped_count_stddev: float | None = None,
+                 seed: int = 0):
+        """Check every value; ``noise_multiplier="auto"`` calibrates it to ``target_epsilon``.
+
+        Raises:
+          ConfigError: a value out of range, or ``auto`` without a target.
+        """
+        self.auto = str(noise_multiplier).strip().lower() == "auto"
+        try:
+            self.noise_multiplier = None if self.auto else float(noise_multiplier)
+        except ValueError:
+            raise ConfigError("aggregator.noise_multiplier must be a number or 'auto', got "
+                              f"{noise_multiplier!r}") from None
+        if not self.auto and self.noise_multiplier < 0:
+            raise ConfigError(
+                f"aggregator.noise_multiplier must be >= 0, got {self.noise_multiplier}")
+        if clients_per_round < 1:
+            raise ConfigError(f"aggregator.clients_per_round must be >= 1, got {clients_per_round}")
+        if not 0 < target_delta < 1:
+            raise ConfigError(f"aggregator.target_delta must be in (0, 1), got {target_delta}")
+        if target_epsilon is not None and target_epsilon <= 0:
+            raise ConfigError(f"aggregator.target_epsilon must be > 0, got {target_epsilon}")
+        if self.auto and target_epsilon is None:
+            raise ConfigError("aggregator.noise_multiplier=auto needs aggregator.target_epsilon")
+        if target_epsilon is not None and self.noise_multiplier == 0:
+            raise ConfigError("aggregator.target_epsilon cannot be met with noise_multiplier=0 "
+                              "(no noise: no finite epsilon)")
+        if clipping not in ("adaptive", "fixed"):
+            raise ConfigError(
+                f"aggregator.clipping must be 'adaptive' or 'fixed', got {clipping!r}")
+        if clip <= 0 or initial_l2_norm_clip <= 0:
+            raise ConfigError("aggregator.clip and aggregator.initial_l2_norm_clip must be > 0")
+        self.clients_per_round, self.target_epsilon = clients_per_round, target_epsilon
+        self.target_delta, self.clipping, self.clip, self.zeroing = (
+            target_delta, clipping, clip, zeroing)
+        self.adaptive = {"initial_l2_norm_clip": initial_l2_norm_clip,
+                         "target_unclipped_quantile": target_unclipped_quantile,
+                         "learning_rate": clip_learning_rate}
+        self.clipped_count_stddev = clipped_count_stddev
+        self.seed = seed
+
+    def for_federation(self, num_clients: int, rounds: int):
+        """The TFF aggregator and the guarantee it gives over ``rounds`` of ``num_clients``.
+
+        Returns:
+          ``(factory, guarantee)``: a ``tff.aggregators.UnweightedAggregationFactory`` and a
+          :class:`fedlab.privacy.accounting.DpGuarantee`.
+
+        Raises:
+          ConfigError: no noise multiplier meets the target, or TFF refuses the settings.
+        """
+        noise = self.noise_multiplier
+        if self.auto:
+            noise = calibrate_noise(self.target_epsilon, rounds, num_clients,
+                                            self.clients_per_round, self.target_delta)
+            log.info("noise multiplier %.4f: the smallest that keeps epsilon <= %s at delta %s "
+                     "over %d rounds", noise, self.target_epsilon, self.target_delta, rounds)
+        try:
+            if self.clipping == "fixed":
+                factory = noise_queries.gaussian_fixed(noise, self.clients_per_round, self.clip,
+                                                  self.seed)
+            else:
+                count_stddev = self.clipped_count_stddev
+                if count_stddev is None:
+                    count_stddev = max(0.05 * self.clients_per_round, noise)
+                factory = noise_queries.gaussian_adaptive(
+                    noise, self.clients_per_round, self.seed,
+                    clipped_count_stddev=count_stddev, **self.adaptive)
+        except ValueError as error:
+            raise ConfigError(f"cannot build the DP aggregator: {error}") from None
+        if self.zeroing:
+            factory = model_update_aggregator._default_zeroing(factory)  # noqa: SLF001
+        guarantee = DpGuarantee(
+            noise_multiplier=noise, num_clients=num_clients,
+            clients_per_round=self.clients_per_round, delta=self.target_delta,
+            target_epsilon=self.target_epsilon,
+            clipping=(f"fixed, norm {self.clip}" if self.clipping == "fixed"
+                      else "adaptive, quantile {target_unclipped_quantile}".format(
+                          **self.adaptive)))
+        return factory, guarantee

@@ -1,0 +1,7 @@
+"""``python -m fedlab.report``: tables, paired intervals and plots from run folders."""
+
+import sys
+
+from fedlab.report.report import main
+
+sys.exit(main())
