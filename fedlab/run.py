@@ -1,6 +1,5 @@
 """``run(cfg)``: the one function that reads the composed configuration (the assembler)."""
 
-import json
 import logging
 import math
 import time
@@ -18,9 +17,10 @@ from fedlab.errors import ConfigError, FedlabError, Interrupted
 from fedlab.executors.computation_cache import ProcessCache, config_fingerprint
 from fedlab.loggers import mlflow, tensorboard
 from fedlab.runs import provenance
-from fedlab.runs.files import CLIENT_LABELS_FILE, CLIENT_SIZES_FILE, METRICS_FILE, SUMMARY_FILE
+from fedlab.runs.files import CLIENT_LABELS_FILE, CLIENT_SIZES_FILE
 from fedlab.runs.folder import ensure_writable, validate_schedule
 from fedlab.runs.resume import check_resume, config_record, save_record
+from fedlab.runs.summary import write_summary
 from fedlab.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -46,56 +46,6 @@ def build(node: DictConfig, what: str, **built):
         raise ConfigError(f"cannot build the {what} ({node.get('_target_')}): {reason}") from error
 
 
-def write_summary(run_dir: Path, extra: dict) -> dict:
-    """Summarise ``metrics.csv`` (final and best figures) plus ``extra`` into summary.json."""
-    summary = dict(extra)
-    metrics_path = run_dir / METRICS_FILE
-    metrics = pd.read_csv(metrics_path) if metrics_path.exists() else pd.DataFrame()
-    if len(metrics):
-        last = metrics.iloc[-1]
-        # NaN (a last round in which no client reported) is written as null.
-        summary.update(rounds_completed=int(last["round"]),
-                       final_train_loss=_number_or_none(last["train_loss"]),
-                       final_train_accuracy=_number_or_none(last["train_accuracy"]))
-        for columns in (["eval_loss", "eval_accuracy"], ["val_loss", "val_accuracy"],
-                        ["client_accuracy_mean", "client_accuracy_p10", "client_accuracy_min"]):
-            if set(columns) <= set(metrics):
-                evaluated = metrics.dropna(subset=columns[-1:])
-                final = evaluated.iloc[-1] if len(evaluated) else {}
-                summary.update({f"final_{c}": (float(final[c]) if len(evaluated) else None)
-                                for c in columns})
-        if "val_accuracy" in metrics:
-            # Selection on validation: the best validation round, and the test accuracy there
-            # (reported, not chosen on); no best-on-test figure.
-            scored = metrics.dropna(subset=["val_accuracy"])
-            if len(scored):
-                best = scored.loc[scored["val_accuracy"].idxmax()]
-                summary.update(best_val_accuracy=float(best["val_accuracy"]),
-                               best_val_round=int(best["round"]),
-                               eval_accuracy_at_best_val=_number_or_none(best["eval_accuracy"]))
-        elif "eval_accuracy" in metrics:
-            best = metrics["eval_accuracy"].max()
-            summary["best_eval_accuracy"] = None if pd.isna(best) else float(best)
-        for direction in ("up", "down"):
-            if f"bits_{direction}_cumulative" in metrics:
-                summary[f"bits_{direction}_total"] = int(last[f"bits_{direction}_cumulative"])
-                summary[f"bits_{direction}_per_client_per_round"] = int(
-                    last[f"bits_{direction}_per_client"])
-        if "sim_seconds_cumulative" in metrics:
-            summary["sim_seconds_total"] = float(last["sim_seconds_cumulative"])
-        if "clients_reported" in metrics:
-            summary["clients_reported_mean"] = float(metrics["clients_reported"].mean())
-            summary["rounds_without_reports"] = int((metrics["clients_reported"] == 0).sum())
-        summary.update({f"{name}_seconds": float(metrics[column].sum())
-                        for name, column in (("training", "round_seconds"),
-                                             ("evaluation", "eval_seconds"),
-                                             ("validation", "val_seconds"),
-                                             ("client_evaluation", "client_eval_seconds"))
-                        if column in metrics})
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
 def load_dataset(node: DictConfig) -> FederatedData:
     """The ``dataset`` config's data: its loader's output, with the validation set carved."""
     split_keys = ("validation_fraction", "validation_seed")
@@ -112,10 +62,6 @@ def shaping_config(record: dict) -> dict:
     nodes = {key: OmegaConf.select(config, key) for key in SHAPING_CONFIG}
     return {key: OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
             for key, node in nodes.items()}
-
-
-def _number_or_none(value) -> float | None:
-    return None if pd.isna(value) else float(value)
 
 
 def run(cfg: DictConfig, executor=None) -> float:

@@ -37,13 +37,18 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from fedlab.runs import figures  # noqa: E402
+from fedlab.runs.figures import (  # noqa: E402
+    BITS_PER_MIB,
+    CLIENT_COLUMNS,
+    LAST_K,
+    SIM_TIME,
+)
 from fedlab.runs.files import HYDRA_CONFIG_FILE, METRICS_FILE, PERSONALIZED_FILE, SUMMARY_FILE
 
 RUN_MARKER = Path(HYDRA_CONFIG_FILE)
 REQUIRED_COLUMNS = ("round", "train_loss", "eval_accuracy", "eval_loss", "bits_up_cumulative")
 SEED_KEYS = ("schedule.seed",)
-# The report's final accuracy also as the mean of the last this many evaluations (--last-k).
-LAST_K = 3
 FIGURES = ("final_eval_accuracy", "final_eval_accuracy_last_k", "final_eval_accuracy_se",
            "best_eval_accuracy", "final_val_accuracy", "final_val_accuracy_last_k",
            "best_val_accuracy",
@@ -53,17 +58,12 @@ FIGURES = ("final_eval_accuracy", "final_eval_accuracy_last_k", "final_eval_accu
            "final_client_accuracy_p10", "final_personalized_accuracy_mean",
            "final_personalized_accuracy_p10", "dp_epsilon", "sim_seconds_to_target",
            "sim_seconds_total")
-CLIENT_COLUMNS = ("client_accuracy_mean", "client_accuracy_p10")
-PERSONALIZED_COLUMNS = ("personalized_accuracy_mean", "personalized_accuracy_p10")
-BITS_PER_MIB = 8 * 2**20
 # summary.json provenance entries copied into runs.csv.
 FINGERPRINTS = ("test_set_sha256", "partition_sha256", "git_commit")
 # Figures compared between paired runs.
 PAIRED_FIGURES = ("final_eval_accuracy", "final_eval_accuracy_last_k", "rounds_to_target",
                   "uploaded_MiB", "final_client_accuracy_p10",
                   "final_personalized_accuracy_mean", "sim_seconds_to_target")
-# Simulated wall-clock time (clients=heterogeneous/unreliable), cumulative per round.
-SIM_TIME = "sim_seconds_cumulative"
 CONFIDENCE = 0.95
 
 
@@ -141,60 +141,9 @@ def load_run(run_dir: Path, target_accuracy: float, last_k: int = LAST_K
     row["dp_epsilon"] = summary.get("dp_epsilon", np.nan)  # final epsilon of a DP run
     if status != "incomplete" or (metrics is not None and set(REQUIRED_COLUMNS) <= set(metrics)):
         if metrics is not None and not metrics.empty:
-            evaluated = metrics.dropna(subset=["eval_accuracy"])
-            last = evaluated.iloc[-1] if len(evaluated) else pd.Series(dtype=float)
-            reached = evaluated[evaluated["eval_accuracy"] >= target_accuracy]
-            row.update(
-                rounds_completed=int(metrics["round"].max()),
-                final_eval_accuracy=last.get("eval_accuracy", np.nan),
-                final_eval_accuracy_last_k=evaluated["eval_accuracy"].tail(last_k).mean(),
-                final_eval_accuracy_se=binomial_standard_error(
-                    last.get("eval_accuracy", np.nan),
-                    (summary.get("provenance") or {}).get("held_out_predictions")),
-                best_eval_accuracy=evaluated["eval_accuracy"].max(),
-                final_eval_loss=last.get("eval_loss", np.nan),
-                rounds_to_target=_first_round(evaluated, "eval_accuracy", target_accuracy),
-                bits_up_total=int(metrics["bits_up_cumulative"].iloc[-1]),
-                bits_down_total=int(metrics.get("bits_down_cumulative", pd.Series([0])).iloc[-1]),
-                uploaded_MiB=metrics["bits_up_cumulative"].iloc[-1] / BITS_PER_MIB,
-                training_seconds=float(metrics.get("round_seconds", pd.Series([np.nan])).sum()),
-            )
-            if "val_accuracy" in metrics:  # selection on validation: no best-on-test figure
-                validated = metrics.dropna(subset=["val_accuracy"])
-                if len(validated):
-                    best = validated.loc[validated["val_accuracy"].idxmax()]
-                    row.update(final_val_accuracy=validated["val_accuracy"].iloc[-1],
-                               final_val_accuracy_last_k=validated["val_accuracy"].tail(
-                                   last_k).mean(),
-                               best_val_accuracy=best["val_accuracy"],
-                               eval_accuracy_at_best_val=best["eval_accuracy"],
-                               best_eval_accuracy=np.nan,
-                               val_rounds_to_target=_first_round(
-                                   validated, "val_accuracy", target_accuracy))
-            if SIM_TIME in metrics:
-                row.update(
-                    sim_seconds_total=float(metrics[SIM_TIME].iloc[-1]),
-                    sim_seconds_to_target=(float(reached[SIM_TIME].iloc[0]) if len(reached)
-                                           else np.nan))
-            for columns in (CLIENT_COLUMNS, PERSONALIZED_COLUMNS):
-                if set(columns) <= set(metrics):
-                    scored = metrics.dropna(subset=list(columns))
-                    if len(scored):
-                        row.update({f"final_{c}": scored[c].iloc[-1] for c in columns})
+            row.update(figures.run_figures(metrics, target_accuracy, last_k,
+                                           provenance.get("held_out_predictions")))
     return row, metrics
-
-
-def _first_round(metrics: pd.DataFrame, column: str, target: float) -> float:
-    """The first round whose ``column`` is >= ``target`` (NaN: never)."""
-    reached = metrics.loc[metrics[column] >= target, "round"]
-    return int(reached.iloc[0]) if len(reached) else np.nan
-
-
-def binomial_standard_error(accuracy: float, predictions: int | None) -> float:
-    """sqrt(p (1 - p) / n): the sampling error of an accuracy over n independent predictions."""
-    if not predictions or accuracy is None or np.isnan(accuracy):
-        return np.nan
-    return float(np.sqrt(accuracy * (1 - accuracy) / predictions))
 
 
 NEUTRAL_VALUES = {"None", "0", "0.0", "False", "none", "nan", ""}
