@@ -52,8 +52,8 @@ def load_dataset(node: DictConfig) -> FederatedData:
     loader = OmegaConf.create({  # the loader's own arguments (interpolations resolved)
         k: v for k, v in OmegaConf.to_container(node, resolve=True).items()
         if k not in split_keys})
-    return with_validation(build(loader, "dataset"), node.get("validation_fraction", 0.0),
-                           node.get("validation_seed", 0))
+    return with_validation(build(loader, "dataset"), node.validation_fraction,
+                           node.validation_seed)
 
 
 def shaping_config(record: dict) -> dict:

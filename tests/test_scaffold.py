@@ -1,6 +1,5 @@
 """SCAFFOLD (option II) against a direct NumPy implementation of the paper's update."""
 
-import collections
 import json
 
 import numpy as np
@@ -9,43 +8,21 @@ import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 from conftest import TIMING, assert_same_weights, metrics, small_config
+from linear_reference import (
+    CLASSES,
+    EPOCHS,
+    FEATURES,
+    batches,
+    client_datasets,
+    clients,
+    gradient,
+    linear_model_fn,
+)
 
 from fedlab.algorithms.scaffold import Scaffold
 from fedlab.errors import ConfigError
 from fedlab.executors import contexts
 from fedlab.run import run
-
-FEATURES, CLASSES, BATCH, EPOCHS = 4, 3, 3, 2
-SPEC = collections.OrderedDict(x=tf.TensorSpec([None, FEATURES], tf.float32),
-                               y=tf.TensorSpec([None], tf.int32))
-
-
-def linear_model_fn():
-    keras_model = tf.keras.Sequential([tf.keras.layers.Dense(CLASSES, input_shape=(FEATURES,))])
-    return tff.learning.models.from_keras_model(
-        keras_model, loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        input_spec=SPEC, metrics=[tf.keras.metrics.SparseCategoricalAccuracy()])
-
-
-def clients(count=4, examples=6, seed=0):
-    rng = np.random.default_rng(seed)
-    return [(rng.normal(size=(examples, FEATURES)).astype(np.float32),
-             rng.integers(0, CLASSES, size=examples).astype(np.int32)) for _ in range(count)]
-
-
-def batches(x, y):
-    """The client's batches in order, EPOCHS times: what the TFF dataset yields."""
-    return [(x[s:s + BATCH], y[s:s + BATCH]) for _ in range(EPOCHS)
-            for s in range(0, len(x), BATCH)]
-
-
-def gradient(kernel, bias, x, y):
-    """Mean softmax cross-entropy's gradient for logits x @ kernel + bias."""
-    logits = x @ kernel + bias
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    p[np.arange(len(y)), y] -= 1
-    return x.T @ p / len(y), p.mean(axis=0)
 
 
 def numpy_scaffold_round(x, c, controls, sampled, data, local_lr, global_lr, n_clients):
@@ -88,10 +65,8 @@ def test_scaffold_equals_the_papers_update_on_a_linear_model(tmp_path):
         state = process.set_model_weights(
             process.initialize(), tff.learning.models.ModelWeights(trainable=x, non_trainable=[]))
         for sampled in ([0, 1], [1, 2], [0, 3], [1, 3]):
-            datasets = [tf.data.Dataset.from_tensor_slices(
-                collections.OrderedDict(x=data[i][0], y=data[i][1])).batch(BATCH).repeat(EPOCHS)
-                for i in sampled]
-            output = process.next(state, datasets, [stored[i] for i in sampled])
+            output = process.next(state, client_datasets(data, sampled),
+                                  [stored[i] for i in sampled])
             state = output.state
             for i, new in zip(sampled, output.client_states, strict=True):
                 stored[i] = [np.asarray(t) for t in new]

@@ -41,12 +41,13 @@ def test_a_resumed_run_counts_the_rows_it_keeps():
 
 
 def test_without_a_target_it_never_stops():
-    assert _rounds(TargetStop(None), _context(validation=False),
+    assert _rounds(TargetStop(None, ["val_accuracy"]), _context(validation=False),
                    [{"val_accuracy": 1.0}]) == [False]
 
 
 @pytest.mark.parametrize("stop,context,message", [
-    (TargetStop(0.5), _context(validation=False), "reads validation, but the data set has none"),
+    (TargetStop(0.5, ["val_accuracy"]), _context(validation=False),
+     "reads validation, but the data set has none"),
     (TargetStop(0.5, []), _context(), "name at least one accuracy column"),
     (TargetStop(0.5, ["eval_acc"]), _context(), "eval_acc not in the round's columns"),
 ])

@@ -36,7 +36,7 @@ class HeldOutEvaluation(Callback):
 
     PREFIXES = {"test": "eval", "validation": "val"}
 
-    def __init__(self, every: int = 1, split: str = "test"):
+    def __init__(self, every: int, split: str = "test"):
         """Evaluate every ``every`` rounds on ``split`` (``test`` or ``validation``)."""
         if split not in self.PREFIXES:
             raise ValueError(f"split must be one of {', '.join(self.PREFIXES)}, got {split!r}")
@@ -81,7 +81,7 @@ class ClientEvaluation(Callback):
     holds one row per client of the final model: ``client, examples, loss, accuracy``.
     """
 
-    def __init__(self, every: int = 1):
+    def __init__(self, every: int):
         """Evaluate every ``every`` rounds."""
         self.every = every
         self._active = False

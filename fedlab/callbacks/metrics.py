@@ -82,7 +82,7 @@ CUMULATIVE = {"bits_down": "bits_down_cumulative", "bits_up": "bits_up_cumulativ
 class MetricsRelease(Callback):
     """Write each round's row, adding running sums of the ``cumulative`` columns."""
 
-    def __init__(self, tensorboard: bool = True, cumulative: Mapping[str, str] | None = None):
+    def __init__(self, tensorboard: bool, cumulative: Mapping[str, str] | None = None):
         """Also write TensorBoard events when ``tensorboard``.
 
         ``cumulative`` maps a column to the column of its running sum (default: the bits and

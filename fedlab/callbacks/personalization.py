@@ -37,8 +37,8 @@ class PersonalizedEvaluation(Callback):
     of clients, not every client's figure).
     """
 
-    def __init__(self, epochs: int = 0, learning_rate: float = 0.02, every: int = 0,
-                 batch_size: int = 20, seed: int = 0):
+    def __init__(self, epochs: int, learning_rate: float, every: int, batch_size: int,
+                 seed: int):
         """Fine-tune ``epochs`` epochs at ``learning_rate`` (0 epochs: off).
 
         Raises:

@@ -2,6 +2,7 @@
 
 import logging
 import signal
+from collections.abc import Sequence
 
 from fedlab.callbacks.base import Callback, TrainingContext
 
@@ -18,7 +19,7 @@ class Preemption(Callback):
     or hand it to the handler that was there before (submitit's checkpoint and requeue).
     """
 
-    def __init__(self, signals: tuple[str, ...] = ("SIGTERM",)):
+    def __init__(self, signals: Sequence[str]):
         """Watch ``signals`` (names of ``signal.Signals``)."""
         self.signals = [signal.Signals[name] for name in signals]
         self._received: signal.Signals | None = None

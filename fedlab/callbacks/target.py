@@ -21,8 +21,7 @@ class TargetStop(Callback):
     counts the rounds it keeps.
     """
 
-    def __init__(self, accuracy: float | None = None,
-                 columns: Sequence[str] = ("val_accuracy",)):
+    def __init__(self, accuracy: float | None, columns: Sequence[str]):
         """Stop once each of ``columns`` has been >= ``accuracy`` (None: never)."""
         self.accuracy, self.columns = accuracy, list(columns)
         self._reached: dict[str, int] = {}

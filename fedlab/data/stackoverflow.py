@@ -90,9 +90,9 @@ def sentence_to_sequences(vocab: list[str], sequence_length: int, num_out_of_voc
 
 def load_stackoverflow(
     cache_dir: str | None = None,
-    vocab_size: int = _constants.DEFAULT_WORD_VOCAB_SIZE,
+    vocab_size: int = 10000,
     num_out_of_vocab_buckets: int = 1,
-    sequence_length: int = _constants.DEFAULT_SEQUENCE_LENGTH,
+    sequence_length: int = 20,
     max_client_examples: int | None = None,
     test_examples: int = 10000,
     test_seed: int = 0,
