@@ -14,22 +14,19 @@ from pathlib import Path  # noqa: E402
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.errors import InstantiationException  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from fedlab.config.schemas import register_schemas  # noqa: E402
-from fedlab.errors import ConfigError, FedlabError  # noqa: E402
-from fedlab.runs.figures import objective_value  # noqa: E402
+from fedlab import run as assembler  # noqa: E402
+from fedlab.config.schemas import CONF_DIR, register_schemas  # noqa: E402
+from fedlab.errors import ConfigError, FedlabError, Interrupted  # noqa: E402
 from fedlab.runs.folder import ensure_writable  # noqa: E402
-from fedlab.runs.resume import completed_with, config_record  # noqa: E402
 
 log = logging.getLogger("fedlab")
 register_schemas()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one configuration and return its ``objective`` (for a sweeper).
 
@@ -38,35 +35,16 @@ def main(cfg: DictConfig) -> float:
     run with one line (exit code 1); in a multirun Hydra records the job as failed, and under
     fedlab's Optuna sweeper records the trial as failed.
     """
-    run_dir = Path(cfg.run_dir)
-    if completed_with(run_dir, config_record(cfg)):
-        log.info("skipped: %s already holds this configuration's completed run", run_dir)
-        return _objective(cfg)
+    if assembler.already_completed(cfg):
+        log.info("skipped: %s already holds this configuration's completed run", cfg.run_dir)
+        return assembler.objective(cfg)
     with contextlib.ExitStack() as stack:
-        executor = _executor_launched_early(cfg, run_dir, stack)
+        executor = assembler.launch_executor_early(cfg, stack)
         return _run(cfg, executor)
-
-
-def _executor_launched_early(cfg: DictConfig, run_dir: Path, stack: contextlib.ExitStack):
-    """The run's executor, its local worker launched now (it starts while TF is imported).
-
-    ``None`` for a trainer without an executor, or when the executor cannot be built or its
-    worker launched: ``run`` then builds it and reports the problem like any other.
-    """
-    if "executor" not in cfg.trainer:
-        return None
-    try:
-        executor = instantiate(cfg.trainer.executor)
-        if hasattr(executor, "launched"):
-            stack.enter_context(executor.launched(run_dir))
-    except (InstantiationException, FedlabError, OSError):
-        return None
-    return executor
 
 
 def _run(cfg: DictConfig, executor) -> float:
     from fedlab.executors import contexts  # imported here so --help and --cfg stay fast
-    from fedlab.run import Interrupted, run
 
     log.debug("start-up: TensorFlow and TFF imported")
 
@@ -79,7 +57,7 @@ def _run(cfg: DictConfig, executor) -> float:
     contexts.drop_default_context()
 
     try:
-        run(cfg, executor)
+        assembler.run(cfg, executor)
     except Interrupted as error:
         log.error("stopped: %s", error)
         error.resend()  # ends the process as the signal would have (a sweep stops too)
@@ -89,13 +67,7 @@ def _run(cfg: DictConfig, executor) -> float:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # Hydra records the job as failed (Optuna: the trial) and goes on
         sys.exit(1)
-    return _objective(cfg)
-
-
-def _objective(cfg: DictConfig) -> float:
-    """The configured objective of the run in ``cfg.run_dir``."""
-    return objective_value(Path(cfg.run_dir), cfg.objective.metric,
-                           cfg.objective.target_accuracy, cfg.schedule.rounds)
+    return assembler.objective(cfg)
 
 
 def _requested_output_root(argv: list[str]) -> Path:
@@ -141,7 +113,8 @@ def _exit_at_once(status: int | str | None) -> None:
     os._exit(status or 0)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m fedlab`` and the ``fedlab`` console script: Hydra's command line."""
     os.umask(0o077)  # run and sweep folders, and every file in them, private to the user
     _check_output_root(sys.argv[1:])
     if any(arg in ("-m", "--multirun") for arg in sys.argv[1:]):
@@ -154,3 +127,7 @@ if __name__ == "__main__":
         except SystemExit as exit_request:
             _exit_at_once(exit_request.code)
         _exit_at_once(0)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,27 +1,36 @@
-"""``run(cfg)``: the one function that reads the composed configuration (the assembler)."""
+"""The assembler: the only code that reads the composed configuration.
 
+``run(cfg)`` builds everything the configuration names and trains; ``python -m fedlab`` also
+asks it whether a run folder already holds the configuration's completed run
+(:func:`already_completed`), to launch the executor's worker early
+(:func:`launch_executor_early`) and for the sweeper's objective (:func:`objective`). TensorFlow
+is imported by ``run`` alone, so the other three answer without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
 import logging
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fedlab.config.schedule import Schedule
-from fedlab.data import FederatedData
-from fedlab.data.validation import with_validation
 from fedlab.errors import ConfigError, FedlabError, Interrupted
-from fedlab.executors.computation_cache import ProcessCache, config_fingerprint
-from fedlab.loggers import mlflow, tensorboard
 from fedlab.runs import provenance
+from fedlab.runs.figures import objective_value
 from fedlab.runs.files import CLIENT_LABELS_FILE, CLIENT_SIZES_FILE
 from fedlab.runs.folder import ensure_writable, validate_schedule
-from fedlab.runs.resume import check_resume, config_record, save_record
+from fedlab.runs.resume import check_resume, completed_with, config_record, save_record
 from fedlab.runs.summary import write_summary
-from fedlab.tasks import Task
+
+if TYPE_CHECKING:
+    from fedlab.data import FederatedData
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +55,42 @@ def build(node: DictConfig, what: str, **built):
         raise ConfigError(f"cannot build the {what} ({node.get('_target_')}): {reason}") from error
 
 
+def already_completed(cfg: DictConfig) -> bool:
+    """Whether ``cfg.run_dir`` holds this configuration's completed run (nothing to do)."""
+    return completed_with(Path(cfg.run_dir), config_record(cfg))
+
+
+def objective(cfg: DictConfig) -> float:
+    """The configured objective (``cfg.objective``) of the run in ``cfg.run_dir``."""
+    return objective_value(Path(cfg.run_dir), cfg.objective.metric,
+                           cfg.objective.target_accuracy, cfg.schedule.rounds)
+
+
+def launch_executor_early(cfg: DictConfig, stack: contextlib.ExitStack):
+    """The run's executor, its local worker launched now (it starts while TF is imported).
+
+    ``None`` for a trainer without an executor, or when the executor cannot be built or its
+    worker launched: :func:`run` then builds it and reports the problem like any other.
+
+    Args:
+      cfg: the composed configuration.
+      stack: the worker stays up until this stack closes.
+    """
+    if "executor" not in cfg.trainer:
+        return None
+    try:
+        executor = instantiate(cfg.trainer.executor)
+        if hasattr(executor, "launched"):
+            stack.enter_context(executor.launched(Path(cfg.run_dir)))
+    except (InstantiationException, FedlabError, OSError):
+        return None
+    return executor
+
+
 def load_dataset(node: DictConfig) -> FederatedData:
     """The ``dataset`` config's data: its loader's output, with the validation set carved."""
+    from fedlab.data.validation import with_validation
+
     split_keys = ("validation_fraction", "validation_seed")
     loader = OmegaConf.create({  # the loader's own arguments (interpolations resolved)
         k: v for k, v in OmegaConf.to_container(node, resolve=True).items()
@@ -82,6 +125,12 @@ def run(cfg: DictConfig, executor=None) -> float:
         summary (``status: interrupted``) are written.
       FedlabError: bad configuration, missing data, divergence or unusable checkpoints.
     """
+    import pandas as pd
+
+    from fedlab.executors.computation_cache import ProcessCache, config_fingerprint
+    from fedlab.loggers import mlflow, tensorboard
+    from fedlab.tasks import Task
+
     started = time.perf_counter()
     record = provenance.start_record()
     run_dir = Path(cfg.run_dir)

@@ -15,8 +15,8 @@ first), with ``α`` = ``algorithm.alpha``:
   ``u + h / α`` with the server optimizer, so that with SGD at rate 1 (the default
   ``optimizer.server.learning_rate``) ``θ <- mean_i θ_i - h / α``: the paper's update.
 
-A client uploads one model-sized value, as FedAvg, and a 32-bit count (``P``). The ``g_i`` live in fedlab's client-state
-store (:mod:`fedlab.clients.states`), saved with every checkpoint.
+A client uploads one model-sized value, as FedAvg, and a 32-bit count (``P``). The ``g_i``
+live in fedlab's client-state store (:mod:`fedlab.clients.states`), saved with every checkpoint.
 """
 
 import collections
