@@ -7,7 +7,7 @@ from conftest import compose_config, metrics, small_config
 from omegaconf import OmegaConf
 
 from fedlab.errors import ConfigError
-from fedlab.report import report
+from fedlab.report import cli
 from fedlab.run import run
 
 CLIENT_DATA = ["dataset.num_clients=6", "dataset.client_test_fraction=0.3",
@@ -48,7 +48,7 @@ def test_fine_tuning_moves_the_clients_accuracy_and_every_sets_the_rounds(tmp_pa
     assert not np.array_equal(personalized["personalized_accuracy"], personalized["accuracy"])
     accuracy = personalized["personalized_accuracy"].to_numpy()
     last = table.iloc[-1]
-    assert report.main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
     assert (tmp_path / "report" / "personalized_accuracy.png").stat().st_size > 0
     runs = pd.read_csv(tmp_path / "report" / "runs.csv")
     assert runs["final_personalized_accuracy_mean"].item() == last["personalized_accuracy_mean"]

@@ -10,18 +10,21 @@ import yaml
 from conftest import run_cli
 from scipy import stats
 
-from fedlab.report import report
+import fedlab.report
+from fedlab.report import cli, plots, samples
+from fedlab.report import stats as report_stats
 
 MIB = 8 * 2**20
 
 
 def fabricate_run(folder, model, aggregator, seed, accuracies, upload_bits=MIB, status="completed",
-                  columns=None, test_set="a" * 64, algorithm=None, summary_extra=None):
+                  columns=None, test_set="a" * 64, algorithm=None, summary_extra=None,
+                  settings=None):
     """A run folder as fedlab writes it, with chosen eval accuracies per round."""
     (folder / ".hydra").mkdir(parents=True)
     config = {"model": {"_target_": f"fedlab.models.images.{model}"},
               "aggregator": {"_target_": aggregator}, "schedule": {"seed": seed, "rounds": 3},
-              "run_dir": str(folder)}
+              "run_dir": str(folder), **(settings or {})}
     choices = {"model": model, "aggregator": aggregator, "hydra/launcher": "basic"}
     if algorithm is not None:  # (option, {setting: value})
         config["algorithm"] = {"_target_": f"fedlab.algorithms.{algorithm[0]}", **algorithm[1]}
@@ -56,7 +59,7 @@ def test_report_on_fabricated_runs_has_exact_figures(tmp_path):
     fabricate_run(sweep / "2", "simple_cnn", "mean", 0, [0.3, 0.4, 0.5], upload_bits=MIB // 4)
     fabricate_run(sweep / "3", "simple_cnn", "mean", 1, [0.3, 0.4], status=None)  # crashed
     out = tmp_path / "out"
-    assert report.main([str(sweep), "--out", str(out), "--target-accuracy", "0.75"]) == 0
+    assert cli.main([str(sweep), "--out", str(out), "--target-accuracy", "0.75"]) == 0
 
     runs = pd.read_csv(out / "runs.csv")
     assert "model" in runs and "schedule.seed" in runs and "aggregator" not in runs
@@ -89,7 +92,7 @@ def test_last_k_means_and_sampling_errors_against_hand_computation(tmp_path):
     fabricate_run(tmp_path / "1", "fedavg_cnn", "mean", 1, [0.5, float("nan"), 0.7, float("nan")])
     for last_k, expected in ((3, (0.8 + 0.9 + 0.6) / 3), (2, (0.9 + 0.6) / 2), (1, 0.6)):
         out = tmp_path / f"out{last_k}"
-        assert report.main([str(tmp_path / "0"), str(tmp_path / "1"), "--out", str(out),
+        assert cli.main([str(tmp_path / "0"), str(tmp_path / "1"), "--out", str(out),
                             "--last-k", str(last_k)]) == 0
         runs = pd.read_csv(out / "runs.csv").set_index("schedule.seed")
         assert runs.loc[0, "final_eval_accuracy_last_k"] == pytest.approx(expected, abs=1e-12)
@@ -98,14 +101,14 @@ def test_last_k_means_and_sampling_errors_against_hand_computation(tmp_path):
     runs = pd.read_csv(tmp_path / "out2" / "runs.csv").set_index("schedule.seed")
     assert runs.loc[1, "final_eval_accuracy_last_k"] == pytest.approx(0.6)  # rounds 1 and 3
     assert "last 2" in (tmp_path / "out2" / "report.md").read_text()
-    assert report.main([str(tmp_path / "0"), "--last-k", "0"]) == 1
+    assert cli.main([str(tmp_path / "0"), "--last-k", "0"]) == 1
 
 
 def test_runs_with_other_metric_columns_are_reported_incomplete(tmp_path):
     fabricate_run(tmp_path / "a", "simple_cnn", "mean", 0, [0.5, 0.6])
     fabricate_run(tmp_path / "b", "simple_cnn", "mean", 1, [0.5, 0.6],
                   columns=["round", "train_loss"])
-    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("status")
     assert "lacks eval_accuracy" in runs.loc["incomplete", "note"]
 
@@ -113,17 +116,17 @@ def test_runs_with_other_metric_columns_are_reported_incomplete(tmp_path):
 def test_failed_run_is_listed_as_failed(tmp_path):
     fabricate_run(tmp_path / "a", "simple_cnn", "mean", 0, [0.5])
     fabricate_run(tmp_path / "b", "simple_cnn", "mean", 1, [0.5], status="failed")
-    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     assert "failed" in pd.read_csv(tmp_path / "out" / "runs.csv")["status"].tolist()
 
 
 def test_folder_without_runs_is_one_clear_error(tmp_path, capsys):
-    assert report.main([str(tmp_path)]) == 1
+    assert cli.main([str(tmp_path)]) == 1
     assert "error: no fedlab runs" in capsys.readouterr().err
 
 
 def test_missing_folder_is_one_clear_error(tmp_path, capsys):
-    assert report.main([str(tmp_path / "nope")]) == 1
+    assert cli.main([str(tmp_path / "nope")]) == 1
     assert "is not a folder" in capsys.readouterr().err
 
 
@@ -132,7 +135,7 @@ def test_report_on_a_real_two_run_sweep(tmp_path):
     result = run_cli("-m", "dataset=synthetic", "schedule=smoke", "model=simple_cnn",
                      "schedule.seed=0,1", cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert report.main([str(tmp_path / "multirun"), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path / "multirun"), "--out", str(tmp_path / "out")]) == 0
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert runs["status"].tolist() == ["completed", "completed"]
     assert sorted(runs["schedule.seed"]) == [0, 1]
@@ -141,12 +144,12 @@ def test_report_on_a_real_two_run_sweep(tmp_path):
 
 
 def test_samples_grid_is_drawn(tmp_path):
-    assert report.main(["--samples", "dataset=synthetic", "--out", str(tmp_path)]) == 0
+    assert cli.main(["--samples", "dataset=synthetic", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "samples.png").stat().st_size > 0
 
 
 def test_text_samples_are_written_as_text_with_their_targets(tmp_path):
-    assert report.main(["--samples", "dataset=shakespeare", "dataset.plays=[macbeth]",
+    assert cli.main(["--samples", "dataset=shakespeare", "dataset.plays=[macbeth]",
                         "--out", str(tmp_path)]) == 0
     lines = (tmp_path / "samples.txt").read_text().splitlines()
     text, target = (ast.literal_eval(line.split(": ", 1)[1]) for line in lines[2:4])
@@ -156,8 +159,8 @@ def test_text_samples_are_written_as_text_with_their_targets(tmp_path):
 
 
 def test_decoded_words_are_joined_by_spaces_and_characters_are_not():
-    assert report.decode_tokens(np.array([3, 1, 2, 0]), ["<pad>", "a", "b", "<bos>"]) == "<bos>ab"
-    assert report.decode_tokens(np.array([1, 2, 0]), ["<pad>", "how", "do"]) == "how do"
+    assert samples.decode_tokens(np.array([3, 1, 2, 0]), ["<pad>", "a", "b", "<bos>"]) == "<bos>ab"
+    assert samples.decode_tokens(np.array([1, 2, 0]), ["<pad>", "how", "do"]) == "how do"
 
 
 def paired_sweep(root, deltas, upload_bits=None):
@@ -174,7 +177,7 @@ def test_paired_comparisons_have_exact_means_and_t_intervals(tmp_path):
     deltas = [0.010, 0.012, 0.008, 0.011, 0.009]
     paired_sweep(tmp_path / "sweep", deltas)
     out = tmp_path / "out"
-    assert report.main([str(tmp_path / "sweep"), "--out", str(out),
+    assert cli.main([str(tmp_path / "sweep"), "--out", str(out),
                         "--target-accuracy", "0.5", "--pooled"]) == 0
     paired = pd.read_csv(out / "paired.csv")
     assert {"factor", "a", "b", "metric", "mean_diff", "ci_low", "ci_high", "n"} <= set(paired)
@@ -201,7 +204,7 @@ def test_paired_comparisons_have_exact_means_and_t_intervals(tmp_path):
     page = (out / "report.md").read_text()
     assert "## Paired comparisons" in page and "mean higher by 0.0100 ± " in page
     # Without --pooled: only comparisons within one level of the other factor.
-    assert report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "within")]) == 0
+    assert cli.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "within")]) == 0
     default = pd.read_csv(tmp_path / "within" / "paired.csv")
     assert default["within"].notna().all()
     assert set(default["within"]) == {"model=fedavg_cnn", "model=simple_cnn",
@@ -220,7 +223,7 @@ def test_dp_epsilon_reaches_the_runs_and_summary_tables(tmp_path):
                       summary_extra={"dp_epsilon": epsilon})
         fabricate_run(sweep / f"mean{seed}", "simple_cnn", "mean", seed, [0.5, 0.7])
     out = tmp_path / "out"
-    assert report.main([str(sweep), "--out", str(out)]) == 0
+    assert cli.main([str(sweep), "--out", str(out)]) == 0
     runs = pd.read_csv(out / "runs.csv").set_index("run")
     assert runs.loc[str(sweep / "dp1"), "dp_epsilon"] == 2.5
     assert pd.isna(runs.loc[str(sweep / "mean0"), "dp_epsilon"])
@@ -231,7 +234,7 @@ def test_dp_epsilon_reaches_the_runs_and_summary_tables(tmp_path):
 
 def test_a_difference_within_noise_is_not_called_a_difference(tmp_path):
     paired_sweep(tmp_path / "sweep", [0.02, -0.03, 0.01, -0.01, 0.005])
-    assert report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
     paired = pd.read_csv(tmp_path / "out" / "paired.csv")
     row = paired[paired["within"] == "model=fedavg_cnn"].set_index(["factor", "metric"]).loc[
         ("aggregator", "final_eval_accuracy")]
@@ -241,7 +244,7 @@ def test_a_difference_within_noise_is_not_called_a_difference(tmp_path):
 
 def test_fewer_than_three_pairs_give_differences_not_intervals(tmp_path):
     paired_sweep(tmp_path / "sweep", [0.02, 0.03])
-    assert report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
     paired = pd.read_csv(tmp_path / "out" / "paired.csv")
     row = paired[paired["within"] == "model=fedavg_cnn"].set_index(["factor", "metric"]).loc[
         ("aggregator", "final_eval_accuracy")]
@@ -252,24 +255,25 @@ def test_fewer_than_three_pairs_give_differences_not_intervals(tmp_path):
 def test_factors_without_matching_runs_are_called_unpaired(tmp_path):
     fabricate_run(tmp_path / "a", "fedavg_cnn", "mean", 0, [0.5, 0.8])
     fabricate_run(tmp_path / "b", "simple_cnn", "mean", 1, [0.5, 0.7])
-    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     paired = pd.read_csv(tmp_path / "out" / "paired.csv")
     assert (paired["factor"] == "model").all() and (paired["n"] == 0).all()
     assert paired["verdict"].str.startswith("unpaired").all()
 
 
 def test_pareto_front_marks_the_undominated_groups():
-    front = report.pareto_front(pd.Series([1.0, 2.0, 3.0, 2.0]), pd.Series([0.5, 0.9, 0.8, 0.6]))
+    front = report_stats.pareto_front(pd.Series([1.0, 2.0, 3.0, 2.0]),
+                                      pd.Series([0.5, 0.9, 0.8, 0.6]))
     assert front.tolist() == [True, True, False, False]
 
 
 def test_rounds_csv_and_load_runs_give_the_long_table(tmp_path):
     paired_sweep(tmp_path / "sweep", [0.01, 0.02])
-    rounds = report.load_runs(tmp_path / "sweep")
+    rounds = fedlab.report.load_runs(tmp_path / "sweep")
     assert len(rounds) == 8 * 2 and rounds["round"].tolist()[:2] == [1, 2]
     assert {"run", "status", "model", "aggregator", "schedule.seed", "eval_accuracy"} <= set(
         rounds)
-    assert report.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
     written = pd.read_csv(tmp_path / "out" / "rounds.csv")
     pd.testing.assert_frame_equal(written, rounds.reset_index(drop=True), check_dtype=False,
                                   check_exact=True)
@@ -280,7 +284,7 @@ def test_rounds_csv_and_load_runs_give_the_long_table(tmp_path):
 def test_groups_mixing_held_out_sets_are_warned_about(tmp_path, capsys):
     fabricate_run(tmp_path / "a", "simple_cnn", "mean", 0, [0.5], test_set="a" * 64)
     fabricate_run(tmp_path / "b", "simple_cnn", "mean", 1, [0.6], test_set="b" * 64)
-    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     assert "evaluated on 2 different held-out sets" in capsys.readouterr().err
     assert "different held-out sets" in (tmp_path / "out" / "report.md").read_text()
     assert pd.read_csv(tmp_path / "out" / "summary.csv")["held_out_sets"].tolist() == [2]
@@ -290,14 +294,14 @@ def test_runs_without_upload_stay_on_the_upload_plot_as_a_reference(tmp_path, mo
     fabricate_run(tmp_path / "fed", "simple_cnn", "mean", 0, [0.5, 0.6])
     fabricate_run(tmp_path / "central", "fedavg_cnn", "mean", 0, [0.7, 0.9], upload_bits=0)
     labels = []
-    original = report.plt.Axes.axhline
+    original = plots.plt.Axes.axhline
 
     def recording_axhline(self, y, *args, **kwargs):
         labels.append((kwargs.get("label"), y))
         return original(self, y, *args, **kwargs)
 
-    monkeypatch.setattr(report.plt.Axes, "axhline", recording_axhline)
-    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    monkeypatch.setattr(plots.plt.Axes, "axhline", recording_axhline)
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     assert len(labels) == 1 and "model=fedavg_cnn" in labels[0][0] and labels[0][1] == 0.9
 
 
@@ -309,7 +313,7 @@ def test_client_level_accuracy_is_reported_and_drawn(tmp_path):
         table["client_accuracy_mean"] = [0.4, 0.55]
         table["client_accuracy_p10"] = [0.1, p10]
         table.to_csv(tmp_path / name / "metrics.csv", index=False)
-    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert sorted(runs["final_client_accuracy_p10"]) == [0.2, 0.4]
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
@@ -326,7 +330,7 @@ def test_a_groups_own_settings_are_part_of_its_level(tmp_path):
         for name, algorithm in options.items():
             fabricate_run(tmp_path / f"{name}-{seed}", "simple_cnn", "mean", seed,
                           [0.5, final[name] + 0.01 * seed], algorithm=algorithm)
-    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     paired = pd.read_csv(tmp_path / "out" / "paired.csv")
     accuracy = paired[(paired["metric"] == "final_eval_accuracy") & paired["within"].isna()]
     assert set(accuracy["factor"]) == {"algorithm"}
@@ -342,7 +346,7 @@ def test_dp_runs_get_epsilon_in_runs_csv_and_an_accuracy_vs_epsilon_plot(tmp_pat
     table.to_csv(tmp_path / "dp" / "metrics.csv", index=False)
     summary = json.loads((tmp_path / "dp" / "summary.json").read_text())
     (tmp_path / "dp" / "summary.json").write_text(json.dumps({**summary, "dp_epsilon": 2.5}))
-    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("aggregator")
     assert runs.loc["dp", "dp_epsilon"] == 2.5 and pd.isna(runs.loc["mean", "dp_epsilon"])
     assert (tmp_path / "out" / "accuracy_vs_epsilon.png").stat().st_size > 0
@@ -357,7 +361,7 @@ def test_simulated_time_gives_time_to_target_and_an_accuracy_vs_time_plot(tmp_pa
         table.to_csv(sweep / str(index) / "metrics.csv", index=False)
     fabricate_run(sweep / "2", "simple_cnn", "robust", 0, [0.5, 0.6, 0.7])  # no simulated time
     out = tmp_path / "out"
-    assert report.main([str(sweep), "--out", str(out), "--target-accuracy", "0.8"]) == 0
+    assert cli.main([str(sweep), "--out", str(out), "--target-accuracy", "0.8"]) == 0
     runs = pd.read_csv(out / "runs.csv").set_index("aggregator")
     assert runs.loc["mean", "sim_seconds_to_target"] == 20.0
     assert runs.loc["compression", "sim_seconds_to_target"] == 8.0
@@ -375,11 +379,127 @@ def test_a_key_only_newer_runs_have_does_not_split_a_group(tmp_path):
     config.update(logger=None, dataset={"validation_fraction": 0.0},  # a later fedlab's keys
                   callbacks={"validation_evaluation": {"split": "validation"}})
     config_path.write_text(yaml.safe_dump(config))
-    assert report.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert len(summary) == 1 and summary["n"].iloc[0] == 3
     # A key whose present values differ still makes groups.
     config.update(dataset={"validation_fraction": 0.1})
     config_path.write_text(yaml.safe_dump(config))
-    assert report.main([str(tmp_path), "--out", str(tmp_path / "out2")]) == 0
+    assert cli.main([str(tmp_path), "--out", str(tmp_path / "out2")]) == 0
     assert sorted(pd.read_csv(tmp_path / "out2" / "summary.csv")["n"]) == [1, 2]
+
+
+def test_holm_adjusted_p_values_equal_a_hand_computation():
+    # m = 4 (the NaN is no member): sorted 0.005, 0.01, 0.03, 0.04 -> 4 x 0.005 = 0.02,
+    # 3 x 0.01 = 0.03, 2 x 0.03 = 0.06, max(0.06, 1 x 0.04) = 0.06.
+    adjusted = report_stats.holm([0.01, 0.04, 0.03, 0.005, np.nan])
+    np.testing.assert_allclose(adjusted[:4], [0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(adjusted[4])
+    np.testing.assert_allclose(report_stats.holm([0.5, 0.6]), [1.0, 1.0])  # capped at 1
+    test = report_stats.paired_t_test([0.02, 0.012, 0.03, 0.0, 0.018])
+    assert test.p == pytest.approx(stats.ttest_1samp([0.02, 0.012, 0.03, 0.0, 0.018], 0).pvalue)
+
+
+def test_the_paired_table_is_holm_corrected_over_what_it_shows_unless_told_not_to(tmp_path):
+    deltas = [0.02, 0.012, 0.03, 0.0, 0.018]  # p = 0.032 per comparison
+    paired_sweep(tmp_path / "sweep", deltas)
+    out = tmp_path / "out"
+    assert cli.main([str(tmp_path / "sweep"), "--out", str(out)]) == 0
+    paired = pd.read_csv(out / "paired.csv")
+    assert {"p_value", "p_holm", "significant_holm"} <= set(paired)
+    tested = paired[paired["p_value"].notna()]
+    # The family: compression - mean within each model, final and last-k accuracy (4); the
+    # model and upload differences are constant across seeds: reported, not tested.
+    assert len(tested) == 4 and set(tested["factor"]) == {"aggregator"}
+    p = stats.ttest_rel([0.8 + 0.01 * s - d for s, d in enumerate(deltas)],
+                        [0.8 + 0.01 * s for s in range(5)]).pvalue
+    assert tested["p_value"].tolist() == pytest.approx([p] * 4, rel=1e-6)
+    assert tested["p_holm"].tolist() == pytest.approx([4 * p] * 4, rel=1e-6)  # all four tie
+    assert not tested["significant_holm"].astype(bool).any()
+    row = tested.set_index(["within", "metric"]).loc[("model=fedavg_cnn", "final_eval_accuracy")]
+    assert row["verdict"].startswith("not after Holm: mean higher by 0.0160 ± ")
+    constant = paired[paired["metric"] == "uploaded_MiB"]
+    assert constant["p_value"].isna().all() and constant["p_holm"].isna().all()
+    page = (out / "report.md").read_text()
+    assert "the 4 comparisons of this table" in page and "`final_eval_accuracy_last_k`" in page
+    # --no-correction: the table as it was, per-comparison verdicts, no p columns.
+    plain = tmp_path / "plain"
+    assert cli.main([str(tmp_path / "sweep"), "--out", str(plain), "--no-correction"]) == 0
+    old = pd.read_csv(plain / "paired.csv")
+    assert old.columns.tolist() == ["factor", "within", "a", "b", "metric", "mean_diff",
+                                    "ci_low", "ci_high", "n", "sd_diff", "verdict"]
+    pd.testing.assert_frame_equal(old.drop(columns="verdict"),
+                                  paired[old.columns].drop(columns="verdict"))
+    row = old.set_index(["within", "metric"]).loc[("model=fedavg_cnn", "final_eval_accuracy")]
+    half = row["ci_high"] - row["mean_diff"]
+    assert row["verdict"] == f"mean higher by 0.0160 ± {half:.4f} (n=5)"
+    assert "Holm" not in (plain / "report.md").read_text()
+
+
+def method_runs(root):
+    """fedavg (client lr 0.1) and scaffold (client lr 0.03) on 2 models x 4 seeds; fedprox on
+    other seeds of one model only."""
+    deltas = [0.05, 0.07, 0.04, 0.08]  # fedavg - scaffold per seed
+    for seed, delta in enumerate(deltas):
+        for model, base in (("fedavg_cnn", 0.8), ("simple_cnn", 0.7)):
+            for name, lr, accuracy in (("fedavg", 0.1, base), ("scaffold", 0.03, base - delta)):
+                fabricate_run(root / f"{name}-{model}-{seed}", model, "mean", seed,
+                              [0.1, accuracy + 0.01 * seed], algorithm=(name, {}),
+                              settings={"optimizer": {"client": {"learning_rate": lr}}})
+    for seed in (7, 8):
+        fabricate_run(root / f"fedprox-{seed}", "simple_cnn", "mean", seed, [0.1, 0.5],
+                      algorithm=("fedprox", {}),
+                      settings={"optimizer": {"client": {"learning_rate": 0.3}}})
+    return deltas
+
+
+def test_methods_at_their_own_tuned_rates_are_paired_by_seed(tmp_path):
+    deltas = method_runs(tmp_path / "runs")
+    # As settings, the learning rate is a factor of its own: no fedavg run agrees with a
+    # scaffold run on it, so the algorithms are never paired.
+    assert cli.main([str(tmp_path / "runs"), "--out", str(tmp_path / "settings")]) == 0
+    settings = pd.read_csv(tmp_path / "settings" / "paired.csv")
+    assert (settings.loc[settings["factor"] == "algorithm", "n"] == 0).all()
+    out = tmp_path / "out"
+    assert cli.main([str(tmp_path / "runs"), "--method", "algorithm", "--out", str(out)]) == 0
+    paired = pd.read_csv(out / "paired.csv")
+    assert set(paired["factor"]) == {"algorithm"} and (paired["n"] > 0).all()  # no unpaired rows
+    accuracy = paired[paired["metric"] == "final_eval_accuracy"].set_index("within")
+    assert accuracy["a"].tolist() == ["fedavg"] * 2 and accuracy["b"].tolist() == ["scaffold"] * 2
+    for within in ("model=fedavg_cnn", "model=simple_cnn"):  # pairs by seed within each model
+        assert accuracy.loc[within, "n"] == 4
+        assert accuracy.loc[within, "mean_diff"] == pytest.approx(np.mean(deltas))
+        assert accuracy.loc[within, "sd_diff"] == pytest.approx(np.std(deltas, ddof=1))
+    page = (out / "report.md").read_text()
+    assert "`optimizer.client.learning_rate`" in page and "Pairs made (2)" in page
+    unpaired = [line for line in page.splitlines() if "Could not pair" in line]
+    assert len(unpaired) == 1 and unpaired[0].startswith("Could not pair 4 pairs of methods")
+    assert "unpaired" not in page
+    # The same pairs from the runs table alone.
+    again = tmp_path / "from_runs"
+    assert cli.main(["--from-runs", str(out / "runs.csv"), "--method", "algorithm",
+                     "--out", str(again)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(again / "paired.csv"), paired)
+    assert not (again / "eval_accuracy.png").exists()
+    assert cli.main([str(tmp_path / "runs"), "--method", "optimizer"]) == 1
+
+
+def test_plot_labels_name_only_the_keys_that_tell_groups_apart():
+    firsts = pd.DataFrame({"algorithm": ["fedavg", "fedprox", "fedprox"],
+                           "algorithm.proximal_strength": [np.nan, 0.01, 0.1],
+                           "optimizer.client.learning_rate": [0.3, 0.1, 0.1],
+                           "optimizer.server.learning_rate": [1.0, 0.3, 0.3]})
+    assert plots.short_labels(firsts, list(firsts.columns)) == [
+        "algorithm=fedavg", "algorithm=fedprox, proximal_strength=0.01",
+        "algorithm=fedprox, proximal_strength=0.1"]
+    assert plots.short_keys(list(firsts.columns))["optimizer.client.learning_rate"] == (
+        "client.learning_rate")
+
+
+def test_bands_are_t_intervals_of_the_mean_clipped_to_the_metric_range():
+    values = pd.DataFrame({"round": [1, 1, 1, 2, 2], "eval_accuracy": [0.90, 0.95, 1.0, 0.5, 0.6]})
+    band = plots.mean_band(values, "round", "eval_accuracy", 0, 1)
+    half = stats.t.ppf(0.975, 2) * np.std([0.90, 0.95, 1.0], ddof=1) / np.sqrt(3)
+    assert band.loc[1, "low"] == pytest.approx(0.95 - half)
+    assert band.loc[1, "high"] == 1.0  # 0.95 + half, clipped
+    assert np.isnan(band.loc[2, "low"]) and np.isnan(band.loc[2, "high"])  # 2 runs: no band

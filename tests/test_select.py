@@ -7,7 +7,7 @@ import pytest
 import yaml
 from conftest import run_cli
 
-from fedlab.report import select
+from fedlab.report import cli, select
 
 
 def tuning_run(folder, algorithm, client_lr, server_lr, val, test, seed=0, status="completed",
@@ -162,3 +162,39 @@ def test_where_no_setting_reaches_the_target_accuracy_chooses_and_says_so(tmp_pa
     assert chosen.loc["fedavg", "note"] == (
         "no setting reached the target in every seed: chosen by final_val_accuracy_last_k")
     assert "no setting reached the target" in capsys.readouterr().out
+
+
+def test_the_report_pairs_the_selected_methods_by_seed(tmp_path):
+    grid(tmp_path / "tuning", "fedavg", {(0.03, 1.0): (0.5, 0.5), (0.1, 1.0): (0.8, 0.7)})
+    grid(tmp_path / "tuning", "fedprox", {(0.03, 1.0): (0.6, 0.6), (0.1, 1.0): (0.55, 0.9)},
+         extra={"proximal_strength": 0.1})
+    selection = tmp_path / "selection"
+    assert select.main([str(tmp_path / "tuning"), "--per", "algorithm", "--last-k", "1",
+                        "--out", str(selection)]) == 0
+    assert pd.read_csv(selection / "selected.csv")["per"].tolist() == ["algorithm"] * 2
+    # Test seeds at the selected rates (fedavg 0.1, fedprox 0.03), and one fedavg run at a rate
+    # that was not selected.
+    finals = {1: (0.80, 0.75), 2: (0.85, 0.77), 3: (0.90, 0.86)}  # seed: (fedavg, fedprox)
+    for seed, (fedavg, fedprox) in finals.items():
+        tuning_run(tmp_path / "test" / f"fedavg-{seed}", "fedavg", 0.1, 1.0, [0.5], [fedavg],
+                   seed)
+        tuning_run(tmp_path / "test" / f"fedprox-{seed}", "fedprox", 0.03, 1.0, [0.5],
+                   [fedprox], seed, extra={"proximal_strength": 0.1})
+    tuning_run(tmp_path / "test" / "fedavg-other", "fedavg", 0.03, 1.0, [0.5], [0.1], 1)
+    out = tmp_path / "report"
+    assert cli.main([str(tmp_path / "test"), "--selected", str(selection / "selected.csv"),
+                     "--out", str(out)]) == 0
+    paired = pd.read_csv(out / "paired.csv").set_index("metric")
+    row = paired.loc["final_eval_accuracy"]
+    assert (row["a"], row["b"]) == ("fedavg", "fedprox")
+    assert row["n"] == 3 and row["mean_diff"] == pytest.approx((0.05 + 0.08 + 0.04) / 3)
+    page = (out / "report.md").read_text()
+    assert "Left out 1 completed run not at their method's selected setting" in page
+    # A selected.csv without the per column needs --method.
+    old = pd.read_csv(selection / "selected.csv").drop(columns="per")
+    old.to_csv(tmp_path / "old.csv", index=False)
+    assert cli.main([str(tmp_path / "test"), "--selected", str(tmp_path / "old.csv")]) == 1
+    assert cli.main([str(tmp_path / "test"), "--selected", str(tmp_path / "old.csv"),
+                     "--method", "algorithm", "--out", str(tmp_path / "old")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "old" / "paired.csv"),
+                                  pd.read_csv(out / "paired.csv"))

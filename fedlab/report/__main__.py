@@ -2,6 +2,6 @@
 
 import sys
 
-from fedlab.report.report import main
+from fedlab.report.cli import main
 
 sys.exit(main())

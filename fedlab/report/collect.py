@@ -314,7 +314,15 @@ def groups_of(runs: pd.DataFrame, group_columns: list[str]):
 
 
 def label(row: pd.Series, group_columns: list[str]) -> str:
-    """``model=simple_cnn, aggregator=mean``: every group column of ``row`` (``all runs``)."""
+    """``model=simple_cnn, aggregator=mean``: every group column of ``row``.
+
+    Args:
+      row: a run of the group.
+      group_columns: the columns that define a group.
+
+    Returns:
+      The label (``all runs`` without group columns).
+    """
     return ", ".join(f"{c}={row[c]}" for c in group_columns) or "all runs"
 
 

@@ -93,7 +93,14 @@ def read_selected(paths: list[Path]) -> tuple[pd.DataFrame, list[str] | None]:
 
 
 def setting_columns(selected: pd.DataFrame) -> list[str]:
-    """The config columns of a ``selected.csv`` (method keys, ``--per`` factors, tuned)."""
+    """The config columns of a ``selected.csv``.
+
+    Args:
+      selected: :func:`read_selected`'s table.
+
+    Returns:
+      The method keys, ``--per`` factors and tuned settings, in the file's order.
+    """
     return [c for c in selected.columns if c not in SELECTION_COLUMNS
             and not c.startswith("runner_up_")]
 
@@ -225,7 +232,8 @@ def method_comparisons(runs: pd.DataFrame, keys: list[str],
             pairs.append({"within": within, "a": a, "b": b, "n": len(merged),
                           "seeds": _seeds_text(merged[f"{seeds[0]}_a"]) if seeds else ""})
             rows += compare_pairs(merged, completed, {"factor": ",".join(keys),
-                                                      "within": within, "a": a, "b": b})
+                                                      "within": within, "a": a, "b": b},
+                                  missing="no pair has it in both runs (a target not reached)")
     columns = [*UNCORRECTED_COLUMNS[:-1], "p_value", "verdict"]
     settings = (completed[["_method", *factors, *tuned]].drop_duplicates()
                 .rename(columns={"_method": "method"}).sort_values(["method", *factors])

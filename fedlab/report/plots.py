@@ -25,7 +25,7 @@ from fedlab.runs.figures import (  # noqa: E402
 )
 from fedlab.runs.files import PERSONALIZED_FILE  # noqa: E402
 
-BAND = f"band: {CONFIDENCE:.0%} t-interval of the mean (n ≥ {MIN_PAIRS} seeds)"
+BAND = f"band: {CONFIDENCE * 100:.0f} % t-interval of the mean (n ≥ {MIN_PAIRS} seeds)"
 MISSING = {"nan", "None", "none", ""}
 
 
@@ -57,9 +57,9 @@ def _value(value) -> str:
 def short_labels(firsts: pd.DataFrame, group_columns: list[str]) -> list[str]:
     """A label per group with only the keys that tell the groups apart.
 
-    Keys are dropped from the last while the groups stay distinct without them (a learning
-    rate each algorithm was tuned to adds nothing to ``algorithm=scaffold``); a group's nan or
-    None values are left out.
+    Keys are dropped from the last while every label stays distinct and non-empty without
+    them (a learning rate each algorithm was tuned to adds nothing to ``algorithm=scaffold``);
+    a group's nan or None values are left out.
 
     Args:
       firsts: one row per group (its first run).
@@ -68,22 +68,23 @@ def short_labels(firsts: pd.DataFrame, group_columns: list[str]) -> list[str]:
     Returns:
       The labels, in ``firsts``' order (``all runs`` for a single group).
     """
-    text = firsts[group_columns].astype(str) if group_columns else pd.DataFrame(index=firsts.index)
+    names = short_keys(group_columns)
+
+    def _render(columns: list[str]) -> list[str]:
+        return [", ".join(f"{names[c]}={_value(row[c])}" for c in columns
+                          if str(row[c]) not in MISSING) for _, row in firsts.iterrows()]
+
     kept = list(group_columns)
     for column in reversed(group_columns):
         rest = [c for c in kept if c != column]
-        if rest and not text[rest].duplicated().any():
+        labels = _render(rest)
+        if all(labels) and len(set(labels)) == len(labels):
             kept = rest
-    names = short_keys(group_columns)
-    labels = []
-    for _, row in firsts.iterrows():
-        parts = [f"{names[c]}={_value(row[c])}" for c in kept if str(row[c]) not in MISSING]
-        labels.append(", ".join(parts) or "all runs")
-    return labels
+    return [text or "all runs" for text in _render(kept)]
 
 
 def _labelled_groups(runs: pd.DataFrame, group_columns: list[str]):
-    groups = list(groups_of(runs, group_columns))
+    groups = [(key, members) for key, members in groups_of(runs, group_columns)]
     firsts = pd.DataFrame([members.iloc[0] for _, members in groups])
     return list(zip(short_labels(firsts, group_columns), (m for _, m in groups), strict=True))
 
@@ -123,6 +124,19 @@ def _finish(fig, axes, path: Path, xlabel: str, ylabel: str, title: str) -> str:
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path.name
+
+
+def _positive(axes) -> np.ndarray:
+    """The lines' finite positive y values."""
+    values = np.concatenate([np.asarray(line.get_ydata(), dtype=float)
+                             for line in axes.get_lines()] or [[]])
+    return values[np.isfinite(values) & (values > 0)]
+
+
+def _wide(axes) -> bool:
+    """Whether the lines' positive values span more than 3 orders of magnitude."""
+    values = _positive(axes)
+    return len(values) > 0 and values.max() > 1e3 * values.min()
 
 
 def plot_groups(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], group_columns: list[str],
@@ -176,11 +190,17 @@ def plot_groups(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame], group_colu
                               label=f"{label} (n={len(tables)})")
             axes.fill_between(series["x"], series["low"], series["high"],
                               color=line.get_color(), alpha=0.2, linewidth=0)
-    for name, _, _, xlabel, ylabel, _ in specs:
+    for name, _, y, xlabel, ylabel, _ in specs:
         fig, axes = figures[name]
         if name == "accuracy_vs_upload.png":
             axes.set_xscale("log")
-        _finish(fig, axes, out / name, xlabel, ylabel, f"{ylabel}: {how}")
+        title = f"{ylabel}: {how}"
+        if "loss" in y and _wide(axes):
+            lines = _positive(axes)  # a diverged run's loss would flatten every other line
+            axes.set_yscale("log")
+            axes.set_ylim(lines.min() / 3, lines.max() * 3)  # bands reaching 0 meet the edge
+            ylabel += " (log scale)"
+        _finish(fig, axes, out / name, xlabel, ylabel, title)
     names = [name for name, *_ in specs]
     if any("dp_epsilon" in metrics[run] for run in completed["run"]):
         names.append(plot_accuracy_vs_epsilon(groups, metrics, out))

@@ -13,8 +13,9 @@ averaged over seeds when a setting ran on several; failed or diverged runs rank 
 into ``--out`` (default ``<first folder>/selection``):
 
 - ``candidates.csv``: every setting with its validation score, seeds and rank within its level;
-- ``selected.csv``: the best setting per level, the runner-up's score, and which tuned values
-  lie on the edge of the grid tried (the optimum may lie outside it);
+- ``selected.csv``: the best setting per level, the runner-up's score, which tuned values lie
+  on the edge of the grid tried (the optimum may lie outside it), and the ``--per`` keys
+  (``per``: ``python -m fedlab.report --selected selected.csv`` pairs those methods by seed);
 - ``selected_overrides.txt``: per level, the selected run's command-line overrides (from its
   ``.hydra/overrides.yaml``) without its seed and ``+experiment``, to run on the test seeds::
 
@@ -32,14 +33,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fedlab.report.report import (
-    LAST_K,
-    SEED_KEYS,
-    ReportError,
-    find_runs,
-    load_run,
-    varying_columns,
-)
+from fedlab.report.collect import SEED_KEYS, ReportError, find_runs, load_run, varying_columns
+from fedlab.runs.figures import LAST_K
 
 SCORE = "final_val_accuracy_last_k"
 # Scores --score accepts; rounds to the target accuracy rank fewer first.
@@ -51,6 +46,12 @@ def rerun_overrides(run_dir: Path) -> list[str]:
     """The run's command-line overrides (Hydra's ``overrides.yaml``), seed and experiment dropped.
 
     The test runs give their own seeds and ``+experiment``.
+
+    Args:
+      run_dir: the selected run's folder.
+
+    Returns:
+      The overrides, in the order the run was given them.
     """
     overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
     dropped = tuple(f"{key}=" for key in SEED_KEYS) + ("+experiment=", "experiment=", "hydra.")
@@ -64,6 +65,16 @@ def candidates(runs: pd.DataFrame, per: list[str], tuned: list[str],
 
     Higher scores rank first, except rounds to a target (``val_rounds_to_target``: fewer
     first, ties broken by ``final_val_accuracy_last_k``).
+
+    Args:
+      runs: one row per tuning run.
+      per: the factors a setting is chosen within (``algorithm``).
+      tuned: the other varying config columns.
+      score: the column that ranks the settings (one of :data:`SCORES`).
+
+    Returns:
+      One row per setting: its values, first run, mean score over seeds, seeds, completed
+      runs and rank within its ``per`` level.
     """
     keys = per + tuned
     completed = runs["status"] == "completed"
@@ -97,6 +108,16 @@ def candidates(runs: pd.DataFrame, per: list[str], tuned: list[str],
 def select(runs: pd.DataFrame, group_columns: list[str], per: list[str],
            score: str = SCORE) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The best setting within each level of ``per`` by ``score``, with the overrides to rerun it.
+
+    Args:
+      runs: one row per tuning run.
+      group_columns: the varying config columns, seeds excluded.
+      per: the factors a setting is chosen within.
+      score: the column that ranks the settings.
+
+    Returns:
+      ``(selected, candidates)``: one row per level (``selected.csv``) and every setting
+      ranked (``candidates.csv``).
 
     Raises:
       ReportError: no validation figures, a ``per`` factor that does not vary, or a level
@@ -132,6 +153,7 @@ def select(runs: pd.DataFrame, group_columns: list[str], per: list[str],
                        "on_grid_edge": " ".join(edges),
                        "note": (f"no setting reached the target in every seed: chosen by "
                                 f"{SCORE}" if missed else ""),
+                       "per": " ".join(per),
                        "overrides": " ".join(rerun_overrides(Path(best["run"])))})
     return pd.DataFrame(chosen), table
 
@@ -144,7 +166,14 @@ def _on_edge(values: pd.Series, chosen) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry; returns the exit code."""
+    """Command-line entry.
+
+    Args:
+      argv: the arguments (default ``sys.argv[1:]``).
+
+    Returns:
+      The exit code: 0, or 1 after one ``error:`` line.
+    """
     parser = argparse.ArgumentParser(prog="python -m fedlab.select", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path, help="the tuning runs' folders")

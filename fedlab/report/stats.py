@@ -105,7 +105,11 @@ class PairedT:
     p: float
 
     def columns(self) -> dict:
-        """The experiments' ``holm.csv`` columns: n, mean_diff, sd_diff, half_width_95, t, p."""
+        """The test as the experiments' ``holm.csv`` columns.
+
+        Returns:
+          ``n, mean_diff, sd_diff, half_width_95, t, p``.
+        """
         return {"n": self.n, "mean_diff": self.mean, "sd_diff": self.sd,
                 "half_width_95": self.half_width, "t": self.t, "p": self.p}
 
@@ -239,7 +243,8 @@ def _paired(completed: pd.DataFrame, factors: list[str],
     return pd.DataFrame(rows)
 
 
-def compare_pairs(pairs: pd.DataFrame, runs: pd.DataFrame, keys: dict) -> list[dict]:
+def compare_pairs(pairs: pd.DataFrame, runs: pd.DataFrame, keys: dict,
+                  missing: str | None = None) -> list[dict]:
     """One row per figure of ``PAIRED_FIGURES``: the differences ``<figure>_a - <figure>_b``.
 
     Args:
@@ -247,6 +252,8 @@ def compare_pairs(pairs: pd.DataFrame, runs: pd.DataFrame, keys: dict) -> list[d
       runs: the runs compared; a figure none of them has (client-level figures of runs
         without client test data) is skipped.
       keys: the columns that name the comparison (``factor``, ``within``, ``a``, ``b``).
+      missing: the verdict where there are pairs but none has the figure in both runs
+        (default: "unpaired").
 
     Returns:
       Rows of :func:`interval` with ``keys`` and ``metric``.
@@ -256,12 +263,23 @@ def compare_pairs(pairs: pd.DataFrame, runs: pd.DataFrame, keys: dict) -> list[d
         if runs[figure].isna().all():
             continue
         differences = (pairs[f"{figure}_a"] - pairs[f"{figure}_b"]).dropna()
-        rows.append({**keys, "metric": figure, **interval(differences, keys["a"], keys["b"])})
+        row = {**keys, "metric": figure, **interval(differences, keys["a"], keys["b"])}
+        if missing and len(pairs) and not len(differences):
+            row["verdict"] = missing
+        rows.append(row)
     return rows
 
 
 def fmt(value: float, sign: str = "") -> str:
-    """4 decimals (accuracies), 1 for large figures (MiB)."""
+    """A figure for a verdict: 4 decimals (accuracies), 1 for large figures (MiB).
+
+    Args:
+      value: the figure.
+      sign: ``"+"`` to always show the sign.
+
+    Returns:
+      The text.
+    """
     return f"{value:{sign}.1f}" if abs(value) >= 100 else f"{value:{sign}.4f}"
 
 
@@ -278,7 +296,9 @@ def interval(differences: pd.Series, a: str, b: str) -> dict:
 
     Returns:
       ``mean_diff, ci_low, ci_high, n, sd_diff, p_value, verdict`` (only some of them from
-      fewer than 3 pairs, which give the differences, no interval).
+      fewer than 3 pairs, which give the differences, no interval). Differences that are all
+      the same ("identical", "a higher by x in all n pairs") get no p-value: there is no
+      variation to test them against, and no family counts them.
     """
     n = len(differences)
     if n == 0:
@@ -301,17 +321,18 @@ def interval(differences: pd.Series, a: str, b: str) -> dict:
     else:
         verdict = f"no difference detected, n={n} ({fmt(mean, '+')} ± {fmt(half)})"
     return {"mean_diff": mean, "ci_low": low, "ci_high": high, "n": n, "sd_diff": sd,
-            "p_value": test.p, "verdict": verdict}
+            "p_value": test.p if sd > 0 else np.nan, "verdict": verdict}
 
 
 def holm_correct(paired: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     """The paired table with Holm's correction over every comparison that has a p-value.
 
-    The family is every row with n >= 3 pairs (all the factors, strata and figures the table
-    shows). ``p_holm`` is the Holm-adjusted p-value and ``significant_holm`` whether it is
-    below ``alpha``; a difference is called only then: "a higher by x ± h (n=5, Holm p 0.01)".
-    Where the per-comparison interval excludes 0 but the adjusted p does not fall below
-    ``alpha`` the verdict says "not significant after Holm". The intervals stay per comparison.
+    The family is every row with a p-value: n >= 3 pairs whose differences vary (all the
+    factors, strata and figures the table shows). ``p_holm`` is the Holm-adjusted p-value and
+    ``significant_holm`` whether it is below ``alpha``; a difference is called only then:
+    "a higher by x ± h (n=5, Holm p 0.01)". Where the per-comparison interval excludes 0 but
+    the adjusted p does not fall below ``alpha`` the verdict says "not after Holm". The
+    intervals stay per comparison.
 
     Args:
       paired: :func:`paired_comparisons`' table (or the methods' one).
@@ -328,11 +349,8 @@ def holm_correct(paired: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     significant = table["p_holm"] < alpha
     table.insert(table.columns.get_loc("verdict"), "significant_holm",
                  significant.astype(object).where(members))
-    size = int(members.sum())
     for index in table.index[members]:
         row = table.loc[index]
-        if row["sd_diff"] == 0:
-            continue  # "identical" or "higher in all n pairs": p is 1 or 0
         higher = row["a"] if row["mean_diff"] > 0 else row["b"]
         half = row["ci_high"] - row["mean_diff"]
         n, p, p_holm = int(row["n"]), row["p_value"], row["p_holm"]
@@ -341,9 +359,8 @@ def holm_correct(paired: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
                                            f"± {fmt(half)} (n={n}, Holm p {p_holm:.2g})")
         elif row["ci_low"] > 0 or row["ci_high"] < 0:
             table.loc[index, "verdict"] = (
-                f"not significant after Holm over {size}: {higher} higher by "
-                f"{fmt(abs(row['mean_diff']))} ± {fmt(half)} per comparison (n={n}, p {p:.2g}, "
-                f"Holm p {p_holm:.2g})")
+                f"not after Holm: {higher} higher by {fmt(abs(row['mean_diff']))} ± "
+                f"{fmt(half)} per comparison (n={n}, p {p:.2g}, Holm p {p_holm:.2g})")
     return table
 
 
