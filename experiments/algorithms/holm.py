@@ -4,14 +4,15 @@
 methods by `schedule.seed` (each method at its own selected rates), and for each comparison of
 the README's paired table (5 method pairs x 3 figures = 15) computes the paired t-test
 (two-sided, n - 1 degrees of freedom) on the per-seed differences a - b. The 15 p-values form
-one family; Holm's step-down adjustment controls its family-wise error rate at 0.05. Writes
-`holm.csv` beside this script, in the README's row order.
+one family; Holm's step-down adjustment controls its family-wise error rate at 0.05 (both from
+`fedlab.report.stats`, as the report computes them). Writes `holm.csv` beside this script, in
+the README's row order.
 """
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+
+from fedlab.report.stats import holm, paired_t_test
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "results" / "runs.csv"
@@ -26,30 +27,14 @@ METRICS = {"final_eval_accuracy_last_k": "last-3 held-out acc",
 
 
 def paired_test(runs: pd.DataFrame, a: str, b: str, metric: str) -> dict:
+    """The paired t-test of a - b over the seeds both ran (``fedlab.report.stats``)."""
     by_seed = runs.pivot_table(index=PAIR_ON, columns=FACTOR, values=metric)
     diff = (by_seed[a] - by_seed[b]).dropna().to_numpy()
-    n = len(diff)
-    mean, sd = diff.mean(), diff.std(ddof=1)
-    se = sd / np.sqrt(n)
-    t = mean / se if se > 0 else (0.0 if mean == 0 else np.inf)
-    p = 2 * stats.t.sf(abs(t), n - 1) if np.isfinite(t) else 0.0
-    return {"n": n, "mean_diff": mean, "sd_diff": sd,
-            "half_width_95": stats.t.ppf(0.975, n - 1) * se, "t": t, "p": p}
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's adjusted p-values: running max of (m - rank) * p over the sorted p."""
-    order = np.argsort(p, kind="stable")
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted
+    return paired_t_test(diff).columns()
 
 
 def main() -> None:
+    """Write ``holm.csv`` beside this script and print it."""
     runs = pd.read_csv(RUNS)
     runs = runs[runs["status"] == "completed"]
     rows = [{"a": NAMES[a], "b": NAMES[b], "metric": metric, "figure": label,

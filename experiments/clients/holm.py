@@ -1,18 +1,19 @@
 """Holm-Bonferroni correction over the paired comparisons the README shows.
 
 `uv run python experiments/clients/holm.py` reads `results/runs.csv` and, for each comparison
-the README's "Paired by seed" section discusses (compression - mean at dropout 0; dropout
-0 - 0.3 and 0 - 0.6 with the mean aggregator) and each of its figures (simulated seconds to
-0.8, rounds to 0.8, final held-out accuracy), computes the paired t-test (two-sided, n - 1
-degrees of freedom) on the per-seed differences a - b; a comparison whose pairs are all
-identical gets p = 1. The 9 p-values form one family; Holm's step-down adjustment controls its
-family-wise error rate at 0.05. Writes `holm.csv` beside this script, in the README's order.
+the README's "Paired by seed" section discusses (compression - mean at dropout 0; dropout 0 -
+0.3 and 0 - 0.6 with the mean aggregator) and each of its figures (simulated seconds to 0.8,
+rounds to 0.8, final held-out accuracy), computes the paired t-test (two-sided, n - 1 degrees of
+freedom) on the per-seed differences a - b; a comparison whose pairs are all identical gets p =
+1. The 9 p-values form one family; Holm's step-down adjustment controls its family-wise error
+rate at 0.05 (both from `fedlab.report.stats`, as the report computes them). Writes `holm.csv`
+beside this script, in the README's order.
 """
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+
+from fedlab.report.stats import holm, paired_t_test
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "results" / "runs.csv"
@@ -26,30 +27,14 @@ METRICS = {"sim_seconds_to_target": "sim s to 0.8", "rounds_to_target": "rounds 
 
 
 def paired_test(runs: pd.DataFrame, factor: str, a, b, metric: str) -> dict:
+    """The paired t-test of a - b over the seeds both ran (``fedlab.report.stats``)."""
     by_seed = runs.pivot_table(index=PAIR_ON, columns=factor, values=metric)
     diff = (by_seed[a] - by_seed[b]).dropna().to_numpy()
-    n = len(diff)
-    mean, sd = diff.mean(), diff.std(ddof=1)
-    se = sd / np.sqrt(n)
-    t = mean / se if se > 0 else (0.0 if mean == 0 else np.inf)
-    p = 2 * stats.t.sf(abs(t), n - 1) if np.isfinite(t) else 0.0
-    return {"n": n, "mean_diff": mean, "sd_diff": sd,
-            "half_width_95": stats.t.ppf(0.975, n - 1) * se, "t": t, "p": p}
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's adjusted p-values: running max of (m - rank) * p over the sorted p."""
-    order = np.argsort(p, kind="stable")
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted
+    return paired_t_test(diff).columns()
 
 
 def main() -> None:
+    """Write ``holm.csv`` beside this script and print it."""
     runs = pd.read_csv(RUNS)
     runs = runs[runs["status"] == "completed"]
     rows = [{"factor": factor, "a": a, "b": b, "within": f"{other}={level}", "metric": metric,

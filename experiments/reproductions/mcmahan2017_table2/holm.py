@@ -2,17 +2,17 @@
 
 `uv run python experiments/reproductions/mcmahan2017_table2/holm.py` reads the test runs'
 `results/test_0.92/runs.csv` (IID rows, target 0.92) and `results/test_0.88/runs.csv` (non-IID
-rows, target 0.88), as `table.py` does, and for each FedAvg row and partition of `table.md`
-(4 rows x 2 partitions = 8) computes the paired t-test (two-sided, n - 1 degrees of freedom) on
-the per-seed differences FedSGD rounds - FedAvg rounds to the target. The 8 p-values form one
-family; Holm's step-down adjustment controls its family-wise error rate at 0.05. Writes
-`holm.csv` beside this script.
+rows, target 0.88), as `table.py` does, and for each FedAvg row and partition of `table.md` (4
+rows x 2 partitions = 8) computes the paired t-test (two-sided, n - 1 degrees of freedom) on the
+per-seed differences FedSGD rounds - FedAvg rounds to the target. The 8 p-values form one
+family; Holm's step-down adjustment controls its family-wise error rate at 0.05 (both from
+`fedlab.report.stats`, as the report computes them). Writes `holm.csv` beside this script.
 """
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+
+from fedlab.report.stats import holm, paired_t_test
 
 HERE = Path(__file__).resolve().parent
 REPORTS = {0.92: HERE / "results" / "test_0.92" / "runs.csv",
@@ -21,29 +21,8 @@ PAIR_ON, METRIC, ALPHA = "schedule.seed", "rounds_to_target", 0.05
 ROW = ["schedule.local_epochs", "schedule.batch_size"]
 
 
-def paired_test(diff: np.ndarray) -> dict:
-    n = len(diff)
-    mean, sd = diff.mean(), diff.std(ddof=1)
-    se = sd / np.sqrt(n)
-    t = mean / se if se > 0 else (0.0 if mean == 0 else np.inf)
-    p = 2 * stats.t.sf(abs(t), n - 1) if np.isfinite(t) else 0.0
-    return {"n": n, "mean_diff": mean, "sd_diff": sd,
-            "half_width_95": stats.t.ppf(0.975, n - 1) * se, "t": t, "p": p}
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's adjusted p-values: running max of (m - rank) * p over the sorted p."""
-    order = np.argsort(p, kind="stable")
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted
-
-
 def main() -> None:
+    """Write ``holm.csv`` beside this script and print it."""
     runs = pd.concat([pd.read_csv(path).query("`callbacks.target_stop.accuracy` == @target")
                       for target, path in REPORTS.items()], ignore_index=True)
     runs = runs[runs["status"] == "completed"]
@@ -56,7 +35,7 @@ def main() -> None:
                          "target": row["callbacks.target_stop.accuracy"].iloc[0],
                          "E": epochs, "B": "inf" if batch >= 1000 else batch,
                          "fedsgd_minus_fedavg_per_seed": " / ".join(f"{d:g}" for d in diff),
-                         **paired_test(diff)})
+                         **paired_t_test(diff).columns()})
     table = pd.DataFrame(rows)
     table["holm_p"] = holm(table["p"].to_numpy())
     table["survives_holm_0.05"] = table["holm_p"] < ALPHA
