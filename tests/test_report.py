@@ -482,6 +482,7 @@ def test_methods_at_their_own_tuned_rates_are_paired_by_seed(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(again / "paired.csv"), paired)
     assert not (again / "eval_accuracy.png").exists()
     assert cli.main([str(tmp_path / "runs"), "--method", "optimizer"]) == 1
+    assert cli.main([str(tmp_path / "runs"), "--method", "algorithm", "--pooled"]) == 1
 
 
 def test_plot_labels_name_only_the_keys_that_tell_groups_apart():

@@ -171,8 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = args.out or (folders[0] if folders else args.from_runs.parent) / "report"
         if args.last_k < 1:
             raise ReportError(f"--last-k must be at least 1, got {args.last_k}")
+        method = _method_keys(args)
+        if method and args.pooled:
+            raise ReportError("--pooled pools a setting's pairs over other factors; methods "
+                              "(--method, --selected) are paired within each stratum only")
         readable = make_report(folders, out, args.target_accuracy, args.last_k, args.pooled,
-                               method=_method_keys(args), selected=args.selected or None,
+                               method=method, selected=args.selected or None,
                                correction=not args.no_correction, runs_csv=args.from_runs)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -207,20 +207,24 @@ def method_comparisons(runs: pd.DataFrame, keys: list[str],
         within = [k for k in (per or keys) if k in columns and k not in keys]
         chosen = [c for c in columns if c in candidates and c not in within]
         match = [c for c in columns if c in completed]
-        at_selected = completed.apply(lambda run: any(
-            all(_same(run[c], row[c]) for c in match) for _, row in table.iterrows()), axis=1)
+        at_selected = pd.Series([any(all(_same(run[c], row[c]) for c in match)
+                                     for _, row in table.iterrows())
+                                 for _, run in completed.iterrows()],
+                                index=completed.index, dtype=bool)
         left_out = completed.loc[~at_selected, "run"].astype(str).tolist()
-        completed = completed[at_selected.astype(bool)]
+        completed = completed[at_selected]
     tuned = _choose_tuned(completed, candidates, chosen, seeds)
     factors = [c for c in candidates if c not in tuned]
     duplicated = completed.duplicated(["_method", *factors, *seeds])
     duplicates = completed.loc[duplicated, "run"].astype(str).tolist()
-    completed = completed[~duplicated].assign(
-        _seed=completed[seeds].astype(str).agg("|".join, axis=1) if seeds else "")
+    completed = completed[~duplicated]
+    completed = completed.assign(_seed=pd.Series(
+        ["|".join(map(str, key)) for key in completed[seeds].itertuples(index=False)]
+        if seeds else "", index=completed.index, dtype=object))
     rows, pairs, unpaired = [], [], []
     methods = sorted(completed["_method"].unique())
     strata = (completed.groupby(factors, dropna=False, sort=True) if factors
-              else [((), completed)])
+              else [((), completed)] if len(completed) else [])
     for _, members in strata:
         within = _stratum(members.iloc[0], factors)
         for a, b in itertools.combinations(methods, 2):
