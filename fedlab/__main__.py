@@ -86,7 +86,9 @@ def _check_output_root(argv: list[str]) -> None:
     if any(arg.startswith(informational) for arg in argv):
         return
     try:
-        ensure_writable(_requested_output_root(argv), "output folder")
+        multirun = any(arg in ("-m", "--multirun") for arg in argv)
+        ensure_writable(_requested_output_root(argv), "output folder",
+                        key="hydra.sweep.dir" if multirun else "hydra.run.dir")
     except ConfigError as error:
         sys.stderr.write(f"error: {error}\n")
         sys.exit(1)

@@ -135,6 +135,9 @@ def run(cfg: DictConfig, executor=None) -> float:
     record = provenance.start_record()
     run_dir = Path(cfg.run_dir)
     ensure_writable(run_dir, private=True)
+    if cfg.computation_cache:
+        ensure_writable(Path(cfg.computation_cache).expanduser(), "computation cache",
+                        key="computation_cache", alternative="computation_cache=null")
     run_config = config_record(cfg)
     check_resume(run_dir, run_config)
     save_record(run_dir, run_config)
@@ -184,8 +187,11 @@ def run(cfg: DictConfig, executor=None) -> float:
         mlflow.finish(run_dir, write_summary(run_dir, ended))
         raise
     signal_number = figures.pop("interrupted_signal", None)
+    failure = figures.pop("failed", None)  # a callback that could not go on (see Callback)
     summary = write_summary(run_dir, {
-        "status": "completed" if signal_number is None else "interrupted",
+        "status": ("failed" if failure is not None
+                   else "completed" if signal_number is None else "interrupted"),
+        **({"error": failure} if failure is not None else {}),
         "num_parameters": int(initial_model.count_params()),
         **figures,
         "wall_seconds_this_invocation": time.perf_counter() - started,
@@ -194,6 +200,9 @@ def run(cfg: DictConfig, executor=None) -> float:
     if cfg.tensorboard:
         tensorboard.write(run_dir, run_config, summary)
     mlflow.finish(run_dir, summary)
+    if failure is not None:
+        raise ConfigError(f"{failure}; rounds 1-{summary.get('rounds_completed', 0)} are in "
+                          f"{run_dir}")
     if signal_number is not None:
         raise Interrupted(f"{summary['stopped_early']}; results so far in {run_dir}; run the "
                           "same command again to resume", signal_number)

@@ -68,8 +68,21 @@ class Callback:
         """React to a finished round: add columns to ``row``, write, or return True to stop.
 
         ``result`` is TFF's ``LearningProcessOutput`` of the round; ``context.state`` already
-        holds its state. Raising a ``FedlabError`` ends the run with that message.
+        holds its state. Raising a ``FedlabError`` ends the run with that message at once; a
+        callback that cannot go on but should lose nothing (a tracker gone away) calls
+        :func:`stop_with_error` and returns True: the round is still recorded and
+        checkpointed by the callbacks after it, then the run ends with the message.
         """
 
     def on_train_end(self, context: TrainingContext, last_round: int) -> None:
         """Finish after ``last_round`` (the schedule's last, or the round a callback stopped)."""
+
+
+def stop_with_error(context: TrainingContext, message: str) -> bool:
+    """Record that the run must end with ``message`` after this round; returns True (stop).
+
+    The run's summary gets ``status: failed`` and the message; ``python -m fedlab`` prints it
+    as one ``error:`` line and exits with 1, every finished round kept and checkpointed.
+    """
+    context.summary.setdefault("failed", message)
+    return True

@@ -6,10 +6,11 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedlab.callbacks.base import Callback, TrainingContext
-from fedlab.errors import CheckpointError
+from fedlab.errors import CheckpointError, ConfigError
 from fedlab.runs.files import METRICS_FILE
 
 
@@ -111,12 +112,25 @@ class MetricsRelease(Callback):
                         for key in self.cumulative}
 
     def on_round_end(self, context: TrainingContext, round_num: int, result, row) -> None:
-        """Add the running sums and release the row."""
+        """Add the running sums and release the row.
+
+        Raises:
+          ConfigError: the run folder does not take the row (one line); the rounds released
+            before stay, and the newest checkpoint is of a round they cover.
+        """
         for key, total in self.cumulative.items():
             if key in row:
                 self._totals[key] += row[key]
                 row[total] = _as_int_if_whole(self._totals[key])
-        self._sink.release(row, round_num)
+        try:
+            self._sink.release(row, round_num)
+        except (OSError, tf.errors.OpError) as error:
+            reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+            raise ConfigError(
+                f"cannot write round {round_num} to {METRICS_FILE}"
+                f"{' or the TensorBoard events' if self.tensorboard else ''} in "
+                f"{context.run_dir}: {reason} (set hydra.run.dir to a writable folder"
+                f"{', or tensorboard=false' if self.tensorboard else ''})") from error
 
 
 def _as_int_if_whole(value: float) -> float | int:

@@ -16,14 +16,17 @@ API is used: no global active run, no autologging.
 import json
 import logging
 import math
+import socket
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from fedlab.callbacks.base import Callback, TrainingContext
+from fedlab.callbacks.base import Callback, TrainingContext, stop_with_error
+from fedlab.errors import ConfigError, FedlabError
 from fedlab.runs.files import MLFLOW_RUN_FILE, RUN_CONFIG_FILE, SWEEP_MARKER
 
 log = logging.getLogger("fedlab")
@@ -63,6 +66,19 @@ def numeric_metrics(row: dict[str, Any]) -> dict[str, float]:
     return numbers
 
 
+def _check_reachable(tracking_uri: str, timeout_seconds: float = 5.0) -> None:
+    """Fail at once on a tracking server nobody answers at (MLflow retries for minutes)."""
+    url = urllib.parse.urlsplit(tracking_uri)
+    if url.scheme not in ("http", "https"):
+        return
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout_seconds).close()
+    except OSError as error:
+        raise OSError(f"no server answers at {url.hostname}:{port} "
+                      f"({error.strerror or error})") from None
+
+
 def _client(tracking_uri: str):
     from mlflow.tracking import MlflowClient
 
@@ -94,7 +110,25 @@ class MlflowLogger(Callback):
         return str(sweep) if (sweep / SWEEP_MARKER).exists() else SINGLE_RUN_EXPERIMENT
 
     def on_train_start(self, context: TrainingContext) -> None:
-        """Open the MLflow run (the recorded one when resuming) and log the config."""
+        """Open the MLflow run (the recorded one when resuming) and log the config.
+
+        Raises:
+          ConfigError: the store cannot be reached or written (one line naming it).
+        """
+        try:
+            self._start(context)
+        except FedlabError:
+            raise
+        except Exception as error:  # noqa: BLE001 - MLflow's store and REST errors alike
+            raise ConfigError(self._failure(error)) from None
+
+    def _failure(self, error: BaseException) -> str:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return (f"cannot track the run in the MLflow store {self.tracking_uri}: {reason} (set "
+                "logger.tracking_uri to a writable folder or a reachable server, or logger=none)")
+
+    def _start(self, context: TrainingContext) -> None:
+        _check_reachable(self.tracking_uri)
         self._client = client = _client(self.tracking_uri)
         record_path = context.run_dir / MLFLOW_RUN_FILE
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
@@ -123,9 +157,16 @@ class MlflowLogger(Callback):
         log.info("MLflow: run %s in experiment %r at %s", self._run_id, name, self.tracking_uri)
 
     def on_round_end(self, context: TrainingContext, round_num: int, result: Any,
-                     row: dict[str, float]) -> None:
-        """Log the round's columns at step ``round_num``."""
-        _log_metrics(self._client, self._run_id, numeric_metrics(row), round_num)
+                     row: dict[str, float]) -> bool | None:
+        """Log the round's columns at step ``round_num``; a store gone away stops the run.
+
+        The round is still recorded and checkpointed (:func:`stop_with_error`).
+        """
+        try:
+            _log_metrics(self._client, self._run_id, numeric_metrics(row), round_num)
+        except Exception as error:  # noqa: BLE001 - MLflow's store and REST errors alike
+            return stop_with_error(context, self._failure(error))
+        return None
 
 
 def finish(run_dir: Path, summary: dict) -> None:

@@ -41,11 +41,19 @@ def owned_by_this_user(path: Path) -> bool:
         return False
 
 
-def ensure_writable(folder: Path, what: str = "run folder", private: bool = False) -> None:
+def ensure_writable(folder: Path, what: str = "run folder", private: bool = False,
+                    key: str = "hydra.run.dir", alternative: str = "") -> None:
     """Create ``folder`` (``private``: readable by this user alone) and prove it can be written.
 
+    Args:
+      folder: the folder.
+      what: what it is, in the message.
+      private: make it readable by this user alone.
+      key: the configuration key that sets it, in the message.
+      alternative: another way out, in the message (e.g. ``computation_cache=null``).
+
     Raises:
-      ConfigError: the folder cannot be created or written.
+      ConfigError: the folder cannot be created or written (one line naming it and ``key``).
     """
     try:
         if private:
@@ -55,4 +63,6 @@ def ensure_writable(folder: Path, what: str = "run folder", private: bool = Fals
         probe.write_text("ok")
         probe.unlink()
     except OSError as error:
-        raise ConfigError(f"cannot write to the {what} {folder}: {error.strerror}") from error
+        raise ConfigError(f"cannot write to the {what} {folder}: {error.strerror} (set {key} to "
+                          f"a writable folder{', or ' + alternative if alternative else ''})"
+                          ) from error
