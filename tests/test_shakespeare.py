@@ -9,7 +9,7 @@ from conftest import assert_same_weights, compose_config, deterministic_metrics,
 
 from fedlab.data import shakespeare
 from fedlab.errors import ConfigError, DataError
-from fedlab.report import report
+from fedlab.report import cli as report_cli
 from fedlab.run import run
 from fedlab.runs import figures
 
@@ -162,7 +162,7 @@ def test_two_rounds_on_text_write_the_usual_columns_and_client_sizes(tmp_path):
     # The report reads a text run as any other (the config where Hydra would have saved it).
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
-    report.make_report([tmp_path], tmp_path / "report", target_accuracy=0.0)
+    report_cli.make_report([tmp_path], tmp_path / "report", target_accuracy=0.0)
     runs = pd.read_csv(tmp_path / "report" / "runs.csv")
     assert runs["final_eval_accuracy"].tolist() == [table["eval_accuracy"].iloc[-1]]
     assert (tmp_path / "report" / "eval_accuracy.png").exists()
