@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,21 @@ def build(node: DictConfig, what: str, **built):
             raise cause from None
         reason = str(cause or error).splitlines()[0]
         raise ConfigError(f"cannot build the {what} ({node.get('_target_')}): {reason}") from error
+
+
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """The configuration ``python -m fedlab OVERRIDES`` would run (Hydra's compose API).
+
+    Args:
+      overrides: command-line overrides (``dataset=mnist``, ``schedule.rounds=3``).
+    """
+    from hydra import compose, initialize_config_dir
+
+    from fedlab.config.schemas import CONF_DIR, register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
 
 
 def already_completed(cfg: DictConfig) -> bool:

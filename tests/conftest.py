@@ -13,10 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="fedlab-tests-cache-")
 
 import pytest  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from fedlab.config.schemas import register_schemas  # noqa: E402
+from fedlab.run import compose_config as fedlab_compose  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -32,8 +32,7 @@ def group_options(group: str) -> list[str]:
 
 def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
     """The real conf/ composed with ``overrides``; ``run_dir`` replaces Hydra's run folder."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    cfg = fedlab_compose(overrides)
     with open_dict(cfg):
         cfg.run_dir = str(run_dir) if run_dir is not None else "unused"
     return cfg

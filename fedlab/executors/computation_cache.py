@@ -52,7 +52,7 @@ PROCESSES, COMPILED = "processes", "compiled"  # the cache's two kinds of entrie
 # What reading a damaged, partial or foreign entry raises.
 UNREADABLE = (OSError, ValueError, KeyError, ImportError, AttributeError, TypeError,
               DecodeError)
-FEDLAB_PACKAGE = Path(__file__).resolve().parent
+FEDLAB_PACKAGE = Path(__file__).resolve().parents[1]  # fedlab/
 
 
 def _targets(node: Any) -> Iterator[str]:

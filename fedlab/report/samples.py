@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
 
 def _first_examples(data, count: int = 25) -> list[tuple[np.ndarray, np.ndarray]]:
     examples = []
@@ -53,14 +51,10 @@ def draw_samples(overrides: Sequence[str], out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from hydra import compose, initialize_config_dir
 
-    from fedlab.config.schemas import register_schemas
-    from fedlab.run import load_dataset
+    from fedlab.run import compose_config, load_dataset
 
-    register_schemas()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
+    cfg = compose_config(overrides)
     data = load_dataset(cfg.dataset)
     examples = _first_examples(data)
     out.mkdir(parents=True, exist_ok=True)

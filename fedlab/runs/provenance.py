@@ -17,7 +17,7 @@ from pathlib import Path
 PACKAGES = ("fedlab", "tensorflow", "tensorflow-federated", "keras", "numpy", "pandas", "scipy",
             "jax", "jaxlib", "dp-accounting", "tensorflow-model-optimization",
             "tensorflow-privacy", "hydra-core", "omegaconf", "mlxtend")
-SOURCE_TREE = Path(__file__).resolve().parent.parent
+SOURCE_TREE = Path(__file__).resolve().parents[2]  # the checkout fedlab/ is in
 
 
 def now() -> str:
