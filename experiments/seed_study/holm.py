@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fedlab.report.stats import holm, paired_t_test
+from fedlab.report.stats import holm_family, seed_paired_test
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "results" / "runs.csv"
@@ -26,24 +26,15 @@ COMPARISONS = [("aggregator", "compression", "mean", "model", "fedavg_cnn"),
                ("model", "fedavg_cnn", "simple_cnn", "aggregator", "compression")]
 
 
-def paired_test(runs: pd.DataFrame, factor: str, a: str, b: str) -> dict:
-    """The paired t-test of a - b over the seeds both ran (``fedlab.report.stats``)."""
-    by_seed = runs.pivot_table(index=PAIR_ON, columns=factor, values=METRIC)
-    diff = (by_seed[a] - by_seed[b]).dropna().to_numpy()
-    return paired_t_test(diff).columns()
-
-
 def main() -> None:
     """Write ``holm.csv`` beside this script and print it."""
     runs = pd.read_csv(RUNS)
     runs = runs[runs["status"] == "completed"]
     rows = [{"factor": factor, "a": a, "b": b, "within": f"{other}={level}", "metric": METRIC,
-             **paired_test(runs[runs[other] == level], factor, a, b)}
+             **seed_paired_test(runs[runs[other] == level], factor, a, b,
+                                 METRIC, PAIR_ON)}
             for factor, a, b, other, level in COMPARISONS]
-    table = pd.DataFrame(rows)
-    table["holm_p"] = holm(table["p"].to_numpy())
-    table["survives_holm_0.05"] = table["holm_p"] < ALPHA
-    table["family_size"] = len(table)
+    table = holm_family(rows, ALPHA)
     table.to_csv(HERE / "holm.csv", index=False, float_format="%.6g")
     print(table.to_string(index=False))
 

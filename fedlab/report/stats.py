@@ -158,6 +158,42 @@ def holm(p_values) -> np.ndarray:
     return adjusted
 
 
+def seed_paired_test(runs: pd.DataFrame, factor: str, a, b, metric: str,
+                     pair_on: str = "schedule.seed") -> dict:
+    """The paired t-test of ``metric`` between levels ``a`` and ``b`` of ``factor``, by seed.
+
+    Args:
+      runs: a runs table (``runs.csv``), one row per run.
+      factor: the column whose levels are compared.
+      a: the first level (differences are a - b).
+      b: the second level.
+      metric: the figure compared.
+      pair_on: the column runs are paired on.
+
+    Returns:
+      :meth:`PairedT.columns` of the seeds both levels ran.
+    """
+    by_seed = runs.pivot_table(index=pair_on, columns=factor, values=metric)
+    return paired_t_test((by_seed[a] - by_seed[b]).dropna().to_numpy()).columns()
+
+
+def holm_family(rows: list[dict], alpha: float = ALPHA) -> pd.DataFrame:
+    """A family of comparisons (each row with a ``p`` column) with Holm's adjustment.
+
+    Args:
+      rows: one dict per comparison, each with its ``p`` value.
+      alpha: the family-wise error rate.
+
+    Returns:
+      The rows as a table with ``holm_p``, ``survives_holm_<alpha>`` and ``family_size``.
+    """
+    table = pd.DataFrame(rows)
+    table["holm_p"] = holm(table["p"].to_numpy())
+    table[f"survives_holm_{alpha:g}"] = table["holm_p"] < alpha
+    table["family_size"] = len(table)
+    return table
+
+
 def paired_comparisons(runs: pd.DataFrame, factors: list[str],
                        pairing_columns: list[str], pooled: bool = False) -> pd.DataFrame:
     """Mean paired differences ``a - b`` between the levels of each factor, with a t interval.

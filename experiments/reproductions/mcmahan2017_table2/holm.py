@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fedlab.report.stats import holm, paired_t_test
+from fedlab.report.stats import holm_family, paired_t_test
 
 HERE = Path(__file__).resolve().parent
 REPORTS = {0.92: HERE / "results" / "test_0.92" / "runs.csv",
@@ -36,10 +36,7 @@ def main() -> None:
                          "E": epochs, "B": "inf" if batch >= 1000 else batch,
                          "fedsgd_minus_fedavg_per_seed": " / ".join(f"{d:g}" for d in diff),
                          **paired_t_test(diff).columns()})
-    table = pd.DataFrame(rows)
-    table["holm_p"] = holm(table["p"].to_numpy())
-    table["survives_holm_0.05"] = table["holm_p"] < ALPHA
-    table["family_size"] = len(table)
+    table = holm_family(rows, ALPHA)
     table.to_csv(HERE / "holm.csv", index=False, float_format="%.6g")
     print(table.to_string(index=False))
 
