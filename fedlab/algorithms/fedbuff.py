@@ -83,6 +83,16 @@ class FedBuff(Algorithm):
                  staleness: Staleness = Staleness.polynomial, staleness_exponent: float = 0.5):
         """Check the settings.
 
+        Args:
+          concurrency: clients training at once (each on the model version current when it
+            started).
+          buffer_size: arrivals per server update: the server aggregates the buffer and applies
+            it every ``buffer_size`` finished clients.
+          staleness: how an update's weight falls with its staleness s: ``none`` (w = 1) or
+            ``polynomial`` (w = (1 + s)^-``staleness_exponent``).
+          staleness_exponent: the exponent of ``polynomial`` staleness weighting (0.5: the
+            paper's choice).
+
         Raises:
           ConfigError: a non-positive concurrency, buffer size or a negative exponent.
         """

@@ -19,7 +19,6 @@ A client uploads one model-sized value, as FedAvg, and a 32-bit count (``P``). T
 live in fedlab's client-state store (:mod:`fedlab.clients.states`), saved with every checkpoint.
 """
 
-import collections
 
 import numpy as np
 import tensorflow as tf
@@ -31,9 +30,9 @@ from fedlab.algorithms.base import (
     ModelFn,
     Optimizer,
     StatefulClientsAlgorithm,
-    is_unweighted,
     model_weights_accessors,
 )
+from fedlab.algorithms.parts import round_parts
 from fedlab.clients.states import StatefulClientsProcess, StatefulOutput
 from fedlab.errors import ConfigError
 
@@ -90,7 +89,11 @@ class FedDyn(StatefulClientsAlgorithm):
     name = "feddyn"
 
     def __init__(self, alpha: float = 0.01):
-        """``alpha``: the weight of the dynamic regularizer (> 0).
+        """The regularizer's weight.
+
+        Args:
+          alpha: the weight of the dynamic regularizer (> 0): each client's objective adds
+            alpha/2 ||w - w_t||^2 and the server applies the mean update plus h/alpha.
 
         Raises:
           ConfigError: ``alpha`` <= 0 (the server update divides by it).
@@ -111,36 +114,11 @@ class FedDyn(StatefulClientsAlgorithm):
         del loop  # the client loop iterates the dataset (TFF's DATASET_ITERATOR)
         if num_clients < 1:
             raise ValueError(f"FedDyn needs the federation's size, got {num_clients}")
-        alpha, unweighted = self.alpha, is_unweighted(aggregator)
+        alpha = self.alpha
+        parts = round_parts(model_fn, aggregator, server_optimizer)
+        state_type, update_type = parts.trainable_type, parts.weights_type.trainable
 
-        with tf.Graph().as_default():
-            probe = model_fn()
-            element_type = tff.types.tensorflow_to_type(probe.input_spec)
-            metric_finalizers = probe.metric_finalizers()
-            trainable_shapes = [(v.shape.as_list(), v.dtype.as_numpy_dtype)
-                                for v in probe.trainable_variables]
-        weights_type = tff.learning.models.weights_type_from_model(model_fn)
-        data_type = tff.SequenceType(element_type)
-        state_type = tff.StructWithPythonType(
-            [tff.TensorType(dtype, shape) for shape, dtype in trainable_shapes], tuple)
-
-        @tff.tensorflow.computation
-        def initial_weights():
-            return tff.learning.models.ModelWeights.from_model(model_fn())
-
-        @tff.tensorflow.computation
-        def zero_state():
-            return tuple(tf.zeros(shape, dtype) for shape, dtype in trainable_shapes)
-
-        distributor = tff.learning.templates.build_broadcast_process(weights_type)
-        update_type = weights_type.trainable
-        aggregation = (aggregator.create(update_type) if unweighted
-                       else aggregator.create(update_type, tff.TensorType(np.float32)))
-        finalizer = tff.learning.templates.build_apply_optimizer_finalizer(
-            server_optimizer, weights_type)
-        aggregate_metrics = tff.learning.metrics.sum_then_finalize(metric_finalizers)
-
-        @tff.tensorflow.computation(weights_type, data_type, state_type)
+        @tff.tensorflow.computation(parts.weights_type, parts.data_type, state_type)
         def client_update(weights, data, gradient_state):
             return _client_update_fn(model_fn, client_optimizer, alpha)(
                 weights, data, gradient_state)
@@ -154,42 +132,25 @@ class FedDyn(StatefulClientsAlgorithm):
             step = tuple(uk + hk / alpha for uk, hk in zip(flat, new_h, strict=True))
             return new_h, tf.nest.pack_sequence_as(mean_update, step)
 
-        @tff.federated_computation
-        def initialize():
-            return tff.federated_zip(tff.learning.templates.LearningAlgorithmState(
-                tff.federated_eval(initial_weights, tff.SERVER), distributor.initialize(),
-                tff.federated_eval(zero_state, tff.SERVER), aggregation.initialize(),
-                finalizer.initialize()))
+        server_state_type = parts.initialize.type_signature.result
 
-        server_state_type = initialize.type_signature.result
-
-        @tff.federated_computation(server_state_type, tff.FederatedType(data_type, tff.CLIENTS),
+        @tff.federated_computation(server_state_type,
+                                   tff.FederatedType(parts.data_type, tff.CLIENTS),
                                    tff.FederatedType(state_type, tff.CLIENTS))
         def next_fn(state, client_data, gradient_states):
-            distributed = distributor.next(state.distributor, state.global_model_weights)
+            distributed = parts.distributor.next(state.distributor, state.global_model_weights)
             result, new_states, outputs = tff.federated_map(
                 client_update, (distributed.result, client_data, gradient_states))
-            aggregated = (aggregation.next(state.aggregator, result.update) if unweighted
-                          else aggregation.next(state.aggregator, result.update,
-                                                result.update_weight))
+            aggregated = parts.aggregate(state.aggregator, result.update, result.update_weight)
             participants = tff.federated_sum(result.update_weight)
             h, step = tff.federated_map(server_update,
                                         (state.client_work, aggregated.result, participants))
-            finalized = finalizer.next(state.finalizer, state.global_model_weights, step)
+            finalized = parts.finalizer.next(state.finalizer, state.global_model_weights, step)
             new_state = tff.federated_zip(tff.learning.templates.LearningAlgorithmState(
                 finalized.result, distributed.state, h, aggregated.state, finalized.state))
-            metrics = tff.federated_zip(collections.OrderedDict(
-                distributor=distributed.measurements,
-                client_work=tff.federated_zip(collections.OrderedDict(
-                    train=aggregate_metrics(outputs))),
-                aggregator=aggregated.measurements,
-                finalizer=finalized.measurements))
-            return StatefulOutput(new_state, metrics, new_states)
+            return StatefulOutput(new_state, parts.metrics(distributed, outputs, aggregated,
+                                                           finalized), new_states)
 
         get_model_weights, set_model_weights = model_weights_accessors(server_state_type.member)
-
-        def initial_client_state():
-            return [np.zeros(shape, dtype) for shape, dtype in trainable_shapes]
-
-        return StatefulClientsProcess(initialize, next_fn, get_model_weights, set_model_weights,
-                                      initial_client_state)
+        return StatefulClientsProcess(parts.initialize, next_fn, get_model_weights,
+                                      set_model_weights, parts.initial_client_state)

@@ -17,7 +17,11 @@ class FedProx(Algorithm):
     unweighted_builder = staticmethod(tff.learning.algorithms.build_unweighted_fed_prox)
 
     def __init__(self, proximal_strength: float = 0.01):
-        """``proximal_strength``: the weight mu of the proximal term (>= 0).
+        """The proximal term's weight.
+
+        Args:
+          proximal_strength: the weight mu of the proximal term mu/2 ||w - w_0||^2 (>= 0; 0
+            computes what FedAvg does).
 
         Raises:
           ConfigError: a negative strength.

@@ -19,9 +19,7 @@ reads both from the computation. The per-client ``c_i`` live in fedlab's client-
 CLIENTS-placed output.
 """
 
-import collections
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
@@ -35,6 +33,7 @@ from fedlab.algorithms.base import (
     is_unweighted,
     model_weights_accessors,
 )
+from fedlab.algorithms.parts import round_parts
 from fedlab.clients.states import StatefulClientsProcess, StatefulOutput
 from fedlab.errors import ConfigError
 from fedlab.optimizers.pair import learning_rate
@@ -125,33 +124,11 @@ class Scaffold(StatefulClientsAlgorithm):
                 f"learning rate), got optimizer.client.momentum={hparams['momentum']}")
         local_lr = learning_rate(client_optimizer)
 
-        with tf.Graph().as_default():
-            probe = model_fn()
-            element_type = tff.types.tensorflow_to_type(probe.input_spec)
-            metric_finalizers = probe.metric_finalizers()
-            trainable_shapes = [(v.shape.as_list(), v.dtype.as_numpy_dtype)
-                                for v in probe.trainable_variables]
-        weights_type = tff.learning.models.weights_type_from_model(model_fn)
-        data_type = tff.SequenceType(element_type)
-        control_type = tff.StructWithPythonType(
-            [tff.TensorType(dtype, shape) for shape, dtype in trainable_shapes], tuple)
+        parts = round_parts(model_fn, aggregator, server_optimizer)
+        control_type = parts.trainable_type
 
-        @tff.tensorflow.computation
-        def initial_weights():
-            return tff.learning.models.ModelWeights.from_model(model_fn())
-
-        @tff.tensorflow.computation
-        def zero_control():
-            return tuple(tf.zeros(shape, dtype) for shape, dtype in trainable_shapes)
-
-        distributor = tff.learning.templates.build_broadcast_process(weights_type)
-        update_type = weights_type.trainable
-        aggregation = aggregator.create(update_type, tff.TensorType(np.float32))
-        finalizer = tff.learning.templates.build_apply_optimizer_finalizer(
-            server_optimizer, weights_type)
-        aggregate_metrics = tff.learning.metrics.sum_then_finalize(metric_finalizers)
-
-        @tff.tensorflow.computation(weights_type, data_type, control_type, control_type)
+        @tff.tensorflow.computation(parts.weights_type, parts.data_type, control_type,
+                                    control_type)
         def client_update(weights, data, server_control, client_control):
             update = _client_update_fn(model_fn, client_optimizer, local_lr)
             return update(weights, data, server_control, client_control)
@@ -161,43 +138,27 @@ class Scaffold(StatefulClientsAlgorithm):
             return tuple(c + d / float(num_clients) for c, d in zip(control, delta_sum,
                                                                      strict=True))
 
-        @tff.federated_computation
-        def initialize():
-            return tff.federated_zip(tff.learning.templates.LearningAlgorithmState(
-                tff.federated_eval(initial_weights, tff.SERVER), distributor.initialize(),
-                tff.federated_eval(zero_control, tff.SERVER), aggregation.initialize(),
-                finalizer.initialize()))
+        state_type = parts.initialize.type_signature.result
 
-        state_type = initialize.type_signature.result
-
-        @tff.federated_computation(state_type, tff.FederatedType(data_type, tff.CLIENTS),
+        @tff.federated_computation(state_type, tff.FederatedType(parts.data_type, tff.CLIENTS),
                                    tff.FederatedType(control_type, tff.CLIENTS))
         def next_fn(state, client_data, client_controls):
-            distributed = distributor.next(state.distributor, state.global_model_weights)
+            distributed = parts.distributor.next(state.distributor, state.global_model_weights)
             server_control = tff.federated_broadcast(state.client_work)
             result, control_delta, new_controls, outputs = tff.federated_map(
                 client_update, (distributed.result, client_data, server_control,
                                 client_controls))
-            aggregated = aggregation.next(state.aggregator, result.update, result.update_weight)
+            aggregated = parts.aggregate(state.aggregator, result.update, result.update_weight)
             control = tff.federated_map(server_control_update,
                                         (state.client_work, tff.federated_sum(control_delta)))
-            finalized = finalizer.next(state.finalizer, state.global_model_weights,
-                                       aggregated.result)
+            finalized = parts.finalizer.next(state.finalizer, state.global_model_weights,
+                                             aggregated.result)
             new_state = tff.federated_zip(tff.learning.templates.LearningAlgorithmState(
                 finalized.result, distributed.state, control, aggregated.state,
                 finalized.state))
-            metrics = tff.federated_zip(collections.OrderedDict(
-                distributor=distributed.measurements,
-                client_work=tff.federated_zip(collections.OrderedDict(
-                    train=aggregate_metrics(outputs))),
-                aggregator=aggregated.measurements,
-                finalizer=finalized.measurements))
-            return StatefulOutput(new_state, metrics, new_controls)
+            return StatefulOutput(new_state, parts.metrics(distributed, outputs, aggregated,
+                                                           finalized), new_controls)
 
         get_model_weights, set_model_weights = model_weights_accessors(state_type.member)
-
-        def initial_client_state():
-            return [np.zeros(shape, dtype) for shape, dtype in trainable_shapes]
-
-        return StatefulClientsProcess(initialize, next_fn, get_model_weights, set_model_weights,
-                                      initial_client_state)
+        return StatefulClientsProcess(parts.initialize, next_fn, get_model_weights,
+                                      set_model_weights, parts.initial_client_state)
