@@ -37,7 +37,14 @@ class HeldOutEvaluation(Callback):
     PREFIXES = {"test": "eval", "validation": "val"}
 
     def __init__(self, every: int, split: str = "test"):
-        """Evaluate every ``every`` rounds on ``split`` (``test`` or ``validation``)."""
+        """Evaluate every ``every`` rounds on ``split`` (``test`` or ``validation``).
+
+        Args:
+          every: evaluate every this many rounds (``${schedule.eval_every}``), and after the
+            last round.
+          split: ``test`` (the held-out set: ``eval_*`` columns) or ``validation`` (``val_*``
+            columns; nothing when the data set has no validation set).
+        """
         if split not in self.PREFIXES:
             raise ValueError(f"split must be one of {', '.join(self.PREFIXES)}, got {split!r}")
         self.every, self.split, self.prefix = every, split, self.PREFIXES[split]
@@ -82,7 +89,12 @@ class ClientEvaluation(Callback):
     """
 
     def __init__(self, every: int):
-        """Evaluate every ``every`` rounds."""
+        """Evaluate every ``every`` rounds.
+
+        Args:
+          every: evaluate every this many rounds (``${schedule.eval_every}``), and after the
+            last round.
+        """
         self.every = every
         self._active = False
         self._client_ids: list[str] = []

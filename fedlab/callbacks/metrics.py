@@ -86,8 +86,10 @@ class MetricsRelease(Callback):
     def __init__(self, tensorboard: bool, cumulative: Mapping[str, str] | None = None):
         """Also write TensorBoard events when ``tensorboard``.
 
-        ``cumulative`` maps a column to the column of its running sum (default: the bits and
-        the simulated round time, ``CUMULATIVE``).
+        Args:
+          tensorboard: also write each row as TensorBoard scalars (``${tensorboard}``).
+          cumulative: maps a column to the column of its running sum (default: the bits and the
+            simulated round time, ``CUMULATIVE``).
         """
         self.tensorboard = tensorboard
         self.cumulative = dict(CUMULATIVE if cumulative is None else cumulative)

@@ -41,6 +41,16 @@ class PersonalizedEvaluation(Callback):
                  seed: int):
         """Fine-tune ``epochs`` epochs at ``learning_rate`` (0 epochs: off).
 
+        Args:
+          epochs: epochs of plain SGD each client fine-tunes for (``${personalization.epochs}``;
+            0: off).
+          learning_rate: the fine-tuning learning rate (``${personalization.learning_rate}``).
+          every: also evaluate every this many rounds (``${personalization.every}``; 0: after
+            the last round only).
+          batch_size: the fine-tuning batch size (``${schedule.batch_size}``).
+          seed: the seed each client's shuffling derives from, with the client
+            (``${schedule.seed}``).
+
         Raises:
           ValueError: negative ``epochs``, ``every`` or ``learning_rate``, or ``batch_size`` < 1.
         """

@@ -20,7 +20,12 @@ class Preemption(Callback):
     """
 
     def __init__(self, signals: Sequence[str]):
-        """Watch ``signals`` (names of ``signal.Signals``)."""
+        """Watch ``signals`` (names of ``signal.Signals``).
+
+        Args:
+          signals: the signals that stop the run after the current round, e.g. ``[SIGTERM,
+            SIGUSR2]``; after the round each is handed to the handler installed before.
+        """
         self.signals = [signal.Signals[name] for name in signals]
         self._received: signal.Signals | None = None
         self._previous: dict[signal.Signals, object] = {}

@@ -22,7 +22,13 @@ class TargetStop(Callback):
     """
 
     def __init__(self, accuracy: float | None, columns: Sequence[str]):
-        """Stop once each of ``columns`` has been >= ``accuracy`` (None: never)."""
+        """Stop once each of ``columns`` has been >= ``accuracy`` (None: never).
+
+        Args:
+          accuracy: the target accuracy (null: the callback does nothing).
+          columns: the ``metrics.csv`` columns that must each have reached ``accuracy``
+            (``val_accuracy``; add ``eval_accuracy`` to record the test set's rounds too).
+        """
         self.accuracy, self.columns = accuracy, list(columns)
         self._reached: dict[str, int] = {}
 
