@@ -7,11 +7,15 @@ from enum import Enum
 
 
 class PartitionMethod(str, Enum):
-    """How examples are dealt to clients."""
+    """How examples are dealt to clients (``fedlab.data.partition``; NIID-Bench's names noted)."""
 
-    iid = "iid"
+    iid = "iid"  # NIID-Bench's homo
     dirichlet = "dirichlet"
     shards = "shards"
+    label_dirichlet = "label_dirichlet"  # NIID-Bench's noniid-labeldir
+    label_quantity = "label_quantity"  # NIID-Bench's noniid-#label<K>
+    quantity_dirichlet = "quantity_dirichlet"  # NIID-Bench's iid-diff-quantity
+    feature_noise = "feature_noise"  # NIID-Bench's homo with --noise (noise_type level)
 
 
 class ServerSchedule(str, Enum):

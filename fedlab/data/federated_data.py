@@ -125,7 +125,10 @@ def partitioned_federated_data(
 
     With ``client_test_fraction > 0`` each client keeps that share of its own examples
     (rounded, drawn with ``client_test_rng``) as its held-out set for client-level evaluation;
-    its training examples are the rest.
+    its training examples are the rest. A ``feature_noise`` partition adds each client's noise
+    (drawn with ``rng`` after the split) to all its examples, held-out ones included; the
+    central test set stays clean. ``client_sizes`` lists each client's ``train_examples``
+    (and ``test_examples``, ``noise_std`` where they apply).
 
     Raises:
       ConfigError: a fraction outside [0, 1), or one that leaves a client no training example.
@@ -134,6 +137,7 @@ def partitioned_federated_data(
         raise ConfigError(
             f"dataset.client_test_fraction must be in [0, 1), got {client_test_fraction}")
     parts = partition.split(train_y, num_clients, rng)
+    train_x = partition.noisy_features(train_x, parts, rng)
     client_test = None
     if client_test_fraction > 0:
         client_test_rng = client_test_rng or np.random.default_rng(0)
@@ -151,6 +155,11 @@ def partitioned_federated_data(
         client_test = {f"client_{i:04d}": (train_x[p], train_y[p])
                        for i, p in enumerate(held_out)}
     clients = {f"client_{i:04d}": (train_x[p], train_y[p]) for i, p in enumerate(parts)}
+    sizes = pd.DataFrame({"client": list(clients), "train_examples": [len(p) for p in parts]})
+    if client_test is not None:
+        sizes["test_examples"] = [len(y) for _, y in client_test.values()]
+    if partition.adds_noise:
+        sizes["noise_std"] = [partition.noise_std(i, len(parts)) for i in range(len(parts))]
     return FederatedData(
         train=client_data_from_arrays(clients),
         test_x=test_x,
@@ -163,6 +172,7 @@ def partitioned_federated_data(
         partition_sha256=clients_sha256({**clients, **{
             f"{c} test": arrays for c, arrays in (client_test or {}).items()}}),
         client_test=client_test,
+        client_sizes=sizes,
     )
 
 

@@ -52,6 +52,49 @@ def simple_cnn(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
     )
 
 
+def _torch_default_init(fan_in: int) -> dict:
+    """PyTorch's default initialisation of a Conv2d or Linear layer with ``fan_in`` inputs.
+
+    Weights from kaiming_uniform(a=sqrt(5)) and biases alike: both U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)).
+    """
+    bound = fan_in ** -0.5
+    return {"kernel_initializer": tf.keras.initializers.VarianceScaling(
+                scale=1 / 3, mode="fan_in", distribution="uniform"),
+            "bias_initializer": tf.keras.initializers.RandomUniform(-bound, bound)}
+
+
+def niid_cnn(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
+    """NIID-Bench's ``simple-cnn`` (``SimpleCNNMNIST`` on 28x28x1, ``SimpleCNN`` on 32x32x3).
+
+    5x5 valid conv 6, ReLU, 2x2 max-pool, 5x5 valid conv 16, ReLU, 2x2 max-pool, dense 120
+    ReLU, dense 84 ReLU, dense ``num_classes`` (logits): 44,426 parameters on 28x28x1 with 10
+    classes. Initialised as PyTorch initialises those layers (NIID-Bench's framework), not with
+    Keras' Glorot default; the flattening order (height, width, channels) differs from
+    PyTorch's (channels first), which permutes the first dense layer's inputs only.
+    """
+    height, width, channels = input_shape
+
+    def side(pixels: int) -> int:  # after conv 5x5, pool 2, conv 5x5, pool 2
+        return max(((pixels - 4) // 2 - 4) // 2, 1)  # (too small: Keras says so when built)
+
+    flat = 16 * side(height) * side(width)
+    return tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=tuple(input_shape)),
+            tf.keras.layers.Conv2D(6, 5, activation="relu", **_torch_default_init(25 * channels)),
+            tf.keras.layers.MaxPooling2D(2),
+            tf.keras.layers.Conv2D(16, 5, activation="relu", **_torch_default_init(25 * 6)),
+            tf.keras.layers.MaxPooling2D(2),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(120, activation="relu", **_torch_default_init(flat)),
+            tf.keras.layers.Dense(84, activation="relu", **_torch_default_init(120)),
+            tf.keras.layers.Dense(num_classes, **_torch_default_init(84)),
+        ],
+        name="niid_cnn",
+    )
+
+
 def tutorial_cnn(input_shape: Sequence[int], num_classes: int) -> tf.keras.Model:
     """The TensorFlow CNN tutorial's model (122,570 parameters on 32x32x3, 10 classes).
 
