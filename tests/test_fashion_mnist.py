@@ -21,9 +21,8 @@ from fedlab.run import load_dataset, run
 from fedlab.tasks import Task
 
 DEBIAN = Path(fashion_mnist.DEFAULT_DATA_DIR)
-DEBIAN_FILES = [DEBIAN / f"{name}.gz" for pair in fashion_mnist.FILES.values() for name in pair]
 needs_debian_files = pytest.mark.skipif(
-    not all(p.is_file() for p in DEBIAN_FILES),
+    bool(fashion_mnist.missing_files(DEBIAN)),
     reason=f"Debian's dataset-fashion-mnist is not installed (no {DEBIAN}/*-ubyte.gz): "
            "apt-get install dataset-fashion-mnist")
 

@@ -56,14 +56,19 @@ def read_idx(path: Path) -> np.ndarray:
     return values.reshape(shape)
 
 
+def missing_files(folder: Path) -> list[str]:
+    """The IDX files (with or without ``.gz``) that ``folder`` lacks, by path."""
+    return [str(idx_path(folder, name)) for names in FILES.values() for name in names
+            if not idx_path(folder, name).is_file()]
+
+
 def read_fashion_mnist(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """A split's images (uint8, N x 28 x 28) and labels (uint8, N) from ``folder``.
 
     Raises:
       DataError: a file is missing (one line naming it and how to get it) or malformed.
     """
-    images_name, labels_name = FILES[split]
-    paths = [idx_path(folder, name) for name in (images_name, labels_name)]
+    paths = [idx_path(folder, name) for name in FILES[split]]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise DataError(
