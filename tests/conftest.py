@@ -87,7 +87,8 @@ def metrics(run_dir: Path):
     """The run's ``metrics.csv``."""
     import pandas as pd
 
-    return pd.read_csv(run_dir / "metrics.csv")
+    # round_trip: each number exactly as written (pandas' default parser may be 1 ulp off).
+    return pd.read_csv(run_dir / "metrics.csv", float_precision="round_trip")
 
 
 def deterministic_metrics(run_dir: Path):

@@ -216,18 +216,18 @@ def test_the_entrypoint_launches_a_local_worker_before_importing_tensorflow(tmp_
 
     from conftest import compose_config
 
-    from fedlab.__main__ import _executor_launched_early
+    from fedlab.run import launch_executor_early
 
     with contextlib.ExitStack() as stack:
-        executor = _executor_launched_early(small_config(tmp_path), tmp_path, stack)
+        executor = launch_executor_early(small_config(tmp_path), stack)
         assert isinstance(executor, execution.LocalExecution)
         assert len(_launched_workers()) == 1
     assert worker_processes_alive() == []
     with contextlib.ExitStack() as stack:  # nothing to launch, or settings run() will report
-        assert _executor_launched_early(compose_config(["trainer=central"]), tmp_path,
-                                        stack) is None
-        assert _executor_launched_early(
-            small_config(tmp_path, "executor.concurrent_calls=-5"), tmp_path, stack) is None
+        assert launch_executor_early(compose_config(["trainer=central"], tmp_path),
+                                     stack) is None
+        assert launch_executor_early(
+            small_config(tmp_path, "executor.concurrent_calls=-5"), stack) is None
         assert worker_processes_alive() == []
 
 
