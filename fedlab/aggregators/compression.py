@@ -84,7 +84,17 @@ def compression_aggregator(
     threshold: int = 20000,
     seed: int = 0,
 ) -> tff.aggregators.WeightedAggregationFactory:
-    """``tff.learning.compression_aggregator``, with reproducible quantization noise."""
+    """``tff.learning.compression_aggregator``, with reproducible quantization noise.
+
+    Args:
+      zeroing: zero out a client's update whose norm is far above the others' (TFF's adaptive
+        zeroing).
+      clipping: clip each client's update to an adaptive norm (TFF's adaptive clipping).
+      quantization_bits: bits per value of the stochastic uniform quantization.
+      threshold: tensors of more elements than this are quantized; smaller ones are sent as
+        float32.
+      seed: the seed of the quantization's rounding noise, so runs reproduce.
+    """
     factory = tff.aggregators.MeanFactory(
         seeded_quantization_sum(quantization_bits, threshold, seed)
     )

@@ -127,9 +127,8 @@ class Checkpointing(Callback):
         """Checkpoint every ``every`` rounds, keeping the newest ``keep``.
 
         Args:
-          every: save a checkpoint every this many rounds (``${schedule.checkpoint_every}``),
-            and after the last round.
-          keep: the number of newest checkpoints kept (``${schedule.keep_checkpoints}``).
+          every: save a checkpoint every this many rounds, and after the last round.
+          keep: the number of newest checkpoints kept.
         """
         self.every, self.keep = every, keep
         self.seconds: list[float] = []

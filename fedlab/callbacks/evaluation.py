@@ -40,8 +40,7 @@ class HeldOutEvaluation(Callback):
         """Evaluate every ``every`` rounds on ``split`` (``test`` or ``validation``).
 
         Args:
-          every: evaluate every this many rounds (``${schedule.eval_every}``), and after the
-            last round.
+          every: evaluate every this many rounds, and after the last round.
           split: ``test`` (the held-out set: ``eval_*`` columns) or ``validation`` (``val_*``
             columns; nothing when the data set has no validation set).
         """
@@ -92,8 +91,7 @@ class ClientEvaluation(Callback):
         """Evaluate every ``every`` rounds.
 
         Args:
-          every: evaluate every this many rounds (``${schedule.eval_every}``), and after the
-            last round.
+          every: evaluate every this many rounds, and after the last round.
         """
         self.every = every
         self._active = False

@@ -87,7 +87,7 @@ class MetricsRelease(Callback):
         """Also write TensorBoard events when ``tensorboard``.
 
         Args:
-          tensorboard: also write each row as TensorBoard scalars (``${tensorboard}``).
+          tensorboard: also write each row as TensorBoard scalars.
           cumulative: maps a column to the column of its running sum (default: the bits and the
             simulated round time, ``CUMULATIVE``).
         """

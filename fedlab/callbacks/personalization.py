@@ -42,14 +42,11 @@ class PersonalizedEvaluation(Callback):
         """Fine-tune ``epochs`` epochs at ``learning_rate`` (0 epochs: off).
 
         Args:
-          epochs: epochs of plain SGD each client fine-tunes for (``${personalization.epochs}``;
-            0: off).
-          learning_rate: the fine-tuning learning rate (``${personalization.learning_rate}``).
-          every: also evaluate every this many rounds (``${personalization.every}``; 0: after
-            the last round only).
-          batch_size: the fine-tuning batch size (``${schedule.batch_size}``).
-          seed: the seed each client's shuffling derives from, with the client
-            (``${schedule.seed}``).
+          epochs: epochs of plain SGD each client fine-tunes for (0: off).
+          learning_rate: the fine-tuning learning rate.
+          every: also evaluate every this many rounds (0: after the last round only).
+          batch_size: the fine-tuning batch size.
+          seed: the seed each client's shuffling derives from, with the client.
 
         Raises:
           ValueError: negative ``epochs``, ``every`` or ``learning_rate``, or ``batch_size`` < 1.

@@ -8,6 +8,20 @@ class Schedule:
     """How long and how widely to train; every random stream derives from ``seed``.
 
     Defaults are the reference study's budget: 10 rounds x 10 clients, 1 local epoch, batch 20.
+
+    Attributes:
+      rounds: the number of rounds (``trainer=central``: epochs); resuming may raise it.
+      clients_per_round: clients sampled per round, uniformly without replacement.
+      local_epochs: passes of each sampled client over its own data per round.
+      batch_size: the clients' (and central training's) batch size.
+      batch_within_epochs: false: a client's examples are repeated for the local epochs, then
+        batched (TFF tutorials' order: a batch may span two epochs); true: each epoch is
+        batched on its own (McMahan et al.'s E passes of ceil(n / B) steps).
+      seed: the training seed every random stream derives from (client sampling, shuffling,
+        initial model; and by default the partition, DP noise and simulated clients).
+      eval_every: evaluate every this many rounds, and after the last.
+      checkpoint_every: checkpoint every this many rounds, and after the last.
+      keep_checkpoints: the number of newest checkpoints kept.
     """
 
     rounds: int = 10

@@ -29,6 +29,12 @@ class DatasetSchema:
     ``validation_fraction`` > 0 carves a validation set from the training data
     (``fedlab.data.validation``: each in-memory client's share, or a share of a database's
     clients); selection (best figures, the search's objective) then reads it, never the test set.
+
+    Attributes:
+      validation_fraction: the share of the training data carved as a validation set (0: none):
+        of every in-memory client's examples, or of a database's clients, whole.
+      validation_seed: the seed of that carve (not the training seed: the validation set stays
+        the same for every training seed).
     """
 
     validation_fraction: float = 0.0
@@ -44,6 +50,12 @@ class ObjectiveSchema:
 
     ``rounds_to_target``: the first round with held-out accuracy >= ``target_accuracy``
     (``schedule.rounds + 1`` when never reached); minimise it.
+
+    Attributes:
+      metric: what a run returns to the sweeper: ``final_eval_accuracy``,
+        ``best_eval_accuracy`` or ``rounds_to_target`` (read on validation when the run has a
+        validation set).
+      target_accuracy: the target of ``rounds_to_target``.
     """
 
     metric: Objective = Objective.final_eval_accuracy
@@ -56,6 +68,11 @@ class PersonalizationSchema:
     ``epochs`` of plain SGD per client on its own training data (0: off); ``learning_rate``
     defaults to the client optimizer's; ``every`` > 0 also evaluates every that many rounds
     (0: after the last round only).
+
+    Attributes:
+      epochs: epochs of plain SGD each client fine-tunes the global model for (0: off).
+      learning_rate: the fine-tuning learning rate (default: the client optimizer's).
+      every: also evaluate every this many rounds (0: after the last round only).
     """
 
     epochs: int = 0
@@ -64,7 +81,28 @@ class PersonalizationSchema:
 
 @dataclass
 class FedlabSchema:
-    """The top level of a composed run configuration."""
+    """The top level of a composed run configuration.
+
+    Attributes:
+      dataset: the ``dataset`` group's option.
+      model: the ``model`` group's option.
+      trainer: the ``trainer`` group's option.
+      algorithm: the ``algorithm`` group's option.
+      aggregator: the ``aggregator`` group's option.
+      optimizer: the ``optimizer`` group's option.
+      callbacks: the ``callbacks`` group's option.
+      clients: the ``clients`` group's option.
+      logger: the ``logger`` group's option (null: no experiment tracker).
+      schedule: the ``schedule`` group's option.
+      executor: the ``executor`` group's option.
+      run_dir: the run folder (Hydra's output folder; point ``hydra.run.dir`` at an existing
+        run folder to resume it).
+      tensorboard: write TensorBoard event files next to ``metrics.csv``.
+      computation_cache: the folder of traced and compiled computations kept for later runs of
+        the same configuration (null: off).
+      objective: what ``python -m fedlab`` returns to a sweeper.
+      personalization: personalized evaluation.
+    """
 
     dataset: Any = MISSING
     model: Any = MISSING

@@ -44,6 +44,16 @@ def load_cifar10(
     set is CIFAR-10's own; ``partition_seed`` deals the training images to clients, each
     keeping ``client_test_fraction`` of its own for client-level evaluation.
 
+    Args:
+      num_clients: the number of clients the training images are dealt to.
+      partition: how they are dealt (:class:`fedlab.data.partition.Partition`: ``method``,
+        ``alpha``, ``shards_per_client``; default IID).
+      client_test_fraction: the share of each client's examples it keeps as its own test data
+        for client-level evaluation (0: none).
+      partition_seed: the seed of the dealing to clients.
+      data_dir: the folder of the extracted ``cifar-10-batches-py`` (null: Keras' cache,
+        ``~/.keras/datasets``).
+
     Raises:
       DataError: the data set is not on disk and cannot be downloaded; names the folder.
     """

@@ -35,6 +35,11 @@ def load_cifar100(crop_size: int = 24, cache_dir: str | None = None,
     ``crop_size`` is the side of TFF's centre crop (24 in Reddi et al. 2020; 32 keeps the whole
     image). Each test client's images are kept apart too (``client_test``, ids ``test/<id>``).
 
+    Args:
+      crop_size: the side of TFF's centre crop, 1..32.
+      cache_dir: the folder holding ``cifar100.sqlite`` (null: ``~/.tff``).
+      max_test_clients: use only the first N test clients (null: all 100).
+
     Raises:
       ConfigError: ``crop_size`` outside 1..32.
       DataError: the database is absent and cannot be downloaded (the message names the path).

@@ -53,6 +53,12 @@ def load_emnist(
     Each writer's own test examples are also kept apart (``client_test``), so the client-level
     evaluation uses EMNIST's natural per-client test data.
 
+    Args:
+      only_digits: the 10 digit classes (3,383 writers); false: digits and letters, 62 classes
+        (3,400 writers).
+      cache_dir: the folder holding ``emnist_all.sqlite`` (null: ``~/.tff``).
+      max_test_clients: use only the first N writers' test examples (null: every writer's).
+
     Raises:
       DataError: the database is absent and cannot be downloaded (the message names the path).
     """

@@ -46,6 +46,18 @@ def load_mnist(
     drawn from ``split_seed`` alone, so runs with different training seeds are evaluated on the
     same examples; the remaining examples are dealt to clients with ``partition_seed``, each
     client keeping ``client_test_fraction`` of its own for client-level evaluation.
+
+    Args:
+      num_clients: the number of clients the training examples are dealt to.
+      test_fraction: the share of the 5,000 digits held out as the test set (stratified).
+      partition: how the training examples are dealt
+        (:class:`fedlab.data.partition.Partition`: ``method``, ``alpha``,
+        ``shards_per_client``; default IID).
+      client_test_fraction: the share of each client's examples it keeps as its own test data
+        for client-level evaluation (0: none).
+      split_seed: the seed of the held-out split alone: the same test set for every training
+        seed.
+      partition_seed: the seed of the dealing to clients.
     """
     images, labels = read_embedded_mnist()
     images = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)

@@ -257,10 +257,18 @@ def label_histogram(labels: np.ndarray, parts: list[np.ndarray], num_classes: in
 class Partition:
     """How a data set is dealt to clients: ``method`` plus its parameters (a config object).
 
-    ``alpha``: the Dirichlet concentration of ``dirichlet``, ``label_dirichlet`` and
-    ``quantity_dirichlet`` (NIID-Bench's ``--beta``); ``shards_per_client``: ``shards``';
-    ``labels_per_client``: ``label_quantity``'s K; ``noise``: ``feature_noise``'s largest
-    Gaussian noise standard deviation (NIID-Bench's ``--noise``, see :meth:`noise_std`).
+    Attributes:
+      method: ``iid`` (a random permutation cut into near-equal parts), ``dirichlet`` (each
+        class spread over clients by Dirichlet(``alpha``) proportions: label skew),
+        ``shards`` (McMahan et al.'s pathological split: ``shards_per_client`` label-sorted
+        shards each), or NIID-Bench's ``label_dirichlet``, ``label_quantity``,
+        ``quantity_dirichlet`` and ``feature_noise`` (see :func:`partition_indices`).
+      alpha: the Dirichlet concentration of ``dirichlet``, ``label_dirichlet`` and
+        ``quantity_dirichlet`` (NIID-Bench's ``--beta``; small: strong skew).
+      shards_per_client: the shards each client gets with ``shards``.
+      labels_per_client: ``label_quantity``'s K: the classes each client holds.
+      noise: ``feature_noise``'s largest Gaussian noise standard deviation (NIID-Bench's
+        ``--noise``): client i of N gets ``noise * i / (N - 1)`` (see :meth:`noise_std`).
     """
 
     method: PartitionMethod = PartitionMethod.iid

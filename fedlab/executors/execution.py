@@ -104,7 +104,19 @@ class LocalExecution:
 
     def __init__(self, concurrent_calls: int = 0, client_datasets_in_worker: bool = True,
                  clients_per_subround: int = 0, client_arrays_from_file: bool = True):
-        """The settings; an impossible concurrency or subround size raises ConfigError."""
+        """The settings; an impossible concurrency or subround size raises ConfigError.
+
+        Args:
+          concurrent_calls: computations the worker runs at once: 0 = one per usable CPU core,
+            -1 = no limit (TFF's default), N > 0 = N.
+          client_datasets_in_worker: the worker builds each client's dataset from its id, seed
+            and batch count; false: the datasets are sent from Python.
+          clients_per_subround: 0 runs a round's clients at once; N > 0 runs them in
+            sequential subrounds of at most N (bounds the worker's memory by N clients).
+          client_arrays_from_file: the worker reads an in-memory data set's client arrays from
+            ``client_arrays.records`` in the run folder (written at the start, removed at the
+            end); false: the arrays travel inside every round's computation.
+        """
         if concurrent_calls < -1:
             raise ConfigError(
                 "executor.concurrent_calls must be -1 (no limit), 0 (one per CPU core) or a "
@@ -171,7 +183,22 @@ class RemoteExecution:
     def __init__(self, targets: Sequence[str] = (), connect_timeout_seconds: float = 30.0,
                  client_datasets_in_worker: bool = True, clients_per_subround: int = 0,
                  tls: Mapping[str, str | None] | None = None):
-        """The settings; an impossible subround size raises ConfigError."""
+        """The settings; an impossible subround size raises ConfigError.
+
+        Args:
+          targets: the workers' ``host:port`` addresses; one runs everything, several split each
+            round's clients (TFF's mergeable-computation context).
+          connect_timeout_seconds: a worker that does not answer within this many seconds ends
+            the run with one line naming it.
+          client_datasets_in_worker: the worker builds each client's dataset from its id, seed
+            and batch count; false: the datasets are sent from Python.
+          clients_per_subround: 0 runs each worker's share of a round at once; N > 0 runs it N
+            clients at a time.
+          tls: the driver's mutual-TLS credentials: ``ca``, ``cert``, ``key`` (PEM file names;
+            null: ``FEDLAB_TLS_CA``, ``FEDLAB_TLS_CERT``, ``FEDLAB_TLS_KEY``) and
+            ``server_name`` (the name in the workers' certificate, when the targets dial them by
+            another; null: the target's host).
+        """
         subrounds(1, clients_per_subround)
         self.targets, self.connect_timeout_seconds = targets, connect_timeout_seconds
         self.tls = dict(tls or {})

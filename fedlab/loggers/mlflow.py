@@ -96,7 +96,14 @@ class MlflowLogger(Callback):
     """Log the run to MLflow: params when training starts, each round's columns as it ends."""
 
     def __init__(self, tracking_uri: str = "mlruns", experiment_name: str | None = None):
-        """Track at ``tracking_uri`` (a folder or a server URI) in ``experiment_name``."""
+        """Track at ``tracking_uri`` (a folder or a server URI) in ``experiment_name``.
+
+        Args:
+          tracking_uri: MLflow's store: a folder (relative to where fedlab is launched) or a
+            server URI.
+          experiment_name: the MLflow experiment (null: the sweep folder for a sweep's runs,
+            ``fedlab`` for a single run).
+        """
         self.tracking_uri = tracking_uri_of(tracking_uri)
         self.experiment_name = experiment_name
         self._client = None

@@ -53,6 +53,16 @@ class OptimizerPair:
                  server: tff.learning.optimizers.Optimizer,
                  server_schedule: ServerSchedule = ServerSchedule.constant,
                  server_decay: float = 0.99):
-        """Schedule ``server``'s learning rate per round with ``server_schedule``."""
+        """Schedule ``server``'s learning rate per round with ``server_schedule``.
+
+        Args:
+          client: the client optimizer: a ``tff.learning.optimizers`` builder (``_target_``)
+            and its arguments.
+          server: the server optimizer, likewise.
+          server_schedule: the server learning rate per round: ``constant``, ``exponential``
+            (``learning_rate * server_decay**i`` in round i + 1) or ``inverse_sqrt``
+            (``learning_rate / sqrt(1 + i)``).
+          server_decay: the factor per round of the ``exponential`` schedule, in (0, 1].
+        """
         self.client = client
         self.server = with_round_schedule(server, server_schedule, server_decay)

@@ -37,6 +37,28 @@ class DpAggregator:
                  seed: int = 0):
         """Check every value; ``noise_multiplier="auto"`` calibrates it to ``target_epsilon``.
 
+        Args:
+          noise_multiplier: the total noise multiplier the guarantee is accounted for, or
+            ``auto``: the smallest one that keeps epsilon <= ``target_epsilon`` after
+            ``schedule.rounds`` rounds.
+          clients_per_round: clients sampled per round: the sampling the guarantee is accounted
+            for (training refuses any other than ``schedule.clients_per_round``).
+          target_epsilon: the privacy budget: with a fixed noise multiplier, training stops after
+            the last round whose epsilon stays within it (null: no budget).
+          target_delta: the delta at which epsilon is reported (``dp_epsilon``).
+          clipping: ``adaptive`` (the clipping norm follows a quantile of the update norms) or
+            ``fixed`` (norm ``clip``).
+          clip: the fixed clipping norm (``clipping=fixed``).
+          zeroing: zero out updates whose norm is far above the others' (TFF's adaptive zeroing)
+            before clipping.
+          initial_l2_norm_clip: adaptive clipping's initial norm.
+          target_unclipped_quantile: adaptive clipping: the share of updates left unclipped that
+            the norm is steered to.
+          clip_learning_rate: adaptive clipping: the learning rate of the norm.
+          clipped_count_stddev: adaptive clipping: the noise on the count of clipped clients
+            (null: max(0.05 x clients per round, noise multiplier)).
+          seed: the seed the Gaussian noise is drawn from, so runs reproduce.
+
         Raises:
           ConfigError: a value out of range, or ``auto`` without a target.
         """

@@ -103,7 +103,12 @@ class CentralTrainer:
     """
 
     def __init__(self, optimizer: tf.keras.optimizers.Optimizer, tensorboard: bool = True):
-        """Fit with ``optimizer``; write TensorBoard events when ``tensorboard``."""
+        """Fit with ``optimizer``; write TensorBoard events when ``tensorboard``.
+
+        Args:
+          optimizer: the Keras optimizer (``_target_`` and its arguments; Adam at 0.001).
+          tensorboard: also write each epoch's row as TensorBoard scalars.
+        """
         self.optimizer, self.tensorboard = optimizer, tensorboard
 
     def train(self, task: Task, data: FederatedData, schedule: Schedule, run_dir: Path,

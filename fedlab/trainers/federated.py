@@ -94,8 +94,15 @@ class FederatedTrainer:
                  clients: ClientConditions | None = None):
         """The algorithm, aggregator, optimizers, executor, callbacks and clients of the groups.
 
-        ``aggregator_name`` names the aggregator in messages (default: its type); ``clients``
-        how sampled clients behave (default: ideal, every one reports at once).
+        Args:
+          algorithm: the ``algorithm`` group's option.
+          aggregator: the ``aggregator`` group's option.
+          optimizer: the ``optimizer`` group's client and server optimizers.
+          executor: the ``executor`` group's option: where the computations run.
+          callbacks: the ``callbacks`` group: name -> callback, called in this order after
+            every round (a null entry is left out).
+          aggregator_name: names the aggregator in messages (default: its type).
+          clients: how sampled clients behave (default: ideal, every one reports at once).
         """
         self.algorithm, self.aggregator, self.optimizer = algorithm, aggregator, optimizer
         self.clients = clients or ClientConditions()
