@@ -480,7 +480,7 @@ def test_methods_at_their_own_tuned_rates_are_paired_by_seed(tmp_path):
     assert cli.main(["--from-runs", str(out / "runs.csv"), "--method", "algorithm",
                      "--out", str(again)]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(again / "paired.csv"), paired)
-    assert not (again / "eval_accuracy.png").exists()
+    assert (again / "eval_accuracy.png").exists()  # from the rounds.csv beside the runs.csv
     assert cli.main([str(tmp_path / "runs"), "--method", "optimizer"]) == 1
     assert cli.main([str(tmp_path / "runs"), "--method", "algorithm", "--pooled"]) == 1
 
@@ -504,3 +504,71 @@ def test_bands_are_t_intervals_of_the_mean_clipped_to_the_metric_range():
     assert band.loc[1, "low"] == pytest.approx(0.95 - half)
     assert band.loc[1, "high"] == 1.0  # 0.95 + half, clipped
     assert np.isnan(band.loc[2, "low"]) and np.isnan(band.loc[2, "high"])  # 2 runs: no band
+
+
+def test_a_report_from_its_runs_and_rounds_csv_equals_the_report_from_the_run_folders(
+        tmp_path, monkeypatch):
+    sweep = tmp_path / "sweep"
+    for seed in range(3):
+        fabricate_run(sweep / f"mean{seed}", "simple_cnn", "mean", seed,
+                      [0.3, 0.6, 0.7 + seed / 100])
+        fabricate_run(sweep / f"dp{seed}", "simple_cnn", "dp", seed, [0.2, 0.4, 0.5 + seed / 50],
+                      settings={"optimizer": {"client": {"learning_rate": 0.23212864372414546}}})
+        table = pd.read_csv(sweep / f"dp{seed}" / "metrics.csv")  # a column only DP runs have
+        table.assign(dp_epsilon=[1.0, 2.0, np.inf]).to_csv(sweep / f"dp{seed}" / "metrics.csv",
+                                                           index=False)
+    fabricate_run(sweep / "crashed", "simple_cnn", "mean", 3, [0.3], status=None)
+    drawn = []
+    draw = plots.plot_groups
+    monkeypatch.setattr(plots, "plot_groups", lambda runs, metrics, *rest: drawn.append(
+        metrics) or draw(runs, metrics, *rest))
+    folders, tables = tmp_path / "folders", tmp_path / "tables"
+    assert cli.main([str(sweep), "--out", str(folders), "--target-accuracy", "0.6"]) == 0
+    assert cli.main(["--from-runs", str(folders / "runs.csv"), "--out", str(tables),
+                     "--target-accuracy", "0.6"]) == 0
+    for name in ("summary.csv", "paired.csv"):  # to the last digit (pandas' default parser
+        assert (tables / name).read_text() == (folders / name).read_text()  # drops one of 0.23…)
+    assert {p.name for p in tables.glob("*.png")} == {p.name for p in folders.glob("*.png")} == {
+        "eval_accuracy.png", "train_loss.png", "accuracy_vs_upload.png",
+        "accuracy_vs_epsilon.png"}
+    assert not (tables / "runs.csv").exists() and not (tables / "rounds.csv").exists()
+    from_folders, from_tables = drawn  # the same per-run tables reach the same plotting code
+    assert from_tables.keys() == from_folders.keys() and len(from_tables) == 6
+    for run, table in from_folders.items():
+        pd.testing.assert_frame_equal(from_tables[run], table, check_dtype=False)
+    images = [line for line in (tables / "report.md").read_text().splitlines() if "![" in line]
+    assert images == [line for line in (folders / "report.md").read_text().splitlines()
+                      if "![" in line]
+    # An explicit rounds.csv; one that is not these runs' is refused.
+    elsewhere = tmp_path / "elsewhere.csv"
+    (folders / "rounds.csv").rename(elsewhere)
+    assert cli.main(["--from-runs", str(folders / "runs.csv"), "--from-rounds", str(elsewhere),
+                     "--out", str(tmp_path / "explicit")]) == 0
+    assert (tmp_path / "explicit" / "accuracy_vs_epsilon.png").exists()
+    pd.read_csv(elsewhere).query("run.str.endswith('mean0')").to_csv(elsewhere, index=False)
+    assert cli.main(["--from-runs", str(folders / "runs.csv"), "--from-rounds",
+                     str(elsewhere)]) == 1
+    assert cli.main(["--from-rounds", str(elsewhere)]) == 1
+
+
+def test_labels_keep_the_method_and_more_than_six_groups_get_one_panel_per_level():
+    """McMahan et al.'s Table 2 grid: FedSGD and FedAvg settings on IID and shards, a stopping
+    target per partition."""
+    rows = [(algorithm, partition, target, batch, epochs)
+            for partition, target in (("iid", 0.92), ("shards", 0.88))
+            for algorithm, batch, epochs in (("fedavg", 10, 1), ("fedavg", 10, 5),
+                                             ("fedavg", 10, 20), ("fedavg", 1000, 5),
+                                             ("fedsgd", 20, 1))]
+    firsts = pd.DataFrame(rows, columns=["algorithm", "dataset.partition.method",
+                                         "callbacks.target_stop.accuracy",
+                                         "schedule.batch_size", "schedule.local_epochs"])
+    columns = list(firsts.columns)
+    assert plots.label_columns(firsts, columns) == [  # the method named, the callback not
+        "algorithm", "dataset.partition.method", "schedule.batch_size", "schedule.local_epochs"]
+    assert plots.short_labels(firsts, columns)[4] == (
+        "algorithm=fedsgd, partition.method=iid, batch_size=20, local_epochs=1")
+    panels, labels = plots.facets(firsts, columns)
+    assert panels == ["partition.method=iid"] * 5 + ["partition.method=shards"] * 5
+    assert labels[:5] == labels[5:] and len(set(labels)) == 5
+    assert labels[0] == "algorithm=fedavg, batch_size=10, local_epochs=1"
+    assert plots.facets(firsts.iloc[:5], columns)[0] == [""] * 5  # few groups: one panel

@@ -18,7 +18,8 @@ into ``--out`` (default ``<first folder>/report``):
 - ``report.md``: all of it on one page.
 
 ``--from-runs runs.csv`` makes summary.csv, paired.csv and report.md from a runs.csv the report
-wrote, without the run folders (no plots, no rounds.csv). ``fedlab.report.load_runs(folders)``
+wrote, without the run folders (no rounds.csv written); the plots too, from the per-round table of
+the rounds.csv beside it (or ``--from-rounds rounds.csv``). ``fedlab.report.load_runs(folders)``
 returns the per-round table as a pandas DataFrame, for notebooks.
 
 ``python -m fedlab.report --samples dataset=mnist`` instead draws the first 25 training images
@@ -41,7 +42,8 @@ from fedlab.runs.figures import LAST_K
 def make_report(folders: Sequence[Path], out: Path, target_accuracy: float,
                 last_k: int = LAST_K, pooled: bool = False, *,
                 method: Sequence[str] | None = None, selected: Sequence[Path] | None = None,
-                correction: bool = True, runs_csv: Path | None = None) -> pd.DataFrame:
+                correction: bool = True, runs_csv: Path | None = None,
+                rounds_csv: Path | None = None) -> pd.DataFrame:
     """Write every table, plot and report.md into ``out``.
 
     Args:
@@ -54,6 +56,8 @@ def make_report(folders: Sequence[Path], out: Path, target_accuracy: float,
       selected: ``fedlab.select``'s selected.csv files (with ``method``).
       correction: Holm's correction over the paired table's comparisons.
       runs_csv: a runs.csv to make the tables from instead of the run folders.
+      rounds_csv: with ``runs_csv``, the rounds.csv to draw the plots from (default: the
+        rounds.csv beside ``runs_csv``, if any; none: no plots).
 
     Returns:
       The readable summary (empty when no run completed).
@@ -63,7 +67,14 @@ def make_report(folders: Sequence[Path], out: Path, target_accuracy: float,
     """
     if runs_csv is not None:
         runs, group_columns, seed_columns = collect.read_runs_csv(runs_csv)
-        metrics, source = {}, f"Runs from `{runs_csv}` (no run folders: no plots)"
+        if rounds_csv is None and (runs_csv.parent / "rounds.csv").is_file():
+            rounds_csv = runs_csv.parent / "rounds.csv"
+        if rounds_csv is None:
+            metrics, source = {}, f"Runs from `{runs_csv}` (no run folders: no plots)"
+        else:
+            metrics = collect.read_rounds_csv(rounds_csv, runs)
+            source = (f"Runs from `{runs_csv}`, their rounds (plots) from `{rounds_csv}` "
+                      "(no run folders)")
     else:
         runs, metrics, group_columns, seed_columns = collect.collect_runs(
             folders, target_accuracy, last_k)
@@ -126,7 +137,11 @@ def _parser() -> argparse.ArgumentParser:
                              "paired.csv without p columns")
     parser.add_argument("--from-runs", type=Path, metavar="RUNS_CSV",
                         help="make summary.csv, paired.csv and report.md from a runs.csv the "
-                             "report wrote, without the run folders (no plots, no rounds.csv)")
+                             "report wrote, without the run folders (no rounds.csv written); "
+                             "the plots too when the report's rounds.csv is beside it")
+    parser.add_argument("--from-rounds", type=Path, metavar="ROUNDS_CSV",
+                        help="with --from-runs: the report's rounds.csv to draw the plots from "
+                             "(default: the rounds.csv beside RUNS_CSV)")
     parser.add_argument("--samples", action="store_true",
                         help="draw 25 training images (or write 25 text sequences) of the data set "
                              "named by the overrides")
@@ -165,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.from_runs is not None and args.items:
             raise ReportError("--from-runs reads a runs.csv instead of run folders: name one "
                               "or the other")
+        if args.from_rounds is not None and args.from_runs is None:
+            raise ReportError("--from-rounds draws the plots of a --from-runs report: name the "
+                              "runs.csv with --from-runs")
         if not args.items and args.from_runs is None:
             raise ReportError("name at least one run or multirun folder")
         folders = [Path(item) for item in args.items]
@@ -177,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "(--method, --selected) are paired within each stratum only")
         readable = make_report(folders, out, args.target_accuracy, args.last_k, args.pooled,
                                method=method, selected=args.selected or None,
-                               correction=not args.no_correction, runs_csv=args.from_runs)
+                               correction=not args.no_correction, runs_csv=args.from_runs,
+                               rounds_csv=args.from_rounds)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

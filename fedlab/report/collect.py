@@ -239,15 +239,55 @@ def read_runs_csv(path: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
     """
     if not path.is_file():
         raise ReportError(f"{path} is not a file")
-    runs = pd.read_csv(path)
+    runs = pd.read_csv(path, float_precision="round_trip")  # every digit the report wrote
     missing = [c for c in ("run", "status") if c not in runs]
     if missing:
         raise ReportError(f"{path} lacks {', '.join(missing)}: not a runs.csv of the report")
+    if "note" in runs:
+        runs["note"] = runs["note"].fillna("")  # written empty, as a run folder gives it
     for figure in FIGURES:
         if figure not in runs:
             runs[figure] = np.nan
     group_columns, seed_columns = split_columns(runs)
     return _layout(runs, group_columns, seed_columns), group_columns, seed_columns
+
+
+def read_rounds_csv(path: Path, runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each run's metrics table, rebuilt from a ``rounds.csv`` the report wrote.
+
+    :func:`rounds_table` writes ``run, status``, the config columns, then a run's metrics.csv
+    columns from ``round`` on; those are read back per run, without the columns the run's
+    metrics.csv did not have (all empty in the long table; the required ones are kept).
+
+    Args:
+      path: the ``rounds.csv``.
+      runs: the runs table it belongs to (``runs.csv``).
+
+    Returns:
+      Each run's metrics table, by run as ``runs`` names it.
+
+    Raises:
+      ReportError: the file is missing, is not a report's rounds table, or lacks the rounds of
+        a completed run of ``runs``.
+    """
+    if not path.is_file():
+        raise ReportError(f"{path} is not a file")
+    rounds = pd.read_csv(path, float_precision="round_trip")
+    missing = [c for c in ("run", "round") if c not in rounds]
+    if missing:
+        raise ReportError(f"{path} lacks {', '.join(missing)}: not a rounds.csv of the report")
+    columns = list(rounds.columns[list(rounds.columns).index("round"):])
+    metrics = {}
+    for run, rows in rounds.groupby("run", sort=False):
+        table = rows[columns].reset_index(drop=True)
+        empty = [c for c in columns if c not in REQUIRED_COLUMNS and table[c].isna().all()]
+        metrics[str(run)] = table.drop(columns=empty)
+    lacking = [run for run in runs.loc[runs["status"] == "completed", "run"]
+               if run not in metrics]
+    if lacking:
+        raise ReportError(f"{path} has no rounds of {len(lacking)} completed runs of the runs "
+                          f"table (first: {lacking[0]}): not the rounds.csv of these runs")
+    return metrics
 
 
 def rounds_table(runs: pd.DataFrame, metrics: dict[str, pd.DataFrame],
