@@ -324,18 +324,23 @@ def node_rows(node, prefix: str, comments: dict[str, str], extra_docs: tuple[str
             if not meaning:
                 meaning.append(markdown(parameter_docs(child_target)["summary"]))
             if local in comments:
-                meaning.append(markdown(comments[local]))
+                meaning.append(here(comments[local], meaning))
             rows.append((path, f"`{child_target}`", " ".join(meaning) or _missing(
                 missing, path, target)))
             rows += node_rows(node[key], path, comments, missing=missing)
             continue
         if local in comments:
-            meaning.append(markdown(comments[local]))
+            meaning.append(here(comments[local], meaning))
         if key in choices:
             meaning.append("One of " + ", ".join(f"`{c}`" for c in choices[key]) + ".")
         rows.append((path, value_text(value), " ".join(meaning) or _missing(missing, path,
                                                                              target)))
     return rows
+
+
+def here(comment: str, meaning: list[str]) -> str:
+    """An option file's comment on a key, after the key's own meaning if it has one."""
+    return f"*Here:* {markdown(comment)}" if meaning else markdown(comment)
 
 
 def _missing(missing: list | None, path: str, target: str | None) -> str:
@@ -344,9 +349,9 @@ def _missing(missing: list | None, path: str, target: str | None) -> str:
     return UNDOCUMENTED
 
 
-def table(rows: list[tuple[str, str, str]]) -> str:
+def table(rows: list[tuple[str, str, str]], header: str = "default") -> str:
     """A key | default | meaning table."""
-    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines = [f"| key | {header} | meaning |", "|---|---|---|"]
     lines += [f"| `{key}` | {default} | {meaning} |" for key, default, meaning in rows]
     return "\n".join(lines)
 
@@ -366,7 +371,8 @@ def options_page(missing: list | None = None) -> str:
       missing: collects ``(key, target)`` of every key without a meaning.
     """
     groups = option_files()
-    known: dict[str, str] = {}  # dotted key -> meaning, for the global options' tables
+    # (group, option) -> {dotted key: meaning}, for the global options' tables ("": top level)
+    known: dict[tuple[str, str], dict[str, str]] = {}
     out = ["# Configuration options", "",
            "Every configuration group, every option of it and every key the option sets, with "
            "its default (read from the configuration `python -m fedlab group=option` composes) "
@@ -400,7 +406,7 @@ def options_page(missing: list | None = None) -> str:
                 meaning += " One of " + ", ".join(f"`{c}`" for c in choices[key]) + "."
             rows.append((name, value_text(value), meaning))
     out += [table(rows), ""]
-    known.update({key: meaning for key, _, meaning in rows})
+    known[("", "")] = {key: meaning for key, _, meaning in rows}
     for group, paths in groups.items():
         default = default_options().get(group)
         out += [f"## {group} {{#{anchor(group)}}}", ""]
@@ -418,8 +424,7 @@ def anchor(group: str, option: str | None = None) -> str:
     return f"{name}-{option}".replace("_", "-") if option else name.replace("_", "-")
 
 
-def option_section(group: str, path: Path, known: dict[str, str],
-                   missing: list | None) -> list[str]:
+def option_section(group: str, path: Path, known: dict, missing: list | None) -> list[str]:
     """One option's heading, its file's comment and its keys."""
     option = path.stem
     out = [f"### {group}={option} {{#{anchor(group, option)}}}", ""]
@@ -441,21 +446,27 @@ def option_section(group: str, path: Path, known: dict[str, str],
     if group in GLOBAL_GROUPS:
         select = f"+{group}={option}" if default_options().get(group, "") == "" else \
             f"{group}={option}"
-        out += [f"Select with `{select}`. It sets:", ""]
-        rows = []
+        extends = [d for d in raw.get("defaults", []) if isinstance(d, str)]
+        out += [f"Select with `{select}`"
+                + (" (it extends " + ", ".join(f"[`{e}`](#{anchor(group, e)})" for e in extends)
+                   + ", whose settings it keeps)" if extends else "") + ". It sets:", ""]
+        rows, chosen = [], dict(default_options())
         for item in raw.get("defaults", []):
             if isinstance(item, dict):
                 for key, value in item.items():
                     name = key.replace("override /", "")
+                    chosen[name] = value
                     where = (f"[`{name}`](#{anchor(name)})" if name in option_files()
                              else f"`{name}`")
                     rows.append((name, f"`{value}`", f"selects the option `{value}` of {where}"))
         for key, value in flat_keys({k: v for k, v in raw.items() if k != "defaults"}):
-            meaning = known.get(key) or global_meaning(key)
+            group_of = key.split(".", 1)[0]
+            meaning = known.get((group_of, chosen.get(group_of)), known[("", "")]).get(key, "")
             if comments.get(key):
-                meaning = f"{meaning} {markdown(comments[key])}"
-            rows.append((key, value_text(value), meaning))
-        return out + [table(rows), ""]
+                meaning = (f"{meaning} *Here:* {markdown(comments[key])}" if meaning
+                           else markdown(comments[key]))
+            rows.append((key, value_text(value), meaning or global_meaning(key)))
+        return out + [table(rows, "value"), ""]
     node = composed_options()[(group, option)]
     if node is None:
         return out + ["Sets no keys.", ""]
@@ -467,7 +478,7 @@ def option_section(group: str, path: Path, known: dict[str, str],
         out += [f"Builds `{target}`" + (f": {summary}" if summary else ".") + partial, ""]
     extra = (GROUP_SCHEMAS[group],) if group in GROUP_SCHEMAS else ()
     rows = node_rows(node, group, comments, extra, missing)
-    known.update({key: meaning for key, _, meaning in rows})
+    known[(group, option)] = {key: meaning for key, _, meaning in rows}
     return out + ([table(rows), ""] if rows else ["Sets no keys.", ""])
 
 

@@ -140,6 +140,13 @@ def test_every_column_and_key_a_run_writes_is_documented(tmp_path):
     assert not undocumented
 
 
+def test_the_keys_a_resume_may_change_are_listed():
+    from fedlab.runs.resume import MAY_CHANGE
+
+    meaning = gen.columns()["files"]["tables"][0]["names"][files.RUN_CONFIG_FILE]
+    assert all(f"`{key}`" in meaning for key in MAY_CHANGE), meaning
+
+
 def test_the_reports_columns_are_documented():
     from fedlab.report import collect, stats
 

@@ -46,8 +46,8 @@ def load_cifar10(
 
     Args:
       num_clients: the number of clients the training images are dealt to.
-      partition: how they are dealt (:class:`fedlab.data.partition.Partition`: ``method``,
-        ``alpha``, ``shards_per_client``; default IID).
+      partition: how they are dealt (:class:`fedlab.data.partition.Partition`: a ``method``
+        and its parameters; default IID).
       client_test_fraction: the share of each client's examples it keeps as its own test data
         for client-level evaluation (0: none).
       partition_seed: the seed of the dealing to clients.

@@ -51,8 +51,8 @@ def load_mnist(
       num_clients: the number of clients the training examples are dealt to.
       test_fraction: the share of the 5,000 digits held out as the test set (stratified).
       partition: how the training examples are dealt
-        (:class:`fedlab.data.partition.Partition`: ``method``, ``alpha``,
-        ``shards_per_client``; default IID).
+        (:class:`fedlab.data.partition.Partition`: a ``method`` and its parameters; default
+        IID).
       client_test_fraction: the share of each client's examples it keeps as its own test data
         for client-level evaluation (0: none).
       split_seed: the seed of the held-out split alone: the same test set for every training
