@@ -1,0 +1,1 @@
+"""fedlab's own aggregator: TFF's compression aggregator with seeded rounding noise."""

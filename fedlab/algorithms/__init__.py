@@ -1,0 +1,1 @@
+"""Federated algorithms: the protocol the trainer asks (``base``), one module each."""

@@ -1,0 +1,1 @@
+"""Clients: sampling, simulated devices, datasets for the worker, client state, bits."""

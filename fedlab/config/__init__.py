@@ -1,0 +1,1 @@
+"""The configuration's schemas (derived from builders' signatures), closed choices, schedule."""

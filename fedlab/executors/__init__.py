@@ -1,0 +1,1 @@
+"""Where computations run: local and remote workers, isolation, TLS, the cache."""

@@ -1,0 +1,1 @@
+"""Experiment tracking beside ``metrics.csv``: MLflow, TensorBoard's HParams."""

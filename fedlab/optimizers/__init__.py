@@ -1,0 +1,1 @@
+"""The ``optimizer`` group: client and server optimizers, the server's rate schedule."""

@@ -1,0 +1,1 @@
+"""Differential privacy: DP-FedAvg's aggregator, its seeded noise, the epsilon accounting."""

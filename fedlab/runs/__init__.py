@@ -1,0 +1,1 @@
+"""The run folder: file names, figures, ``summary.json``, provenance, the resume guard."""

@@ -1,4 +1,4 @@
-"""Every file name of a run folder, written once (the README's run-folder table explains each).
+"""Every file name of a run folder, written once (``docs/reference/columns.yaml`` explains each).
 
 This module imports nothing: the report, the resume guard and the callbacks all name files
 from here.

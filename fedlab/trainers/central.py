@@ -1,4 +1,4 @@
-"""``mode=central``: the same data set and model trained with Keras ``fit`` on pooled data.
+"""``trainer=central``: the same data set and model trained with Keras ``fit`` on pooled data.
 
 The centralized upper bound a federated run is compared with. Each epoch is released as one
 ``metrics.csv`` row with the federated columns (``round`` is the epoch; nothing is
