@@ -165,7 +165,9 @@ def run(cfg: DictConfig, executor=None) -> float:
         data = load_dataset(cfg.dataset)
         log.debug("start-up: data loaded")
         record.update(test_set_sha256=data.test_set_sha256,
-                      partition_sha256=data.partition_sha256)
+                      partition_sha256=data.partition_sha256, test_examples=len(data.test_y),
+                      train_examples=(None if data.client_label_counts is None
+                                      else int(data.client_label_counts.sum())))
         if data.validation_x is not None:
             record.update(validation_set_sha256=data.validation_set_sha256,
                           validation_examples=len(data.validation_y))

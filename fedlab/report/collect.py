@@ -115,7 +115,7 @@ def load_run(run_dir: Path, target_accuracy: float, last_k: int = LAST_K
     """
     metrics_path = run_dir / METRICS_FILE
     try:
-        metrics = pd.read_csv(metrics_path) if metrics_path.exists() else None
+        metrics = figures.read_table(metrics_path) if metrics_path.exists() else None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         metrics = None
     summary_path = run_dir / SUMMARY_FILE
@@ -239,7 +239,7 @@ def read_runs_csv(path: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
     """
     if not path.is_file():
         raise ReportError(f"{path} is not a file")
-    runs = pd.read_csv(path, float_precision="round_trip")  # every digit the report wrote
+    runs = figures.read_table(path)
     missing = [c for c in ("run", "status") if c not in runs]
     if missing:
         raise ReportError(f"{path} lacks {', '.join(missing)}: not a runs.csv of the report")
@@ -272,7 +272,7 @@ def read_rounds_csv(path: Path, runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """
     if not path.is_file():
         raise ReportError(f"{path} is not a file")
-    rounds = pd.read_csv(path, float_precision="round_trip")
+    rounds = figures.read_table(path)
     missing = [c for c in ("run", "round") if c not in rounds]
     if missing:
         raise ReportError(f"{path} lacks {', '.join(missing)}: not a rounds.csv of the report")

@@ -27,6 +27,7 @@ import pandas as pd
 
 from fedlab.report.collect import SEED_KEYS, ReportError, varying_columns
 from fedlab.report.stats import UNCORRECTED_COLUMNS, compare_pairs, level_labels
+from fedlab.runs import figures
 
 # selected.csv columns that are not settings (fedlab.report.select writes them).
 SELECTION_COLUMNS = ("per", "settings_tried", "seeds_per_setting", "on_grid_edge", "note",
@@ -82,7 +83,7 @@ def read_selected(paths: list[Path]) -> tuple[pd.DataFrame, list[str] | None]:
     for path in paths:
         if not Path(path).is_file():
             raise ReportError(f"--selected {path}: not a file")
-        tables.append(pd.read_csv(path))
+        tables.append(figures.read_table(path))
     table = pd.concat(tables, ignore_index=True)
     if "per" not in table or table["per"].isna().all():
         return table, None

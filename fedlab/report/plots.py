@@ -21,6 +21,7 @@ from scipy import stats  # noqa: E402
 
 from fedlab.report.collect import groups_of  # noqa: E402
 from fedlab.report.stats import CONFIDENCE, MIN_PAIRS  # noqa: E402
+from fedlab.runs import figures  # noqa: E402
 from fedlab.runs.figures import (  # noqa: E402
     BITS_PER_MIB,
     CLIENT_COLUMNS,
@@ -359,7 +360,7 @@ def plot_personalized(groups: list[tuple[str, pd.DataFrame]], out: Path) -> str:
     Returns:
       ``personalized_accuracy.png``.
     """
-    groups = [(label, pd.concat([pd.read_csv(Path(run) / PERSONALIZED_FILE)
+    groups = [(label, pd.concat([figures.read_table(Path(run) / PERSONALIZED_FILE)
                                  for run in members["run"]
                                  if (Path(run) / PERSONALIZED_FILE).exists()]))
               for label, members in groups

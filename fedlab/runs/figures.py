@@ -35,6 +35,14 @@ CLIENT_COLUMNS = ("client_accuracy_mean", "client_accuracy_p10")
 PERSONALIZED_COLUMNS = ("personalized_accuracy_mean", "personalized_accuracy_p10")
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV table fedlab wrote (``metrics.csv``, ``runs.csv``...), every number as written.
+
+    (pandas' default parser may return a float one unit in the last place off.)
+    """
+    return pd.read_csv(path, float_precision="round_trip")
+
+
 def evaluated(metrics: pd.DataFrame, column: str) -> pd.DataFrame:
     """The rounds in which ``column`` was evaluated (an empty table if it never was)."""
     if column not in metrics:
@@ -176,7 +184,7 @@ def objective_value(run_dir: Path, objective: Objective | str, target_accuracy: 
     metrics_path = run_dir / METRICS_FILE
     if not metrics_path.exists():
         return math.nan
-    metrics = pd.read_csv(metrics_path)
+    metrics = read_table(metrics_path)
     column = selection_column(metrics)
     if column not in metrics:
         return math.nan

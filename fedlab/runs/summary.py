@@ -30,7 +30,7 @@ def write_summary(run_dir: Path, extra: dict) -> dict:
     """
     summary = dict(extra)
     metrics_path = run_dir / METRICS_FILE
-    metrics = pd.read_csv(metrics_path) if metrics_path.exists() else pd.DataFrame()
+    metrics = figures.read_table(metrics_path) if metrics_path.exists() else pd.DataFrame()
     if len(metrics):
         summary.update(metrics_figures(metrics))
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
