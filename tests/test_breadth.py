@@ -1,6 +1,7 @@
 """Every option smoke-runs; CIFAR-10 parsing; DP, secure, schedules, central mode; experiments."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -136,10 +137,16 @@ def test_cifar10_missing_names_the_folder(tmp_path):
         cifar10.load_cifar10(data_dir=str(tmp_path))
 
 
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_smoke_runs(tmp_path, experiment):
     # CIFAR-10 cannot be downloaded here: that experiment runs on synthetic images instead;
     # Shakespeare's smoke run takes one play and the small model.
+    if experiment.startswith("niid_bench") and not FASHION_MNIST.exists():
+        pytest.skip(f"Fashion-MNIST not installed in {FASHION_MNIST} "
+                    "(apt-get install dataset-fashion-mnist)")
     data = {"cnn_tutorial": ["dataset=synthetic", "dataset.image_size=20"],
             "shakespeare": ["dataset.plays=[macbeth]", "model=char_lstm_small"]}.get(
                 experiment, ["dataset.num_clients=10"])
