@@ -58,6 +58,8 @@ COMMANDS = (
     ("fedlab-credentials", "fedlab.credentials"),
 )
 # Groups whose options set keys anywhere (``@package _global_``), listed after the others.
+# These, and any group without a default in conf/config.yaml (added with ``+group=option``), are
+# shown as the keys their files set; the other groups' options as the nodes they compose to.
 GLOBAL_GROUPS = ("hparams_search", "experiment")
 # Keys of a group node documented by a schema besides (or instead of) a builder's arguments.
 GROUP_SCHEMAS = {"dataset": "fedlab.config.schemas.DatasetSchema",
@@ -283,7 +285,7 @@ def composed_options() -> dict[tuple[str, str], object]:
     stay fast.
     """
     groups = {group: [p.stem for p in paths] for group, paths in option_files().items()
-              if group not in GLOBAL_GROUPS and not group.startswith("hydra")}
+              if group not in GLOBAL_GROUPS and default_options().get(group) is not None}
     nodes = {}
     for index in range(max(len(options) for options in groups.values())):
         picked = {group: options[index] for group, options in groups.items()
@@ -410,7 +412,9 @@ def options_page(missing: list | None = None) -> str:
     for group, paths in groups.items():
         default = default_options().get(group)
         out += [f"## {group} {{#{anchor(group)}}}", ""]
-        out += [f"Default: `{default}`." if default else "No default: pick one to use it.",
+        out += [f"Default: `{default}`." if default else
+                f"No default: pick one with `{group}=<option>`." if group in default_options()
+                else f"Not in the defaults list: add an option with `+{group}=<option>`.",
                 "Options: " + ", ".join(f"[`{p.stem}`](#{anchor(group, p.stem)})"
                                         for p in paths), ""]
         for path in paths:
@@ -443,7 +447,7 @@ def option_section(group: str, path: Path, known: dict, missing: list | None) ->
         if extends:
             out += ["Extends: " + ", ".join(f"`{e}`" for e in extends) + ".", ""]
         return out + [table(rows), ""]
-    if group in GLOBAL_GROUPS:
+    if (group, option) not in composed_options():  # keys set where the file's package says
         select = f"+{group}={option}" if default_options().get(group, "") == "" else \
             f"{group}={option}"
         extends = [d for d in raw.get("defaults", []) if isinstance(d, str)]
@@ -459,7 +463,9 @@ def option_section(group: str, path: Path, known: dict, missing: list | None) ->
                     where = (f"[`{name}`](#{anchor(name)})" if name in option_files()
                              else f"`{name}`")
                     rows.append((name, f"`{value}`", f"selects the option `{value}` of {where}"))
-        for key, value in flat_keys({k: v for k, v in raw.items() if k != "defaults"}):
+        package = package_of(path)
+        prefix = "" if package == "_global_" else (package or group)
+        for key, value in flat_keys({k: v for k, v in raw.items() if k != "defaults"}, prefix):
             group_of = key.split(".", 1)[0]
             meaning = known.get((group_of, chosen.get(group_of)), known[("", "")]).get(key, "")
             if comments.get(key):
@@ -480,6 +486,16 @@ def option_section(group: str, path: Path, known: dict, missing: list | None) ->
     rows = node_rows(node, group, comments, extra, missing)
     known[(group, option)] = {key: meaning for key, _, meaning in rows}
     return out + ([table(rows), ""] if rows else ["Sets no keys.", ""])
+
+
+def package_of(path: Path) -> str | None:
+    """The ``# @package`` an option file declares (None: its group's)."""
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            return None
+        if line[1:].strip().startswith("@package"):
+            return line[1:].strip().split(None, 1)[1].strip()
+    return None
 
 
 def global_meaning(key: str) -> str:
