@@ -3,7 +3,7 @@
 TFF's worker binds ``[::]:<port>`` (every interface) with insecure gRPC and executes whatever
 TensorFlow computation it is sent, so a worker reachable from the network runs anyone's code
 as the researcher. This script (run by :func:`fedlab.executors.worker.launched_worker` as
-``python -I -S fedlab/isolation.py ...``, so it imports only the standard library) puts the
+``python -I -S fedlab/executors/isolation.py ...``, so it imports only the standard library) puts the
 worker in a network namespace of its own, entered through a new user namespace (no privilege
 needed): the namespace has only its loopback interface, so the worker's ``[::]`` is reachable
 from nowhere but the namespace itself. A forwarding process inside the namespace accepts
@@ -142,7 +142,7 @@ def forward_unix_socket(socket_path: str, port: int) -> None:
 
 def main(argv: list[str]) -> None:
     """Isolate (or report why not), fork the forwarder, become the worker."""
-    parser = argparse.ArgumentParser(prog="fedlab/isolation.py")
+    parser = argparse.ArgumentParser(prog="fedlab/executors/isolation.py")
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--socket", required=True)
     parser.add_argument("--status-fd", type=int, required=True)

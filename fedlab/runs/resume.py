@@ -91,11 +91,13 @@ def check_resume(run_dir: Path, record: dict[str, Any]) -> None:
     started = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     differences = _differences(started, record, ignore=("schedule.rounds",))
     requested = _flatten(record)
-    if differences and all(d.split(":", 1)[0].endswith("_target_") for d in differences):
+    if differences and all(d.split(":", 1)[0].endswith("_target_") or "'<absent>' ->" in d
+                           for d in differences):
         raise RunFolderConflict(
-            f"the run folder {run_dir} was written by fedlab before its modules moved (only "
-            "builder paths differ, e.g. " + differences[0] + "): it cannot be resumed, though "
-            "python -m fedlab.report reads it; start a new run folder")
+            f"the run folder {run_dir} was written by an older fedlab, before its modules moved "
+            "(only builder paths differ and newer keys are added, e.g. " + differences[0] +
+            "): it cannot be resumed, though python -m fedlab.report reads it; start a new run "
+            "folder")
     if differences:
         raise RunFolderConflict(
             f"the run folder {run_dir} was started with another configuration "
