@@ -198,3 +198,36 @@ def test_the_report_pairs_the_selected_methods_by_seed(tmp_path):
                      "--method", "algorithm", "--out", str(tmp_path / "old")]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "old" / "paired.csv"),
                                   pd.read_csv(out / "paired.csv"))
+
+
+def test_average_over_a_factor_selects_one_setting_for_all_its_levels(tmp_path):
+    """``--average-over partition``: the rate best on average over both partitions, not the
+    best (partition, rate) pair; the test runs' overrides leave the partition to their sweep."""
+    scores = {("c2", 0.01): 0.80, ("c2", 0.1): 0.60, ("dir", 0.01): 0.50, ("dir", 0.1): 0.75}
+    for (partition, rate), val in scores.items():
+        folder = tmp_path / f"{partition}-{rate}"
+        tuning_run(folder, "fedavg", rate, 1.0, [0.1, val], [0.1, 0.9])
+        config = yaml.safe_load((folder / ".hydra" / "config.yaml").read_text())
+        config["dataset"] = {"partition": {"method": {"c2": "label_quantity",
+                                                      "dir": "label_dirichlet"}[partition]}}
+        (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+        (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(
+            {"hydra": {"runtime": {"choices": {"algorithm": "fedavg", "partition": partition}}}}))
+        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
+        (folder / ".hydra" / "overrides.yaml").write_text(
+            yaml.safe_dump([*overrides, f"partition={partition}"]))
+    out = tmp_path / "out"
+    # Without averaging, the best pair is (c2, 0.01): 0.80.
+    assert select.main([str(tmp_path), "--per", "algorithm", "--last-k", "1",
+                        "--out", str(out)]) == 0
+    assert "partition=c2" in (out / "selected_overrides.txt").read_text()
+    # Averaged: 0.01 -> (0.80 + 0.50) / 2 = 0.65 < 0.1 -> (0.60 + 0.75) / 2 = 0.675.
+    assert select.main([str(tmp_path), "--per", "algorithm", "--average-over", "partition",
+                        "--last-k", "1", "--out", str(out)]) == 0
+    chosen = pd.read_csv(out / "selected.csv").iloc[0]
+    assert chosen["optimizer.client.learning_rate"] == 0.1
+    assert chosen[select.SCORE] == pytest.approx(0.675)
+    assert chosen["averaged_over"] == "partition"
+    assert (out / "selected_overrides.txt").read_text().split() == [
+        "algorithm=fedavg", "optimizer.client.learning_rate=0.1",
+        "optimizer.server.learning_rate=1.0"]

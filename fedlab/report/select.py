@@ -42,19 +42,21 @@ SCORES = (SCORE, "val_rounds_to_target")
 LOWER_IS_BETTER = ("val_rounds_to_target",)
 
 
-def rerun_overrides(run_dir: Path) -> list[str]:
+def rerun_overrides(run_dir: Path, averaged: Sequence[str] = ()) -> list[str]:
     """The run's command-line overrides (Hydra's ``overrides.yaml``), seed and experiment dropped.
 
     The test runs give their own seeds and ``+experiment``.
 
     Args:
       run_dir: the selected run's folder.
+      averaged: keys the selection averaged over (dropped too: the test runs sweep them).
 
     Returns:
       The overrides, in the order the run was given them.
     """
     overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    dropped = tuple(f"{key}=" for key in SEED_KEYS) + ("+experiment=", "experiment=", "hydra.")
+    dropped = tuple(f"{key}=" for key in (*SEED_KEYS, *averaged)) + (
+        "+experiment=", "experiment=", "hydra.")
     return [o for o in overrides if not o.lstrip("+~").startswith(dropped)
             and not o.startswith(dropped)]
 
@@ -106,7 +108,8 @@ def candidates(runs: pd.DataFrame, per: list[str], tuned: list[str],
 
 
 def select(runs: pd.DataFrame, group_columns: list[str], per: list[str],
-           score: str = SCORE) -> tuple[pd.DataFrame, pd.DataFrame]:
+           score: str = SCORE, average_over: Sequence[str] = ()
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The best setting within each level of ``per`` by ``score``, with the overrides to rerun it.
 
     Args:
@@ -114,6 +117,8 @@ def select(runs: pd.DataFrame, group_columns: list[str], per: list[str],
       group_columns: the varying config columns, seeds excluded.
       per: the factors a setting is chosen within.
       score: the column that ranks the settings.
+      average_over: factors a setting's score is averaged over, as over seeds (e.g. the
+        partitions it was tuned on), with every column they determine.
 
     Returns:
       ``(selected, candidates)``: one row per level (``selected.csv``) and every setting
@@ -131,7 +136,17 @@ def select(runs: pd.DataFrame, group_columns: list[str], per: list[str],
         raise ReportError("selection reads the validation set and these runs have none "
                           "(no val_accuracy in metrics.csv): run them with "
                           "dataset.validation_fraction > 0")
-    tuned = [c for c in group_columns if c not in per]
+    unknown = [a for a in average_over if a not in runs]
+    if unknown:
+        raise ReportError(f"--average-over {', '.join(unknown)}: not a config value of these "
+                          f"runs (those that vary: {', '.join(group_columns) or 'none'})")
+    averaged = list(average_over)
+    if averaged:  # with the columns they determine (a partition's method, its parameters)
+        by_level = runs.assign(**{c: runs[c].astype(str) for c in group_columns}).groupby(
+            [runs[a].astype(str) for a in averaged])
+        averaged += [c for c in group_columns if c not in averaged and c not in per
+                     and by_level[c].nunique().max() == 1]
+    tuned = [c for c in group_columns if c not in per and c not in averaged]
     table = candidates(runs, per, tuned, score)
     chosen = []
     for _, level in table.groupby([table[p].astype(str) for p in per] if per else
@@ -154,7 +169,8 @@ def select(runs: pd.DataFrame, group_columns: list[str], per: list[str],
                        "note": (f"no setting reached the target in every seed: chosen by "
                                 f"{SCORE}" if missed else ""),
                        "per": " ".join(per),
-                       "overrides": " ".join(rerun_overrides(Path(best["run"])))})
+                       "averaged_over": " ".join(average_over),
+                       "overrides": " ".join(rerun_overrides(Path(best["run"]), average_over))})
     return pd.DataFrame(chosen), table
 
 
@@ -180,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per", action="append", default=[],
                         help="select one setting per level of this factor (repeatable), "
                              "e.g. algorithm")
+    parser.add_argument("--average-over", action="append", default=[],
+                        help="average each setting's score over this factor's levels, as over "
+                             "seeds (repeatable), e.g. partition: one setting per --per level "
+                             "for all of them")
     parser.add_argument("--last-k", type=int, default=LAST_K,
                         help=f"score = mean of the last K validation evaluations "
                              f"(default {LAST_K})")
@@ -205,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = runs.reindex(columns=[*runs.columns, *(c for c in dict.fromkeys((SCORE, args.score))
                                                        if c not in runs)])
         group_columns = [c for c in varying_columns(runs) if c not in SEED_KEYS]
-        chosen, table = select(runs, group_columns, args.per, args.score)
+        chosen, table = select(runs, group_columns, args.per, args.score, args.average_over)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
