@@ -1,12 +1,20 @@
-"""Settings README documents that no other test exercises: each checked by behaviour."""
+"""What the documentation says, checked: settings no other test exercises, by behaviour; the
+commands of Getting started and the Tutorials, run; every fedlab command the pages show,
+composed."""
 
 import json
 import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import compose_config, small_config
+from conftest import CONF_DIR, REPO, compose_config, small_config
 
 from fedlab.config.choices import ServerSchedule
 from fedlab.errors import CheckpointError, ConfigError
@@ -192,3 +200,259 @@ def test_minimizing_rounds_to_target_composes():
     cfg = compose_config(["hparams_search=learning_rates", "objective.metric=rounds_to_target",
                           "hydra.sweeper.direction=minimize"])
     assert cfg.objective.metric == "rounds_to_target"
+
+
+# --- The docs' commands run -------------------------------------------------------------------
+# Every command of the Getting started pages and the Tutorials runs here, as a reader types them:
+# each page's ```bash blocks (and its ```python snippets, with python), in order, in one bash
+# session (set -euo pipefail), in a fresh folder (the Getting started pages share one, as they
+# build on each other). `uv run X` runs X in this environment; each `python -m fedlab` and
+# `fedlab` call is shrunk by the page's overrides below, which replace the page's values of the
+# same keys and are added otherwise.
+
+DOCS = REPO / "docs"
+SMOKE_OVERRIDES = "dataset=synthetic schedule=smoke model=simple_cnn"
+SMALL_MNIST = "model=mlp dataset.num_clients=10 schedule.rounds=2 schedule.clients_per_round=2"
+# page -> the overrides for each of its ```bash blocks (one string: every block).
+SHRUNK = {
+    "getting-started/first-run.md": SMOKE_OVERRIDES,
+    "getting-started/run-folder.md": SMOKE_OVERRIDES,
+    "getting-started/first-sweep.md": SMOKE_OVERRIDES,
+    "tutorials/study.md": [
+        f"{SMALL_MNIST} schedule.seed=100 optimizer.client.learning_rate=0.1,0.2 "
+        "optimizer.server.learning_rate=1.0",                      # tune the default job
+        "",                                                        # select
+        f"{SMALL_MNIST} schedule.seed=0,1,2",                      # test seeds
+        "",                                                        # report
+        f"{SMALL_MNIST} schedule.local_epochs=1 optimizer.client.learning_rate=0.1 "
+        "optimizer.server.learning_rate=1.0",                      # tune each method
+        "", "",                                                    # select; the study's
+        f"{SMALL_MNIST} schedule.local_epochs=1 schedule.seed=1,2,3",  # test seeds
+        "", "",                                                    # report; --from-runs
+    ],
+    "tutorials/shakespeare.md": [
+        "",                                                        # --samples
+        "model=char_lstm_small schedule.rounds=2 schedule.clients_per_round=2",
+        "",                                                        # the run's files
+        "model=char_lstm_small dataset.plays=[hamlet] schedule.rounds=2 "
+        "schedule.clients_per_round=2 schedule.seed=0",            # the full study
+    ],
+    "tutorials/privacy.md": [
+        "model=simple_cnn schedule.rounds=4",                      # the budget stop
+        "",                                                        # its files
+        "model=simple_cnn schedule.rounds=4",                      # a budget refused
+        "model=simple_cnn schedule.rounds=4",                      # noise for a budget
+        "",                                                        # the epsilon table
+        "model=simple_cnn schedule.rounds=2 schedule.seed=0",      # what DP costs
+    ],
+}
+# Commands a page shows that the test does not run, and why.
+NOT_RUN = {
+    "pip install uv==0.13.9 && uv sync": "the environment these tests run in is that install",
+}
+# Commands a page shows failing, with (a part of) the one line they fail with.
+FAILING = {
+    "uv run python -m fedlab aggregator=dp aggregator.noise_multiplier=1.0 "
+    "aggregator.target_epsilon=1": "error: one round already takes epsilon to",
+}
+
+PRELUDE = r"""
+shrink() {  # SHRUNK=("$@" with $DOC_OVERRIDES: each replaces the page's value of its key, or
+  # is added after the page's last override (Hydra takes overrides in one run, before --cfg)
+  local -a extra added=() tail=(); local -A at=(); local arg key i last=-1
+  read -ra extra <<< "$DOC_OVERRIDES"
+  SHRUNK=("$@")
+  for i in "${!SHRUNK[@]}"; do
+    arg=${SHRUNK[$i]}
+    if [[ $arg == *=* && $arg != -* ]]; then at[${arg%%=*}]=$i; last=$i; fi
+  done
+  for arg in "${extra[@]}"; do
+    key=${arg%%=*}
+    if [[ -v "at[$key]" ]]; then SHRUNK[${at[$key]}]=$arg; else added+=("$arg"); fi
+  done
+  if (( last < 0 )); then SHRUNK+=("${added[@]}"); return; fi
+  tail=("${SHRUNK[@]:last+1}")
+  SHRUNK=("${SHRUNK[@]:0:last+1}" "${added[@]}" "${tail[@]}")
+}
+python() {
+  if [[ ${1-} == -m && ${2-} == fedlab ]]; then
+    shift 2; shrink "$@"; command python -m fedlab "${SHRUNK[@]}"
+  else
+    command python "$@"
+  fi
+}
+fedlab() { shrink "$@"; command fedlab "${SHRUNK[@]}"; }
+uv() {
+  [[ ${1-} == run ]] || { echo "the docs test runs only 'uv run': uv $*" >&2; return 1; }
+  shift; "$@"
+}
+"""
+
+
+def bash_blocks(page: str) -> list[str]:
+    """The ```bash blocks of a docs page, in order."""
+    return re.findall(r"^```bash\n(.*?)^```", (DOCS / page).read_text(), re.M | re.S)
+
+
+def block_commands(block: str) -> list[str]:
+    """A block's commands: continuation lines joined, comments and blank lines left out."""
+    joined = re.sub(r"\\\n\s*", "", block)
+    return [line.strip() for line in joined.splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def page_script(page: str) -> str:
+    """The page's blocks as one bash script, each bash block after its shrinking overrides."""
+    blocks = re.findall(r"^```(bash|python)\n(.*?)^```", (DOCS / page).read_text(), re.M | re.S)
+    overrides = SHRUNK[page]
+    bash = [text for language, text in blocks if language == "bash"]
+    if isinstance(overrides, str):
+        overrides = [overrides] * len(bash)
+    assert len(overrides) == len(bash), f"{page}: {len(bash)} blocks, overrides for " \
+                                        f"{len(overrides)}"
+    overrides = iter(overrides)
+    lines = [PRELUDE]
+    for language, block in blocks:
+        if language == "python":
+            lines.append(f"python - <<'SNIPPET'\n{block}SNIPPET")
+            continue
+        lines.append(f"DOC_OVERRIDES={shlex.quote(next(overrides))}")
+        for command in block_commands(block):
+            if command in FAILING:
+                lines.append(f"if {command}; then echo 'did not fail: {command}' >&2; exit 97; fi")
+            elif command not in NOT_RUN:
+                lines.append(command)
+    return "\n".join(lines) + "\n"
+
+
+def run_pages(pages: tuple[str, ...], folder: Path, timeout: float = 600) -> str:
+    """Run ``pages``' commands in ``folder``, one bash session per page; their output.
+
+    ``experiments/`` is linked into the folder: pages read the studies' committed results.
+    """
+    if not (folder / "experiments").exists():
+        (folder / "experiments").symlink_to(REPO / "experiments")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
+    output = []
+    for page in pages:
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", page_script(page)],
+                                cwd=folder, env=env, capture_output=True, text=True,
+                                timeout=timeout)
+        output.append(result.stdout + result.stderr)
+        assert result.returncode == 0, f"{page}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        for command, message in FAILING.items():
+            if any(command in block_commands(block) for block in bash_blocks(page)):
+                assert message in output[-1], (command, message)
+    return "\n".join(output)
+
+
+def test_every_page_with_commands_is_run_or_checked():
+    pages = {str(p.relative_to(DOCS)) for p in DOCS.glob("*/*.md")
+             if p.parent.name in ("getting-started", "tutorials") and bash_blocks(
+                 str(p.relative_to(DOCS)))}
+    assert pages == set(SHRUNK)
+    shown = {c for page in SHRUNK for block in bash_blocks(page) for c in block_commands(block)}
+    assert set(NOT_RUN) | set(FAILING) <= shown, (set(NOT_RUN) | set(FAILING)) - shown
+
+
+def test_the_help_excerpt_lists_each_shown_group_as_help_does():
+    text = (DOCS / "getting-started" / "first-run.md").read_text()
+    excerpt = re.search(r"^fedlab is powered by Hydra\.$(.*?)^```", text, re.M | re.S).group(1)
+    shown = re.findall(r"^(\w+): (.*)$", excerpt, re.M)
+    assert len(shown) >= 3
+    for group, options in shown:
+        listed = ", ".join(sorted(o.stem for o in (CONF_DIR / group).glob("*.yaml")))
+        assert options == listed, f"first-run.md's --help excerpt: {group}: {listed}"
+
+
+def test_getting_started_runs_as_written(tmp_path):
+    output = run_pages(("getting-started/first-run.md", "getting-started/run-folder.md",
+                        "getting-started/first-sweep.md"), tmp_path)
+    assert "skipped:" in output  # the sweep's second run skips its finished jobs
+    report = tmp_path / "multirun" / "first_sweep" / "report"
+    assert len(pd.read_csv(report / "runs.csv")) == 6
+    assert "final_eval_accuracy_last_k" in set(pd.read_csv(report / "paired.csv")["metric"])
+
+
+@pytest.mark.slow
+def test_the_study_tutorial_runs_as_written(tmp_path):
+    run_pages(("tutorials/study.md",), tmp_path)
+    methods = pd.read_csv(tmp_path / "reports" / "algorithms" / "paired.csv")
+    assert {"fedavg", "scaffold"} <= set(methods["a"]) | set(methods["b"])
+    assert methods["p_holm"].notna().any()  # 3 seeds: intervals and Holm's correction
+    assert (tmp_path / "reports" / "default_job" / "paired.csv").exists()
+
+
+@pytest.mark.slow
+def test_the_shakespeare_tutorial_runs_as_written(tmp_path):
+    run_pages(("tutorials/shakespeare.md",), tmp_path)
+    assert (tmp_path / "reports" / "shakespeare" / "runs.csv").exists()
+    assert (tmp_path / "reports" / "shakespeare_central" / "runs.csv").exists()
+
+
+@pytest.mark.slow
+def test_the_privacy_tutorial_runs_as_written(tmp_path):
+    output = run_pages(("tutorials/privacy.md",), tmp_path)
+    assert "stopping after round 3: privacy budget" in output
+    assert "the smallest that keeps epsilon <= 8.0" in output
+    assert "dp_epsilon" in pd.read_csv(tmp_path / "reports" / "privacy" / "runs.csv")
+
+
+def fedlab_overrides(command: str) -> list[str] | None:
+    """The overrides of a ``python -m fedlab`` / ``fedlab`` command line (sweeps: the first
+    value of each); None for any other command, or one whose overrides the shell computes."""
+    try:
+        words = shlex.split(command, comments=True)
+    except ValueError:  # not a shell command (an apostrophe in a listing)
+        return None
+    while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # VAR=value before the command
+        words.pop(0)
+    if words[:2] == ["uv", "run"]:
+        words = words[2:]
+    if words[:3] == ["python", "-m", "fedlab"]:
+        words = words[3:]
+    elif words[:1] == ["fedlab"]:
+        words = words[1:]
+    else:
+        return None
+    if "$" in command:
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, overrides, skip = OverridesParser.create(), [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--cfg", "-c", "--package", "-p"):
+            skip = True
+        elif not word.startswith("-"):
+            override = parser.parse_override(word)
+            if override.is_sweep_override():
+                word = f"{word.split('=', 1)[0]}={next(override.sweep_string_iterator())}"
+            overrides.append(word)
+    return overrides
+
+
+def test_every_fedlab_command_in_the_docs_composes():
+    from hydra import compose, initialize_config_dir
+
+    pages = {str(p.relative_to(REPO)): bash_blocks(str(p.relative_to(DOCS)))
+             for p in sorted(DOCS.glob("*/*.md"))}
+    pages["README.md"] = re.findall(r"^```\n(.*?)^```", (REPO / "README.md").read_text(),
+                                    re.M | re.S)
+    composed = 0
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for page, blocks in pages.items():
+            for block in blocks:
+                for command in block_commands(block):
+                    overrides = fedlab_overrides(command)
+                    if overrides is None:
+                        continue
+                    try:
+                        compose(config_name="config", overrides=overrides,
+                                return_hydra_config=True)
+                    except Exception as error:  # noqa: BLE001 - Hydra's several error types
+                        pytest.fail(f"{page}: {command}\n{error}")
+                    composed += 1
+    assert composed >= 40, composed
