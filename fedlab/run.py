@@ -108,6 +108,12 @@ def load_dataset(node: DictConfig) -> FederatedData:
     from fedlab.data.validation import with_validation
 
     split_keys = ("validation_fraction", "validation_seed")
+    missing = [key for key in split_keys if key not in node]
+    if missing:
+        raise ConfigError(
+            f"the dataset option ({node.get('_target_')}) lacks {', '.join(missing)}: extend the "
+            "dataset schema in its defaults list (- /schema/dataset/<option>@_here_, derived for "
+            "fedlab's loaders) or set them")
     loader = OmegaConf.create({  # the loader's own arguments (interpolations resolved)
         k: v for k, v in OmegaConf.to_container(node, resolve=True).items()
         if k not in split_keys})
