@@ -98,7 +98,8 @@ def test_resuming_it_is_refused_with_one_line_saying_why(tmp_path):
     shutil.copytree(PRE_MOVE_RUN, tmp_path / "old")
     cfg = compose_config(["optimizer.client.learning_rate=0.02", "schedule.rounds=12",
                           "computation_cache=null"], tmp_path / "old")
-    with pytest.raises(RunFolderConflict, match="written by an older fedlab, before its modules moved"):
+    with pytest.raises(RunFolderConflict,
+                       match="written by an older fedlab, before its modules moved"):
         run(cfg)
 
 

@@ -1,15 +1,14 @@
 """Run TFF's ``worker_binary`` where no other host can reach it; serve it on a Unix socket.
 
 TFF's worker binds ``[::]:<port>`` (every interface) with insecure gRPC and executes whatever
-TensorFlow computation it is sent, so a worker reachable from the network runs anyone's code
-as the researcher. This script (run by :func:`fedlab.executors.worker.launched_worker` as
-``python -I -S fedlab/executors/isolation.py ...``, so it imports only the standard library) puts the
-worker in a network namespace of its own, entered through a new user namespace (no privilege
-needed): the namespace has only its loopback interface, so the worker's ``[::]`` is reachable
-from nowhere but the namespace itself. A forwarding process inside the namespace accepts
-connections on a Unix socket in a private folder of the caller's (filesystem Unix sockets cross
-network namespaces) and relays each to the worker's loopback port; the caller's gRPC channels
-connect to ``unix:<socket>``.
+TensorFlow computation it is sent, so a worker reachable from the network runs anyone's code as the
+researcher. This script (run by :func:`fedlab.executors.worker.launched_worker` as ``python -I -S
+fedlab/executors/isolation.py ...``, so it imports only the standard library) puts the worker in a
+network namespace of its own, entered through a new user namespace (no privilege needed): the
+namespace has only its loopback interface, so the worker's ``[::]`` is reachable from nowhere but
+the namespace itself. A forwarding process inside the namespace accepts connections on a Unix socket
+in a private folder of the caller's (filesystem Unix sockets cross network namespaces) and relays
+each to the worker's loopback port; the caller's gRPC channels connect to ``unix:<socket>``.
 
 Where the kernel refuses the namespaces (unprivileged user namespaces switched off), the
 worker runs in the caller's network namespace, reachable on every interface: the first line
