@@ -44,3 +44,48 @@ def client_datasets(data, sampled):
     return [tf.data.Dataset.from_tensor_slices(
         collections.OrderedDict(x=data[i][0], y=data[i][1])).batch(BATCH).repeat(EPOCHS)
         for i in sampled]
+
+
+# The clients each round samples in the stateful algorithms' reference tests.
+SAMPLED_ROUNDS = ([0, 1], [1, 2], [0, 3], [1, 3])
+
+
+def assert_close(ours, theirs):
+    """Tensors equal to float32 precision (rtol 1e-5, atol 1e-6), one pair at a time."""
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def compare_stateful_rounds(tmp_path, process, data, weights, reference_round):
+    """Run a stateful-clients ``process`` round by round against a NumPy reference.
+
+    Args:
+      tmp_path: where the local worker logs.
+      process: a ``StatefulClientsProcess`` on :func:`linear_model_fn`.
+      data: the clients' ``(x, y)``.
+      weights: the initial trainable weights.
+      reference_round: ``reference_round(sampled)`` advances the reference by one round and
+        returns its model weights, server slot (``state.client_work``) and clients' states.
+
+    Returns:
+      The last round's output.
+    """
+    from fedlab.executors import contexts
+
+    stored = {i: process.initial_client_state() for i in range(len(data))}
+    with contexts.local_execution(tmp_path / "worker.log"):
+        state = process.set_model_weights(
+            process.initialize(),
+            tff.learning.models.ModelWeights(trainable=weights, non_trainable=[]))
+        for sampled in SAMPLED_ROUNDS:
+            output = process.next(state, client_datasets(data, sampled),
+                                  [stored[i] for i in sampled])
+            state = output.state
+            for i, new in zip(sampled, output.client_states, strict=True):
+                stored[i] = [np.asarray(t) for t in new]
+            expected_weights, expected_slot, expected_clients = reference_round(sampled)
+            assert_close(process.get_model_weights(state).trainable, expected_weights)
+            assert_close(state.client_work, expected_slot)
+            for i, expected in expected_clients.items():
+                assert_close(stored[i], expected)
+    return output

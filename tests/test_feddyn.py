@@ -8,15 +8,14 @@ from linear_reference import (
     CLASSES,
     FEATURES,
     batches,
-    client_datasets,
     clients,
+    compare_stateful_rounds,
     gradient,
     linear_model_fn,
 )
 
 from fedlab.algorithms.feddyn import FedDyn
 from fedlab.errors import ConfigError
-from fedlab.executors import contexts
 from fedlab.run import run
 
 
@@ -49,27 +48,14 @@ def test_feddyn_equals_the_papers_update_on_a_linear_model(tmp_path):
              rng.normal(size=CLASSES).astype(np.float32)]
     h = [np.zeros_like(w) for w in theta]
     reference_grads = {i: [np.zeros_like(w) for w in theta] for i in range(n_clients)}
-    stored = {i: process.initial_client_state() for i in range(n_clients)}
-    with contexts.local_execution(tmp_path / "worker.log"):
-        state = process.set_model_weights(
-            process.initialize(),
-            tff.learning.models.ModelWeights(trainable=theta, non_trainable=[]))
-        for sampled in ([0, 1], [1, 2], [0, 3], [1, 3]):
-            output = process.next(state, client_datasets(data, sampled),
-                                  [stored[i] for i in sampled])
-            state = output.state
-            for i, new in zip(sampled, output.client_states, strict=True):
-                stored[i] = [np.asarray(t) for t in new]
-            theta, h = numpy_feddyn_round(theta, h, reference_grads, sampled, data, local_lr,
-                                          alpha, n_clients)
-            weights = process.get_model_weights(state)
-            for ours, theirs in zip(weights.trainable, theta, strict=True):
-                np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
-            for ours, theirs in zip(state.client_work, h, strict=True):
-                np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
-            for i in range(n_clients):
-                for ours, theirs in zip(stored[i], reference_grads[i], strict=True):
-                    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+    def reference_round(sampled):
+        nonlocal theta, h
+        theta, h = numpy_feddyn_round(theta, h, reference_grads, sampled, data, local_lr,
+                                      alpha, n_clients)
+        return theta, h, reference_grads
+
+    compare_stateful_rounds(tmp_path, process, data, theta, reference_round)
     # The server state and the clients' gradient states moved: not a check of zeros.
     assert max(np.abs(w).max() for w in h) > 1e-3
     assert max(np.abs(w).max() for w in reference_grads[1]) > 1e-3

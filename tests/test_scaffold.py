@@ -13,15 +13,14 @@ from linear_reference import (
     EPOCHS,
     FEATURES,
     batches,
-    client_datasets,
     clients,
+    compare_stateful_rounds,
     gradient,
     linear_model_fn,
 )
 
 from fedlab.algorithms.scaffold import Scaffold
 from fedlab.errors import ConfigError
-from fedlab.executors import contexts
 from fedlab.run import run
 
 
@@ -60,27 +59,15 @@ def test_scaffold_equals_the_papers_update_on_a_linear_model(tmp_path):
          rng.normal(size=CLASSES).astype(np.float32)]
     c = [np.zeros_like(w) for w in x]
     reference_controls = {i: [np.zeros_like(w) for w in x] for i in range(n_clients)}
-    stored = {i: process.initial_client_state() for i in range(n_clients)}
-    with contexts.local_execution(tmp_path / "worker.log"):
-        state = process.set_model_weights(
-            process.initialize(), tff.learning.models.ModelWeights(trainable=x, non_trainable=[]))
-        for sampled in ([0, 1], [1, 2], [0, 3], [1, 3]):
-            output = process.next(state, client_datasets(data, sampled),
-                                  [stored[i] for i in sampled])
-            state = output.state
-            for i, new in zip(sampled, output.client_states, strict=True):
-                stored[i] = [np.asarray(t) for t in new]
-            x, c = numpy_scaffold_round(x, c, reference_controls, sampled, data, local_lr,
-                                        global_lr, n_clients)
-            weights = process.get_model_weights(state)
-            for ours, theirs in zip(weights.trainable, x, strict=True):
-                np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
-            for ours, theirs in zip(state.client_work, c, strict=True):
-                np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
-            for i in range(n_clients):
-                for ours, theirs in zip(stored[i], reference_controls[i], strict=True):
-                    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
-        assert output.metrics["client_work"]["train"]["num_examples"] == 2 * 6 * EPOCHS
+
+    def reference_round(sampled):
+        nonlocal x, c
+        x, c = numpy_scaffold_round(x, c, reference_controls, sampled, data, local_lr,
+                                    global_lr, n_clients)
+        return x, c, reference_controls
+
+    output = compare_stateful_rounds(tmp_path, process, data, x, reference_round)
+    assert output.metrics["client_work"]["train"]["num_examples"] == 2 * 6 * EPOCHS
     # The control variates moved: the check above is not a check of zeros.
     assert max(np.abs(w).max() for w in c) > 1e-3
 
