@@ -366,6 +366,7 @@ def test_the_help_excerpt_lists_each_shown_group_as_help_does():
         assert options == listed, f"first-run.md's --help excerpt: {group}: {listed}"
 
 
+@pytest.mark.slow
 def test_getting_started_runs_as_written(tmp_path):
     output = run_pages(("getting-started/first-run.md", "getting-started/run-folder.md",
                         "getting-started/first-sweep.md"), tmp_path)

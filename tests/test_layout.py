@@ -103,6 +103,7 @@ def test_resuming_it_is_refused_with_one_line_saying_why(tmp_path):
         run(cfg)
 
 
+@pytest.mark.slow
 def test_the_default_jobs_metrics_are_those_written_before_the_move(tmp_path):
     """No behaviour change: the same configuration gives the same metrics.csv."""
     import numpy as np
