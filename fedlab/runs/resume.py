@@ -91,8 +91,7 @@ def check_resume(run_dir: Path, record: dict[str, Any]) -> None:
     started = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     differences = _differences(started, record, ignore=("schedule.rounds",))
     requested = _flatten(record)
-    if differences and all(d.split(":", 1)[0].endswith("_target_") or "'<absent>' ->" in d
-                           for d in differences):
+    if differences and _written_before_the_move(started, differences):
         raise RunFolderConflict(
             f"the run folder {run_dir} was written by an older fedlab, before its modules moved "
             "(only builder paths differ and newer keys are added, e.g. " + differences[0] +
@@ -110,6 +109,30 @@ def check_resume(run_dir: Path, record: dict[str, Any]) -> None:
             f"folder {run_dir} already holds; nothing was changed: ask for at least as many "
             "rounds, or choose a new run folder"
         )
+
+
+def _written_before_the_move(started: dict, differences: list[str]) -> bool:
+    """Whether ``differences`` are only builder paths that no longer exist, and keys added since.
+
+    (A run folder of fedlab before its packages moved: its ``_target_`` paths name modules that
+    are gone. A run of another model or algorithm names paths that exist.)
+    """
+    from fedlab.config.signatures import SignatureError, signature_fields
+
+    old = _flatten(started)
+    moved = False
+    for difference in differences:
+        key = difference.split(":", 1)[0]
+        if "'<absent>' ->" in difference:
+            continue
+        if not key.endswith("_target_") or not str(old.get(key, "")).startswith("fedlab."):
+            return False
+        try:
+            signature_fields(str(old[key]))
+            return False  # the old builder still exists: another configuration
+        except SignatureError:
+            moved = True
+    return moved
 
 
 def _differences(started: dict, requested: dict, ignore: tuple[str, ...] = ()) -> list[str]:
