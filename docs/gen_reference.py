@@ -45,7 +45,8 @@ FILES_MODULE = REPO / "fedlab" / "runs" / "files.py"
 # The packages of the Python API reference, one page each, in this order.
 API_MODULES = (
     "fedlab.run", "fedlab.config", "fedlab.data", "fedlab.tasks", "fedlab.models",
-    "fedlab.algorithms", "fedlab.aggregators", "fedlab.privacy", "fedlab.optimizers",
+    "fedlab.algorithms", "fedlab.aggregators", "fedlab.attacks", "fedlab.privacy",
+    "fedlab.optimizers",
     "fedlab.clients", "fedlab.trainers", "fedlab.callbacks", "fedlab.executors",
     "fedlab.loggers", "fedlab.runs", "fedlab.report", "fedlab.errors",
 )

@@ -20,9 +20,15 @@ from fedlab.tasks import accepted_kinds
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
+# Krum needs n > 2f + 2 clients per round (f = 1 by default), more than the smoke schedule's 2.
+COHORT_FOR = {"krum": 5, "multi_krum": 5}
+
+
 @pytest.mark.parametrize("option", group_options("aggregator"))
 def test_every_aggregator_trains_and_is_accounted(tmp_path, option):
-    run(small_config(tmp_path, f"aggregator={option}"))
+    cohort = COHORT_FOR.get(option)
+    run(small_config(tmp_path, f"aggregator={option}",
+                     *([f"schedule.clients_per_round={cohort}"] if cohort else [])))
     table = metrics(tmp_path)
     assert table["round"].tolist() == [1, 2]
     model_bits = 4 * 32 * (3 * 3 * 16 + 16 + 4 * 4 * 16 * 64 + 64 + 64 * 3 + 3) // 4

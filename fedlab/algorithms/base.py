@@ -121,6 +121,19 @@ class Algorithm:
         return builder(model_fn, model_aggregator=aggregator, loop_implementation=loop,
                        **self.arguments(client_optimizer, server_optimizer))
 
+    def client_work(self, model_fn: ModelFn, client_optimizer: Optimizer, unweighted: bool,
+                    loop: tff.learning.LoopImplementation = DEFAULT_LOOP):
+        """The TFF client work ``build`` composes, for wrapping it (``None``: not TFF's).
+
+        Args:
+          model_fn: what :meth:`model_fn` returned.
+          client_optimizer: the clients' optimizer.
+          unweighted: whether clients weigh equally (an unweighted aggregator).
+          loop: TFF's client loop implementation.
+        """
+        del model_fn, client_optimizer, unweighted, loop
+        return None
+
     def communication(self, process, measured: RoundCommunication) -> RoundCommunication:
         """A client's bits per round: what the round's computation moves (``measured``)."""
         del process

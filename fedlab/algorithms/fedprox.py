@@ -1,8 +1,10 @@
 """FedProx: FedAvg with a proximal term, TFF's builder."""
 
 import tensorflow_federated as tff
+from tensorflow_federated.python.learning.templates import proximal_client_work
 
-from fedlab.algorithms.base import Algorithm, Optimizer
+from fedlab.algorithms.base import DEFAULT_LOOP, Algorithm, ModelFn, Optimizer
+from fedlab.algorithms.fedavg import client_weighting
 from fedlab.errors import ConfigError
 
 
@@ -35,3 +37,16 @@ class FedProx(Algorithm):
         """FedAvg's arguments and the proximal strength."""
         return {**super().arguments(client_optimizer, server_optimizer),
                 "proximal_strength": self.proximal_strength}
+
+    def client_work(self, model_fn: ModelFn, client_optimizer: Optimizer, unweighted: bool,
+                    loop: tff.learning.LoopImplementation = DEFAULT_LOOP):
+        """TFF's proximal client work, as ``build_weighted_fed_prox`` composes it."""
+        if isinstance(model_fn, tff.learning.models.FunctionalModel):
+            return proximal_client_work.build_functional_model_delta_client_work(
+                model=model_fn, optimizer=client_optimizer,
+                client_weighting=client_weighting(unweighted),
+                delta_l2_regularizer=self.proximal_strength)
+        return proximal_client_work.build_model_delta_client_work(
+            model_fn=model_fn, optimizer=client_optimizer,
+            client_weighting=client_weighting(unweighted),
+            delta_l2_regularizer=self.proximal_strength, loop_implementation=loop)

@@ -4,6 +4,7 @@ Evaluation, checkpointing, metrics release, the progress line, the divergence an
 callbacks (``conf/callbacks/``); a new capability is a new callback and its config entry.
 """
 
+from fedlab.callbacks.backdoor import BackdoorEvaluation
 from fedlab.callbacks.base import Callback, TrainingContext
 from fedlab.callbacks.checkpointing import Checkpointing
 from fedlab.callbacks.communication import Communication
@@ -16,7 +17,7 @@ from fedlab.callbacks.privacy import DpAccounting
 from fedlab.callbacks.progress import ProgressLine
 from fedlab.callbacks.target import TargetStop
 
-__all__ = ["Callback", "Checkpointing", "ClientEvaluation", "Communication",
+__all__ = ["BackdoorEvaluation", "Callback", "Checkpointing", "ClientEvaluation", "Communication",
            "DivergenceStop", "DpAccounting", "HeldOutEvaluation", "MetricsRelease",
            "MetricsSink", "PersonalizedEvaluation", "Preemption", "ProgressLine", "TargetStop",
            "TrainingContext"]

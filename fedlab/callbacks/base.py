@@ -38,6 +38,8 @@ class TrainingContext:
     # Each client's state between rounds (fedlab.clients.states.ClientStateStore), if the
     # algorithm keeps any; saved with every checkpoint.
     client_states: Any = None
+    # The malicious clients' behaviour (fedlab.attacks.Attack), if any client misbehaves.
+    attack: Any = None
     # Entries callbacks add to summary.json (final epsilon, why training stopped early...).
     summary: dict[str, Any] = field(default_factory=dict)
     _weights: tuple[int, Any] | None = field(default=None, repr=False)

@@ -24,9 +24,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from fedlab.attacks import Attack
 from fedlab.clients.communication import RoundCommunication
 from fedlab.clients.datasets import ALL_BATCHES
 from fedlab.clients.sampling import Cohort, RoundClients
+from fedlab.config.choices import AttackKind
 from fedlab.errors import ConfigError
 
 SPEEDS = ("examples_per_second", "downlink_mbps", "uplink_mbps")
@@ -65,13 +67,16 @@ class ClientConditions:
 
     The default (every argument at its default) is ``clients=ideal``: every sampled client
     reports its full work at once, and training is exactly what it is without this class.
+    Malicious clients (``attack``) are described by :attr:`attack` (:mod:`fedlab.attacks`).
     """
 
     def __init__(self, dropout: float = 0.0, over_selection: float = 0.0,
                  examples_per_second: float | None = None, uplink_mbps: float | None = None,
                  downlink_mbps: float | None = None, spread: float = 0.0,
                  deadline_seconds: float | None = None, partial_work: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, attack: AttackKind = AttackKind.none,
+                 attack_fraction: float = 0.0, attack_scale: float = 1.0,
+                 backdoor_target: int = 0):
         """Check the settings.
 
         Args:
@@ -85,11 +90,17 @@ class ClientConditions:
           deadline_seconds: a client whose simulated time exceeds it does not report, or with
             ``partial_work`` sends the local batches it finished by then.
           partial_work: see ``deadline_seconds``.
-          seed: the seed of the profiles and dropouts.
+          seed: the seed of the profiles, dropouts and malicious clients.
+          attack: what malicious clients do: ``none``, ``sign_flip``, ``gaussian``,
+            ``label_flip`` or ``backdoor`` (:mod:`fedlab.attacks`).
+          attack_fraction: the fraction of the federation that is malicious, in [0, 1).
+          attack_scale: ``sign_flip``'s and ``gaussian``'s factor, ``backdoor``'s boost (> 0).
+          backdoor_target: the class ``backdoor`` relabels triggered images to.
 
         Raises:
           ConfigError: a value outside its range, named with the range.
         """
+        self.attack = Attack(attack, attack_fraction, attack_scale, backdoor_target, seed)
         if not 0 <= dropout < 1:
             raise ConfigError(f"clients.dropout must be in [0, 1), got {dropout}")
         if over_selection < 0:

@@ -18,6 +18,16 @@ class PartitionMethod(str, Enum):
     feature_noise = "feature_noise"  # NIID-Bench's homo with --noise (noise_type level)
 
 
+class AttackKind(str, Enum):
+    """What the malicious clients do (``clients.attack``; ``fedlab.attacks``)."""
+
+    none = "none"
+    sign_flip = "sign_flip"  # upload -attack_scale x the honest update
+    gaussian = "gaussian"  # upload noise of attack_scale x the honest update's norm
+    label_flip = "label_flip"  # train on labels mapped c -> C - 1 - c (data poisoning)
+    backdoor = "backdoor"  # train on triggered images of the target class, boost the update
+
+
 class ServerSchedule(str, Enum):
     """How the server learning rate changes over rounds."""
 

@@ -13,6 +13,7 @@ CLIENT_STATES_FILE = "client_states.npz"  # in a checkpoint's folder, with state
 CLIENT_LABELS_FILE = "client_labels.csv"  # each client's examples per class
 CLIENT_SIZES_FILE = "client_sizes.csv"  # each client's number of examples
 CLIENT_PROFILES_FILE = "client_profiles.csv"  # simulated devices' speeds and links
+MALICIOUS_CLIENTS_FILE = "malicious_clients.csv"  # with clients.attack: who is malicious
 CLIENT_EVAL_FILE = "client_eval.csv"  # client-level evaluation, per client
 PERSONALIZED_FILE = "personalized_eval.csv"  # personalized evaluation, per client
 WORKER_LOG = "worker.log"  # the local TFF worker's output

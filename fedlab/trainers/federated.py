@@ -14,6 +14,8 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedlab.algorithms.base import Aggregator, Algorithm, IncompatibleAggregator
+from fedlab.attacks.poisoning import poisoned
+from fedlab.attacks.process import attacked_algorithm_process, with_attack
 from fedlab.callbacks import Callback, Checkpointing, TrainingContext
 from fedlab.clients.communication import measure_round_communication
 from fedlab.clients.conditions import ClientConditions
@@ -24,7 +26,7 @@ from fedlab.errors import ConfigError
 from fedlab.executors.computation_cache import ProcessCache
 from fedlab.executors.contexts import compile_for_worker
 from fedlab.optimizers.pair import OptimizerPair
-from fedlab.runs.files import CLIENT_PROFILES_FILE, MODEL_FILE
+from fedlab.runs.files import CLIENT_PROFILES_FILE, MALICIOUS_CLIENTS_FILE, MODEL_FILE
 from fedlab.tasks import Task
 from fedlab.trainers.loop import train
 
@@ -124,19 +126,27 @@ class FederatedTrainer:
                       ) -> tff.learning.templates.LearningProcess:
         """The algorithm's learning process for ``task`` with the TFF ``aggregator``.
 
-        ``num_clients`` is the federation's size (algorithms with client state need it).
+        ``num_clients`` is the federation's size (algorithms with client state need it). With
+        malicious clients that change their uploads, the process poisons them
+        (:mod:`fedlab.attacks.process`).
 
         Raises:
-          ConfigError: TFF cannot build the algorithm with the aggregator (both named).
+          ConfigError: TFF cannot build the algorithm with the aggregator (both named), or
+            the attack with the algorithm.
         """
+        model = self.algorithm.model_fn(task, input_spec)
         try:
-            return self.algorithm.build(self.algorithm.model_fn(task, input_spec), aggregator,
-                                        self.optimizer.client, self.optimizer.server,
-                                        num_clients=num_clients)
+            process = self.algorithm.build(model, aggregator, self.optimizer.client,
+                                           self.optimizer.server, num_clients=num_clients)
         except IncompatibleAggregator as error:
             raise ConfigError(
                 f"algorithm '{self.algorithm.name}' cannot use the aggregator "
                 f"{self.aggregator_name}: {error}") from None
+        if not self.clients.attack.poisons_updates:
+            return process
+        return attacked_algorithm_process(self.algorithm, process, model, aggregator,
+                                          self.optimizer.client, self.optimizer.server,
+                                          self.clients.attack)
 
     def train(self, task: Task, data: FederatedData, schedule: Schedule, run_dir: Path,
               initial_model: tf.keras.Model, process_cache: ProcessCache | None = None) -> dict:
@@ -160,6 +170,12 @@ class FederatedTrainer:
                 reshuffle_each_iteration=self.algorithm.reshuffle_each_iteration,
                 batch_within_epochs=schedule.batch_within_epochs)
 
+        attack = self.clients.attack
+        malicious = attack.malicious(data.train.client_ids)
+        data = poisoned(data, attack, malicious)
+        if attack.active:
+            (run_dir / MALICIOUS_CLIENTS_FILE).write_text("".join(
+                f"{line}\n" for line in ["client", *malicious]))
         first_client = data.train.create_tf_dataset_for_client(data.train.client_ids[0])
         aggregator, guarantee = self.aggregator_for(data.num_clients, schedule.rounds)
         if guarantee is not None and guarantee.clients_per_round != schedule.clients_per_round:
@@ -186,7 +202,8 @@ class FederatedTrainer:
             build = functools.partial(self.build_process, task, input_spec, aggregator,
                                       data.num_clients)
             process, from_cache = (
-                (build(), False) if process_cache is None or not self.algorithm.cacheable
+                (build(), False) if (process_cache is None or not self.algorithm.cacheable
+                                     or attack.poisons_updates)
                 else process_cache.process(build, input_spec=repr(input_spec),
                                            privacy=repr(guarantee),
                                            model=model_architecture(initial_model)))
@@ -203,12 +220,13 @@ class FederatedTrainer:
             state = process.set_model_weights(process.initialize(),
                                               keras_model_weights(initial_model))
             log.debug("start-up: worker ready, process initialised")
-            composed = self.algorithm.compose(datasets.compose(process), cohorts)
+            composed = with_attack(self.algorithm.compose(datasets.compose(process), cohorts),
+                                   attack, malicious)
             context = TrainingContext(
                 process=composed.process, state=state, client_states=composed.states,
                 rounds=schedule.rounds, clients_per_round=schedule.clients_per_round,
                 run_dir=run_dir, data=data, task=task, privacy=guarantee,
-                communication=communication)
+                communication=communication, attack=attack if attack.active else None)
             last_round = train(context, composed.cohorts, self.callbacks)
             final_weights = context.model_weights()
         final_model = task.keras_model()

@@ -1,0 +1,122 @@
+"""Malicious clients: who they are, what they do, and how a run composes them.
+
+Set by the ``clients`` group (``clients.attack``, ``attack_fraction``, ``attack_scale``,
+``backdoor_target``). ``round(attack_fraction x N)`` of the federation's ``N`` clients are
+malicious, drawn once from ``schedule.seed`` (a stream of their own) and written to
+``malicious_clients.csv``; in each round they are sampled like everyone else, and
+``metrics.csv`` counts them (``malicious_clients``). An attack is data poisoning
+(:mod:`fedlab.attacks.poisoning`: ``label_flip``, and ``backdoor``'s training data), model
+poisoning (:mod:`fedlab.attacks.process`: ``sign_flip``, ``gaussian`` and ``backdoor``'s boost
+multiply or replace a malicious client's upload), or both. Data poisoning composes with every
+algorithm; model poisoning with those whose client work is TFF's (FedAvg, FedProx).
+
+A DP aggregator's guarantee covers the honest clients only: the malicious ones add what they
+like. Clipping bounds what each can add, which is why DP is also a (weak) defense.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from fedlab.config.choices import AttackKind
+from fedlab.errors import ConfigError
+
+_MALICIOUS_STREAM = 1301  # fedlab's other seeded streams use other numbers
+
+
+@dataclasses.dataclass(frozen=True)
+class Attack:
+    """The malicious clients' behaviour (module doc).
+
+    Attributes:
+      kind: what they do.
+      fraction: the fraction of the federation that is malicious, in [0, 1).
+      scale: ``sign_flip``'s and ``gaussian``'s factor, ``backdoor``'s boost.
+      backdoor_target: the class triggered images are relabelled to (``backdoor``).
+      seed: the seed the malicious set is drawn from.
+    """
+
+    kind: AttackKind = AttackKind.none
+    fraction: float = 0.0
+    scale: float = 1.0
+    backdoor_target: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        """Check the ranges.
+
+        Raises:
+          ConfigError: a fraction outside [0, 1) or a scale not positive.
+        """
+        object.__setattr__(self, "kind", AttackKind(self.kind))
+        if not 0 <= self.fraction < 1:
+            raise ConfigError(f"clients.attack_fraction must be in [0, 1), got {self.fraction}")
+        if not self.scale > 0:
+            raise ConfigError(f"clients.attack_scale must be positive, got {self.scale}")
+
+    @property
+    def active(self) -> bool:
+        """Whether any client misbehaves."""
+        return self.kind is not AttackKind.none and self.fraction > 0
+
+    @property
+    def poisons_updates(self) -> bool:
+        """Whether malicious clients change their upload (not only their data)."""
+        return self.active and (self.kind in (AttackKind.sign_flip, AttackKind.gaussian)
+                                or (self.kind is AttackKind.backdoor and self.scale != 1))
+
+    def malicious(self, client_ids: Sequence[str]) -> list[str]:
+        """The malicious clients of a federation: ``round(fraction x N)``, drawn from the seed."""
+        if not self.active:
+            return []
+        count = int(round(self.fraction * len(client_ids)))
+        rng = np.random.default_rng([self.seed, _MALICIOUS_STREAM])
+        chosen = rng.choice(len(client_ids), size=count, replace=False)
+        return [client_ids[i] for i in sorted(chosen)]
+
+
+@dataclasses.dataclass
+class FlaggedProcess:
+    """A process whose ``next(state, data, flags)`` takes each client's malicious flag.
+
+    The loop sees a ``LearningProcess``-like object whose ``next(state, inputs)`` takes
+    ``(flag, input)`` pairs (:func:`flagged_cohorts`).
+    """
+
+    process: Any
+
+    def __post_init__(self):
+        """Expose the process's other computations."""
+        self.initialize = self.process.initialize
+        self.get_model_weights = self.process.get_model_weights
+        self.set_model_weights = self.process.set_model_weights
+
+    def next(self, state, inputs):
+        """One round; the flags travel as a CLIENTS-placed argument beside the data."""
+        return self.process.next(state, [data for _, data in inputs],
+                                 [flag for flag, _ in inputs])
+
+
+def counted_cohorts(cohorts: Callable, malicious: Sequence[str], flagged: bool) -> Callable:
+    """Each round's cohort with ``malicious_clients`` counted (and flags paired, if ``flagged``).
+
+    Args:
+      cohorts: ``cohorts(round)`` gives the round's :class:`~fedlab.clients.sampling.Cohort`.
+      malicious: the malicious clients' ids.
+      flagged: pair each input with its client's flag (1.0 malicious, 0.0 honest).
+    """
+    bad = set(malicious)
+
+    def cohort(round_num: int):
+        clients = cohorts(round_num)
+        flags = [float(c in bad) for c in clients.client_ids]
+        columns = {**clients.columns, "malicious_clients": int(sum(flags))}
+        inputs = (list(zip(flags, clients.inputs, strict=True)) if flagged
+                  else clients.inputs)
+        return dataclasses.replace(clients, inputs=inputs, columns=columns)
+
+    return cohort
