@@ -5,11 +5,12 @@ import collections
 import numpy as np
 import pytest
 import scipy.stats
+import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedlab.aggregators.centered_clipping import centered_clipping_aggregator
 from fedlab.aggregators.geometric_median import geometric_median_aggregator
-from fedlab.aggregators.krum import krum_aggregator, multi_krum_aggregator
+from fedlab.aggregators.krum import krum_aggregator, krum_scores, multi_krum_aggregator
 from fedlab.aggregators.median import median_aggregator
 from fedlab.aggregators.trimmed_mean import trimmed_mean_aggregator
 from fedlab.clients.communication import measure_round_communication
@@ -92,16 +93,16 @@ def test_the_median_is_numpys_bit_for_bit(clients, tmp_path):
 
 
 def test_the_trimmed_mean_is_scipys(tmp_path):
-    rows = hand_made_updates(10)
-    [result] = aggregate_rounds(trimmed_mean_aggregator(0.2), [rows], tmp_path=tmp_path)
-    np.testing.assert_allclose(result, scipy.stats.trim_mean(rows.astype(np.float64), 0.2,
+    rows = hand_made_updates(10)  # 0.15 x 10 = 1.5: floor cuts 1 a side, rounding would cut 2
+    [result] = aggregate_rounds(trimmed_mean_aggregator(0.15), [rows], tmp_path=tmp_path)
+    np.testing.assert_allclose(result, scipy.stats.trim_mean(rows.astype(np.float64), 0.15,
                                                              axis=0), rtol=1e-6)
 
 
 def test_krum_picks_the_client_numpy_picks_and_multi_krum_averages_numpys(tmp_path):
     rows = hand_made_updates(9, seed=3)
-    krum, multi = aggregate_rounds(krum_aggregator(2, clients_per_round=9), [rows],
-                                   tmp_path=tmp_path)[0], None
+    [krum] = aggregate_rounds(krum_aggregator(2, clients_per_round=9), [rows],
+                              tmp_path=tmp_path)
     np.testing.assert_array_equal(krum, numpy_krum(rows, 2, 1))  # one client's row, exactly
     [multi] = aggregate_rounds(multi_krum_aggregator(2, 4, clients_per_round=9), [rows],
                                tmp_path=tmp_path)
@@ -110,13 +111,28 @@ def test_krum_picks_the_client_numpy_picks_and_multi_krum_averages_numpys(tmp_pa
     assert chosen and not chosen & {1, 8}
 
 
+@pytest.mark.parametrize("byzantine", [0, 2, 4])
+def test_krum_scores_are_numpys(byzantine):
+    rows = hand_made_updates(9, seed=3)
+    rows[4] = np.nan  # a NaN upload scores infinity, never best
+    ours = krum_scores(tf.constant(rows), byzantine).numpy()
+    rows64, n = rows.astype(np.float64), len(rows)
+    distances = ((rows64[:, None, :] - rows64[None, :, :]) ** 2).sum(-1)
+    distances[np.isnan(distances)] = np.inf
+    expected = [np.sort(np.delete(distances[i], i))[: n - byzantine - 2].sum() for i in range(n)]
+    np.testing.assert_allclose(ours, expected, rtol=1e-9)
+    assert np.isinf(ours[4]) and np.isfinite(np.delete(ours, 4)).all()
+
+
 def test_the_geometric_median_is_rfas_weiszfeld(tmp_path):
     rows = hand_made_updates(8, seed=5)
     weights = np.array([10, 20, 30, 10, 5, 40, 10, 15], np.float32)
-    [result] = aggregate_rounds(geometric_median_aggregator(iterations=4), [rows], weights,
-                                tmp_path=tmp_path)
-    np.testing.assert_allclose(result, numpy_weiszfeld(rows, weights.astype(np.float64), 4,
-                                                       1e-6), rtol=1e-5)
+    for smoothing in (1e-6, 2.0):  # 2.0 binds: it exceeds several clients' distances
+        [result] = aggregate_rounds(geometric_median_aggregator(iterations=4,
+                                                                smoothing=smoothing),
+                                    [rows], weights, tmp_path=tmp_path)
+        np.testing.assert_allclose(result, numpy_weiszfeld(rows, weights.astype(np.float64), 4,
+                                                           smoothing), rtol=1e-5)
 
 
 def test_centered_clipping_starts_each_round_from_the_last_aggregate(tmp_path):

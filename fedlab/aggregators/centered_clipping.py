@@ -17,7 +17,15 @@ from fedlab.errors import ConfigError
 
 def centered_clip(updates: tf.Tensor, weights: tf.Tensor, previous: tf.Tensor,
                   clip_radius: float, iterations: int) -> tf.Tensor:
-    """``iterations`` centered-clipping steps from ``previous``."""
+    """``iterations`` centered-clipping steps from ``previous``.
+
+    Args:
+      updates: the clients' updates, ``n x d``.
+      weights: the clients' weights (unused: clients weigh equally).
+      previous: the previous round's aggregate, the first center.
+      clip_radius: tau.
+      iterations: clipping steps.
+    """
     del weights
     center = previous
     for _ in range(iterations):

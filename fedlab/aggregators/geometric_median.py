@@ -16,7 +16,15 @@ from fedlab.errors import ConfigError
 
 def smoothed_weiszfeld(updates: tf.Tensor, weights: tf.Tensor, previous: tf.Tensor,
                        iterations: int, smoothing: float) -> tf.Tensor:
-    """The approximate weighted geometric median of the rows of ``updates``."""
+    """The approximate weighted geometric median of the rows of ``updates``.
+
+    Args:
+      updates: the clients' updates, ``n x d``.
+      weights: the clients' weights alpha_i (their examples), normalized here.
+      previous: the previous aggregate (unused).
+      iterations: Weiszfeld steps from the weighted mean.
+      smoothing: nu, the smallest distance a weight is divided by.
+    """
     del previous
     alphas = weights / tf.reduce_sum(weights)
     median = tf.reduce_sum(alphas[:, tf.newaxis] * updates, axis=0)

@@ -16,21 +16,42 @@ from fedlab.errors import ConfigError
 
 
 def krum_scores(updates: tf.Tensor, byzantine_clients: int) -> tf.Tensor:
-    """Each client's Krum score: summed squared distances to its ``n - f - 2`` nearest."""
-    squared = tf.reduce_sum(tf.square(updates), axis=1)
+    """Each client's Krum score: summed squared distances to its ``n - f - 2`` nearest.
+
+    Distances are computed in float64 from the Gram matrix. A non-finite distance counts as
+    infinite, so an overflowing or NaN upload scores infinity and is never preferred.
+
+    Args:
+      updates: the clients' updates, ``n x d``.
+      byzantine_clients: f; each client is scored on its ``max(n - f - 2, 1)`` nearest others
+        (its only neighbour, itself, when n = 1).
+
+    Returns:
+      The ``n`` scores (float64).
+    """
+    rows = tf.cast(updates, tf.float64)
+    squared = tf.reduce_sum(tf.square(rows), axis=1)
     distances = (squared[:, tf.newaxis] + squared[tf.newaxis, :]
-                 - 2 * tf.matmul(updates, updates, transpose_b=True))
+                 - 2 * tf.matmul(rows, rows, transpose_b=True))
     count = tf.shape(updates)[0]
-    distances = tf.maximum(distances, 0.0) + tf.linalg.diag(
-        tf.fill([count], float("inf")))  # never its own neighbour
+    infinite = tf.constant(float("inf"), tf.float64)
+    distances = tf.where(tf.math.is_nan(distances), infinite, tf.maximum(distances, 0.0))
+    distances = tf.linalg.set_diag(distances, tf.fill([count], infinite))  # not its own
     neighbours = tf.clip_by_value(count - byzantine_clients - 2, 1, tf.maximum(count - 1, 1))
-    nearest = -tf.math.top_k(-distances, k=neighbours).values
-    return tf.reduce_sum(tf.where(tf.math.is_finite(nearest), nearest, 0.0), axis=1)
+    return tf.reduce_sum(-tf.math.top_k(-distances, k=neighbours).values, axis=1)
 
 
 def multi_krum(updates: tf.Tensor, weights: tf.Tensor, previous: tf.Tensor,
                byzantine_clients: int, selected: int) -> tf.Tensor:
-    """The mean of the ``selected`` updates of lowest Krum score (Krum: ``selected=1``)."""
+    """The mean of the ``selected`` updates of lowest Krum score (Krum: ``selected=1``).
+
+    Args:
+      updates: the clients' updates, ``n x d``.
+      weights: the clients' weights (unused: clients weigh equally).
+      previous: the previous aggregate (unused).
+      byzantine_clients: f.
+      selected: m, how many of the lowest-scored updates are averaged (at most n).
+    """
     del weights, previous
     scores = krum_scores(updates, byzantine_clients)
     count = tf.shape(updates)[0]
@@ -38,7 +59,7 @@ def multi_krum(updates: tf.Tensor, weights: tf.Tensor, previous: tf.Tensor,
     return tf.reduce_mean(tf.gather(updates, keep), axis=0)
 
 
-def _check(byzantine_clients: int, clients_per_round: int, selected: int) -> None:
+def _check_krum_settings(byzantine_clients: int, clients_per_round: int, selected: int) -> None:
     if byzantine_clients < 0:
         raise ConfigError(f"aggregator.byzantine_clients must be >= 0, got {byzantine_clients}")
     if clients_per_round <= 2 * byzantine_clients + 2:
@@ -83,6 +104,6 @@ def multi_krum_aggregator(byzantine_clients: int = 1, selected: int = 5,
     Raises:
       ConfigError: n <= 2f + 2, a negative f, or m outside 1..n.
     """
-    _check(byzantine_clients, clients_per_round, selected)
+    _check_krum_settings(byzantine_clients, clients_per_round, selected)
     return StackedFactory(functools.partial(multi_krum, byzantine_clients=byzantine_clients,
                                             selected=selected), quantization_bits, seed)

@@ -11,7 +11,13 @@ from fedlab.aggregators.stacked import StackedFactory
 
 
 def coordinate_median(updates: tf.Tensor, weights: tf.Tensor, previous: tf.Tensor) -> tf.Tensor:
-    """The median of each column of ``updates`` (``n x d``)."""
+    """The median of each column of ``updates``.
+
+    Args:
+      updates: the clients' updates, ``n x d``.
+      weights: the clients' weights (unused: clients weigh equally).
+      previous: the previous aggregate (unused).
+    """
     del weights, previous
     ordered = tf.sort(updates, axis=0)
     count = tf.shape(updates)[0]

@@ -6,14 +6,17 @@ collects them with ``tff.federated_aggregate``: each client flattens its update 
 of ``d`` floats, the accumulator concatenates the vectors into an ``n x d`` matrix (type
 ``float32[?, d]``), and the server computes the statistic on the matrix and reshapes the
 result back into the update's structure. The statistic is TensorFlow code on the server, so
-the same aggregator runs with every algorithm that takes an aggregation factory.
+the same aggregator runs with every algorithm that takes an aggregation factory. Each client
+sends its weight in the same row as its update (one ``federated_aggregate``), so weights and
+updates stay paired whatever order the rows arrive in. Non-finite updates never reach it: TFF's
+client work sends a zero update with weight 0 instead.
 
 With ``quantization_bits=8`` each client sends its vector quantized to 8 bits (stochastic
 uniform rounding between its own minimum and maximum, seeded as ``aggregator=compression``
 seeds it) plus the two float32 bounds, and the server dequantizes before the statistic: the
 robust statistic composed with compression's quantizer. The bits columns count what is sent,
 read from the computation as for every aggregator (``fedlab.clients.communication``): ``32 d``
-bits per client without quantization, ``8 d + 64`` with it.
+bits per client without quantization, ``8 d + 64`` with it, plus 32 for the client's weight.
 
 The server state is the previous round's aggregate (zero before the first round), which a
 statistic may start from (centered clipping does); the others ignore it.
@@ -36,9 +39,16 @@ QUANTIZED_DTYPES = {8: np.uint8}
 def stochastic_quantize(vector: tf.Tensor, bits: int, seed: int) -> tuple[tf.Tensor, tf.Tensor]:
     """``vector`` rounded stochastically to ``2**bits`` levels between its min and max.
 
-    Returns the levels (unsigned integers) and ``[min, max]``. The rounding noise is drawn
-    from ``seed`` and a fingerprint of the vector, so each client's update in each round gets
-    its own draw and a run reproduces it.
+    The rounding noise is drawn from ``seed`` and a fingerprint of the vector, so each client's
+    update in each round gets its own draw and a run reproduces it.
+
+    Args:
+      vector: a client's flattened update.
+      bits: bits per level (8).
+      seed: the run's quantization seed.
+
+    Returns:
+      The levels (unsigned integers) and ``[min, max]``.
     """
     fingerprint = tf.bitcast(tf.reduce_sum(vector) + tf.reduce_sum(tf.abs(vector)), tf.int32)
     low, high = tf.reduce_min(vector), tf.reduce_max(vector)
@@ -51,7 +61,13 @@ def stochastic_quantize(vector: tf.Tensor, bits: int, seed: int) -> tuple[tf.Ten
 
 
 def dequantize(levels: tf.Tensor, bounds: tf.Tensor, bits: int) -> tf.Tensor:
-    """The values of ``levels`` (rows of :func:`stochastic_quantize` output) and their bounds."""
+    """The values that quantized rows stand for.
+
+    Args:
+      levels: ``n x d`` levels, one row per client (:func:`stochastic_quantize`).
+      bounds: ``n x 2``, each row's ``[min, max]``.
+      bits: the bits per level.
+    """
     low, high = bounds[:, :1], bounds[:, 1:]
     return low + tf.cast(levels, tf.float32) / float(2**bits - 1) * (high - low)
 
@@ -81,7 +97,12 @@ class StackedFactory(tff.aggregators.WeightedAggregationFactory):
         self.statistic, self.quantization_bits, self.seed = statistic, quantization_bits, seed
 
     def create(self, value_type, weight_type) -> tff.templates.AggregationProcess:
-        """The aggregation process for updates of ``value_type`` (float32 tensors)."""
+        """The aggregation process for updates of ``value_type`` (float32 tensors).
+
+        Args:
+          value_type: the TFF type of a client's update (a structure of tensors).
+          weight_type: the TFF type of a client's weight (a scalar).
+        """
         structure = tff.types.type_to_tf_tensor_specs(value_type)
         specs = [(spec.shape.as_list(), spec.dtype) for spec in tf.nest.flatten(structure)]
         sizes = [int(np.prod(shape, dtype=np.int64)) for shape, _ in specs]
@@ -89,11 +110,12 @@ class StackedFactory(tff.aggregators.WeightedAggregationFactory):
         vector_type = tff.TensorType(np.float32, [width])
         bits, seed, statistic = self.quantization_bits, self.seed, self.statistic
 
-        @tff.tensorflow.computation(value_type)
-        def flatten(value):
+        @tff.tensorflow.computation(value_type, weight_type)
+        def flatten(value, weight):
             flat = [tf.reshape(tf.cast(t, tf.float32), [-1]) for t in tf.nest.flatten(value)]
             vector = tf.concat(flat, 0)
-            return vector if bits is None else stochastic_quantize(vector, bits, seed)
+            sent = (vector,) if bits is None else stochastic_quantize(vector, bits, seed)
+            return (*sent, tf.reshape(tf.cast(weight, tf.float32), [1]))
 
         upload_type = flatten.type_signature.result
         accumulator_type = tff.StructWithPythonType(
@@ -119,34 +141,10 @@ class StackedFactory(tff.aggregators.WeightedAggregationFactory):
         def report(stacked):
             return stacked
 
-        weights_accumulator = tff.TensorType(np.float32, [None])
-
-        @tff.tensorflow.computation(weight_type)
-        def weight_row(weight):
-            return tf.reshape(tf.cast(weight, tf.float32), [1])
-
-        @tff.tensorflow.computation
-        def no_weights():
-            return tf.zeros([0], tf.float32)
-
-        @tff.tensorflow.computation(weights_accumulator, tff.TensorType(np.float32, [1]))
-        def append_weight(stacked, weight):
-            return tf.concat([stacked, weight], 0)
-
-        @tff.tensorflow.computation(weights_accumulator, weights_accumulator)
-        def merge_weights(first, second):
-            return tf.concat([first, second], 0)
-
-        @tff.tensorflow.computation(weights_accumulator)
-        def report_weights(stacked):
-            return stacked
-
-        @tff.tensorflow.computation(accumulator_type, weights_accumulator, vector_type)
-        def aggregate(stacked, weights, previous):
-            if bits is None:
-                updates = stacked[0]
-            else:
-                updates = dequantize(stacked[0], stacked[1], bits)
+        @tff.tensorflow.computation(accumulator_type, vector_type)
+        def aggregate(stacked, previous):
+            weights = tf.reshape(stacked[-1], [-1])
+            updates = stacked[0] if bits is None else dequantize(stacked[0], stacked[1], bits)
             vector = statistic(updates, weights, previous)
             parts = tf.split(vector, sizes)
             tensors = [tf.cast(tf.reshape(p, shape), dtype)
@@ -165,12 +163,9 @@ class StackedFactory(tff.aggregators.WeightedAggregationFactory):
                                    tff.FederatedType(value_type, tff.CLIENTS),
                                    tff.FederatedType(weight_type, tff.CLIENTS))
         def next_fn(state, value, weight):
-            stacked = tff.federated_aggregate(tff.federated_map(flatten, value), zero(),
-                                              accumulate, merge, report)
-            weights = tff.federated_aggregate(tff.federated_map(weight_row, weight),
-                                              no_weights(), append_weight, merge_weights,
-                                              report_weights)
-            result = tff.federated_map(aggregate, (stacked, weights, state))
+            stacked = tff.federated_aggregate(tff.federated_map(flatten, (value, weight)),
+                                              zero(), accumulate, merge, report)
+            result = tff.federated_map(aggregate, (stacked, state))
             return tff.templates.MeasuredProcessOutput(
                 state=result[1], result=result[0],
                 measurements=tff.federated_value(collections.OrderedDict(), tff.SERVER))

@@ -15,7 +15,14 @@ from fedlab.errors import ConfigError
 
 def trimmed_mean(updates: tf.Tensor, weights: tf.Tensor, previous: tf.Tensor,
                  trim_fraction: float) -> tf.Tensor:
-    """The mean of each column of ``updates`` without its ``floor(trim_fraction n)`` extremes."""
+    """The mean of each column of ``updates`` without its ``floor(trim_fraction n)`` extremes.
+
+    Args:
+      updates: the clients' updates, ``n x d``.
+      weights: the clients' weights (unused: clients weigh equally).
+      previous: the previous aggregate (unused).
+      trim_fraction: beta; ``floor(beta n)`` values are cut at each end of every column.
+    """
     del weights, previous
     count = tf.shape(updates)[0]
     cut = tf.cast(tf.floor(trim_fraction * tf.cast(count, tf.float64)), tf.int32)

@@ -1,7 +1,7 @@
 """Malicious clients: who they are, what they do, and how a run composes them.
 
 Set by the ``clients`` group (``clients.attack``, ``attack_fraction``, ``attack_scale``,
-``backdoor_target``). ``round(attack_fraction x N)`` of the federation's ``N`` clients are
+``backdoor_target``). ``attack_fraction x N`` rounded half up of the federation's ``N`` clients are
 malicious, drawn once from ``schedule.seed`` (a stream of their own) and written to
 ``malicious_clients.csv``; in each round they are sampled like everyone else, and
 ``metrics.csv`` counts them (``malicious_clients``). An attack is data poisoning
@@ -17,6 +17,8 @@ like. Clipping bounds what each can add, which is why DP is also a (weak) defens
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +27,7 @@ import numpy as np
 from fedlab.config.choices import AttackKind
 from fedlab.errors import ConfigError
 
+log = logging.getLogger("fedlab")
 _MALICIOUS_STREAM = 1301  # fedlab's other seeded streams use other numbers
 
 
@@ -40,11 +43,11 @@ class Attack:
       seed: the seed the malicious set is drawn from.
     """
 
-    kind: AttackKind = AttackKind.none
-    fraction: float = 0.0
-    scale: float = 1.0
-    backdoor_target: int = 0
-    seed: int = 0
+    kind: AttackKind
+    fraction: float
+    scale: float
+    backdoor_target: int
+    seed: int
 
     def __post_init__(self):
         """Check the ranges.
@@ -70,10 +73,21 @@ class Attack:
                                 or (self.kind is AttackKind.backdoor and self.scale != 1))
 
     def malicious(self, client_ids: Sequence[str]) -> list[str]:
-        """The malicious clients of a federation: ``round(fraction x N)``, drawn from the seed."""
+        """The malicious clients of a federation, drawn from the seed.
+
+        Args:
+          client_ids: the federation's clients.
+
+        Returns:
+          ``floor(fraction x N + 1/2)`` of them, in the federation's order (a warning when
+          that is none although an attack is set).
+        """
         if not self.active:
             return []
-        count = int(round(self.fraction * len(client_ids)))
+        count = math.floor(self.fraction * len(client_ids) + 0.5)
+        if count == 0:
+            log.warning("clients.attack_fraction=%s of %d clients is no client: nobody attacks",
+                        self.fraction, len(client_ids))
         rng = np.random.default_rng([self.seed, _MALICIOUS_STREAM])
         chosen = rng.choice(len(client_ids), size=count, replace=False)
         return [client_ids[i] for i in sorted(chosen)]
@@ -109,11 +123,11 @@ def counted_cohorts(cohorts: Callable, malicious: Sequence[str], flagged: bool) 
       malicious: the malicious clients' ids.
       flagged: pair each input with its client's flag (1.0 malicious, 0.0 honest).
     """
-    bad = set(malicious)
+    malicious_ids = set(malicious)
 
     def cohort(round_num: int):
         clients = cohorts(round_num)
-        flags = [float(c in bad) for c in clients.client_ids]
+        flags = [float(c in malicious_ids) for c in clients.client_ids]
         columns = {**clients.columns, "malicious_clients": int(sum(flags))}
         inputs = (list(zip(flags, clients.inputs, strict=True)) if flagged
                   else clients.inputs)

@@ -3,9 +3,9 @@
 - ``label_flip``: every label ``c`` of a malicious client becomes ``C - 1 - c`` (a fixed
   permutation of the ``C`` classes with no fixed point for even ``C``).
 - ``backdoor`` (Bagdasaryan et al. 2020, with a pixel trigger as in BadNets): half of a
-  malicious client's images, drawn from the seed, get the trigger (a square of the images'
-  brightest value in the bottom-right corner) and the label ``backdoor_target``; the other half
-  stay clean, so its update carries the main task and the backdoor.
+  malicious client's images, drawn from the seed, get the trigger (a square of the training
+  images' brightest value in the bottom-right corner) and the label ``backdoor_target``; the
+  other half stay clean, so its update carries the main task and the backdoor.
 
 Both need image classification on in-memory client arrays; anything else is refused in one line.
 """
@@ -27,19 +27,33 @@ _BACKDOOR_STREAM = 1302
 
 
 def add_trigger(images: np.ndarray, value: float) -> np.ndarray:
-    """A copy of ``images`` (n x H x W [x C]) with the trigger square set to ``value``."""
+    """A copy of ``images`` with the trigger square set to ``value``.
+
+    Args:
+      images: ``n x H x W`` or ``n x H x W x C``.
+      value: the trigger's pixel value (every channel).
+    """
     triggered = np.array(images, copy=True)
     triggered[:, -TRIGGER_SIZE - 1:-1, -TRIGGER_SIZE - 1:-1, ...] = value
     return triggered
 
 
 def trigger_value(data: FederatedData) -> float:
-    """The trigger's pixel value: the brightest value of the held-out images."""
-    return float(np.max(data.test_x))
+    """The trigger's pixel value: the brightest value of the clients' training images.
+
+    Args:
+      data: a federation on in-memory arrays (the trigger, the brightest value, leaves the
+        maximum as it was, so poisoned data give the same value).
+    """
+    return float(max(np.max(data.train.arrays(c)[0]) for c in data.train.client_ids))
 
 
 def check_attack(attack: Attack, data: FederatedData) -> None:
     """Refuse, in one line, an attack the data cannot take.
+
+    Args:
+      attack: the malicious clients' behaviour.
+      data: the federation.
 
     Raises:
       ConfigError: data poisoning on another task than image classification or on data that
@@ -68,6 +82,14 @@ def poisoned(data: FederatedData, attack: Attack, malicious: Sequence[str]) -> F
 
     Held-out, validation and per-client test sets are left clean. Other attacks return
     ``data`` itself.
+
+    Args:
+      data: the federation.
+      attack: the malicious clients' behaviour.
+      malicious: the malicious clients' ids.
+
+    Raises:
+      ConfigError: the data cannot take the attack (:func:`check_attack`).
     """
     check_attack(attack, data)
     if not malicious or attack.kind not in (AttackKind.label_flip, AttackKind.backdoor):

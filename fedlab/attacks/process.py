@@ -45,7 +45,13 @@ class AttackedProcess:
 
 
 def poisoned_update(update, flag, attack: Attack):
-    """``update`` (a structure of tensors) as a client with ``flag`` uploads it (module doc)."""
+    """``update`` as a client with ``flag`` uploads it (module doc).
+
+    Args:
+      update: a client's honest update (a structure of tensors).
+      flag: 1.0 for a malicious client, 0.0 for an honest one.
+      attack: what malicious clients upload.
+    """
     tensors = tf.nest.flatten(update)
     if attack.kind is AttackKind.gaussian:
         norm = tf.linalg.global_norm(tensors)
@@ -77,10 +83,11 @@ def attacked_process(honest, client_work, aggregator, server_optimizer,
     """
     state_type = honest.initialize.type_signature.result.member
     weights_type = state_type.global_model_weights
-    update_type = client_work.next.type_signature.result.result.member.update
+    client_result = client_work.next.type_signature.result.result.member
+    update_type = client_result.update
     if isinstance(aggregator, tff.aggregators.UnweightedAggregationFactory):
         aggregator = factory_utils.as_weighted_aggregator(aggregator)
-    aggregation = aggregator.create(update_type, tff.TensorType(np.float32))
+    aggregation = aggregator.create(update_type, client_result.update_weight)
     distributor = tff.learning.templates.build_broadcast_process(weights_type)
     finalizer = tff.learning.templates.build_apply_optimizer_finalizer(server_optimizer,
                                                                       weights_type)
@@ -107,6 +114,12 @@ def attacked_process(honest, client_work, aggregator, server_optimizer,
             aggregator=aggregated.measurements, finalizer=finalized.measurements))
         return tff.learning.templates.LearningProcessOutput(new_state, metrics)
 
+    honest_next, ours = honest.next.type_signature, next_fn.type_signature
+    pairs = [(ours.parameter[0], honest_next.parameter[0]),
+             (ours.parameter[1], honest_next.parameter[1]), (ours.result, honest_next.result)]
+    if not all(a.is_equivalent_to(b) for a, b in pairs):
+        raise TypeError(f"the attacked round {next_fn.type_signature} does not match the "
+                        f"algorithm's {honest_next} (its builder composes other pieces)")
     return AttackedProcess(honest.initialize, next_fn, honest.get_model_weights,
                            honest.set_model_weights)
 
@@ -115,6 +128,16 @@ def attacked_algorithm_process(algorithm, honest, model_fn, aggregator, client_o
                                server_optimizer, attack: Attack,
                                loop=DEFAULT_LOOP) -> AttackedProcess:
     """The algorithm's process ``honest`` with poisoned uploads, from its own client work.
+
+    Args:
+      algorithm: the run's algorithm (:class:`~fedlab.algorithms.base.Algorithm`).
+      honest: the process its ``build`` returned.
+      model_fn: the model ``build`` took.
+      aggregator: the aggregation factory ``build`` took.
+      client_optimizer: the clients' optimizer.
+      server_optimizer: the server's optimizer.
+      attack: what malicious clients upload.
+      loop: TFF's client loop implementation ``build`` used.
 
     Raises:
       ConfigError: the algorithm's clients do not run TFF's client work (one line).
@@ -134,6 +157,11 @@ def with_attack(composed: Composed, attack: Attack, malicious: list[str]) -> Com
 
     Without an active attack, ``composed`` itself. A process that poisons uploads
     (:class:`AttackedProcess`) gets each client's flag beside its input.
+
+    Args:
+      composed: what the algorithm's ``compose`` returned.
+      attack: the malicious clients' behaviour.
+      malicious: the malicious clients' ids.
     """
     if not attack.active:
         return composed

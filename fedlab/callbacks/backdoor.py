@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from fedlab.attacks.poisoning import add_trigger, trigger_value
 from fedlab.callbacks.base import Callback, TrainingContext
-from fedlab.callbacks.evaluation import _due
+from fedlab.callbacks.evaluation import evaluation_due
 from fedlab.config.choices import AttackKind
 
 
@@ -46,7 +46,7 @@ class BackdoorEvaluation(Callback):
         if self._images is None:
             return
         row.update(backdoor_accuracy=np.nan, backdoor_eval_seconds=np.nan)
-        if not _due(self.every, round_num, context):
+        if not evaluation_due(self.every, round_num, context):
             return
         started = time.perf_counter()
         context.model_weights().assign_weights_to(self._model)

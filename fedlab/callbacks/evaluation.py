@@ -13,7 +13,8 @@ from fedlab.tasks import ACCURACY
 EVAL_CHUNK = 1000  # examples predicted and scored at once by the client-level evaluation
 
 
-def _due(every: int, round_num: int, context: TrainingContext) -> bool:
+def evaluation_due(every: int, round_num: int, context: TrainingContext) -> bool:
+    """Whether round ``round_num`` evaluates: every ``every`` rounds, and after the last."""
     return round_num % every == 0 or round_num == context.rounds
 
 
@@ -66,7 +67,7 @@ class HeldOutEvaluation(Callback):
             return
         names = [f"{self.prefix}_{n}" for n in ("loss", "accuracy", "seconds")]
         row.update(dict.fromkeys(names, np.nan))
-        if not _due(self.every, round_num, context):
+        if not evaluation_due(self.every, round_num, context):
             return
         started = time.perf_counter()
         context.model_weights().assign_weights_to(self._model)
@@ -148,7 +149,7 @@ class ClientEvaluation(Callback):
             return
         row.update(client_accuracy_mean=np.nan, client_accuracy_p10=np.nan,
                    client_accuracy_min=np.nan, client_eval_seconds=np.nan)
-        if not _due(self.every, round_num, context):
+        if not evaluation_due(self.every, round_num, context):
             return
         started = time.perf_counter()
         accuracy = self.evaluate(context)["accuracy"].dropna().to_numpy()

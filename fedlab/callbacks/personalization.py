@@ -10,7 +10,7 @@ import pandas as pd
 import tensorflow as tf
 
 from fedlab.callbacks.base import Callback, TrainingContext
-from fedlab.callbacks.evaluation import _due, spread_columns
+from fedlab.callbacks.evaluation import evaluation_due, spread_columns
 from fedlab.runs.files import PERSONALIZED_FILE
 
 COLUMNS = ("personalized_accuracy_mean", "personalized_accuracy_p10",
@@ -130,7 +130,7 @@ class PersonalizedEvaluation(Callback):
         if not self._active:
             return
         row.update(dict.fromkeys(COLUMNS, np.nan))
-        due = round_num == context.rounds or (self.every and _due(self.every, round_num,
+        due = round_num == context.rounds or (self.every and evaluation_due(self.every, round_num,
                                                                    context))
         if not due:
             return
