@@ -152,11 +152,11 @@ class Algorithm:
         """
         if clients.ideal:
             return RoundClients(data.train.client_ids, datasets, schedule.clients_per_round,
-                                seed=schedule.seed)
+                                seed=schedule.seed, sampling=schedule.sampling)
         return SimulatedRoundClients(
             data.train, datasets, schedule.clients_per_round, schedule.seed, clients,
             local_epochs=schedule.local_epochs, batch_size=schedule.batch_size,
-            communication=communication)
+            communication=communication, sampling=schedule.sampling)
 
     def compose(self, process, cohorts: Callable[[int], Cohort]) -> Composed:
         """The process and cohorts as the loop runs them (here: as they are)."""

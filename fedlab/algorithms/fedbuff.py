@@ -45,7 +45,7 @@ from fedlab.clients.conditions import SPEEDS, ClientConditions
 from fedlab.clients.datasets import ClientWork
 from fedlab.clients.sampling import Cohort
 from fedlab.clients.states import ClientStateStore
-from fedlab.config.choices import Staleness
+from fedlab.config.choices import Sampling, Staleness
 from fedlab.errors import ConfigError
 
 
@@ -119,7 +119,17 @@ class FedBuff(Algorithm):
 
     def cohorts(self, data, schedule, datasets, clients: ClientConditions,
                 communication: RoundCommunication) -> "BufferedRoundClients":
-        """Each server update's buffered arrivals on the clients' simulated time."""
+        """Each server update's buffered arrivals on the clients' simulated time.
+
+        Raises:
+          ConfigError: a sampling other than ``uniform`` (FedBuff samples a client whenever a
+            slot frees up).
+        """
+        sampling = Sampling(schedule.sampling)
+        if sampling is not Sampling.uniform:
+            raise ConfigError(f"algorithm=fedbuff samples a client whenever one finishes; "
+                              f"schedule.sampling={sampling.value} needs rounds "
+                              "(use uniform)")
         return BufferedRoundClients(data.train, datasets, self, schedule.seed, clients,
                                     schedule.local_epochs, communication)
 

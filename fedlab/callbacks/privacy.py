@@ -30,7 +30,8 @@ class DpAccounting(Callback):
         context.summary.update(
             dp_delta=guarantee.delta, dp_noise_multiplier=guarantee.noise_multiplier,
             dp_clipping=guarantee.clipping, dp_target_epsilon=guarantee.target_epsilon,
-            dp_accountant=accounting.ACCOUNTANT)
+            dp_accountant=accounting.accountant_name(guarantee.sampling),
+            dp_sampling=guarantee.sampling.value)
         if guarantee.target_epsilon is not None and context.resumed_from == 0:
             first = _epsilon(guarantee, 1)
             if first > guarantee.target_epsilon:
@@ -58,4 +59,4 @@ class DpAccounting(Callback):
 
 def _epsilon(guarantee: accounting.DpGuarantee, rounds: int) -> float:
     return accounting.epsilon(rounds, guarantee.noise_multiplier, guarantee.num_clients,
-                           guarantee.clients_per_round, guarantee.delta)
+                              guarantee.clients_per_round, guarantee.delta, guarantee.sampling)

@@ -28,7 +28,7 @@ from fedlab.attacks import Attack
 from fedlab.clients.communication import RoundCommunication
 from fedlab.clients.datasets import ALL_BATCHES
 from fedlab.clients.sampling import Cohort, RoundClients
-from fedlab.config.choices import AttackKind
+from fedlab.config.choices import AttackKind, Sampling
 from fedlab.errors import ConfigError
 
 SPEEDS = ("examples_per_second", "downlink_mbps", "uplink_mbps")
@@ -223,10 +223,11 @@ class SimulatedRoundClients(RoundClients):
 
     def __init__(self, client_data, datasets, clients_per_round: int, seed: int,
                  conditions: ClientConditions, local_epochs: int, batch_size: int,
-                 communication: RoundCommunication):
+                 communication: RoundCommunication, sampling: Sampling = Sampling.uniform):
         """Draw the device profiles and count every client's examples.
 
-        ``datasets(work)`` turns the reporting clients' work into ``process.next``'s input.
+        ``datasets(work)`` turns the reporting clients' work into ``process.next``'s input;
+        ``sampling`` draws each round's sample (:class:`~fedlab.clients.sampling.RoundClients`).
 
         Raises:
           ConfigError: over-selection samples more clients than there are.
@@ -236,7 +237,7 @@ class SimulatedRoundClients(RoundClients):
             raise ConfigError(
                 f"clients.over_selection={conditions.over_selection} samples {sample_size} "
                 f"clients per round but the dataset has {len(client_data.client_ids)}")
-        super().__init__(client_data.client_ids, datasets, sample_size, seed)
+        super().__init__(client_data.client_ids, datasets, sample_size, seed, sampling)
         self.conditions, self.clients_per_round = conditions, clients_per_round
         self.local_epochs, self.batch_size = local_epochs, batch_size
         self.communication = communication

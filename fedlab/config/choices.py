@@ -18,6 +18,14 @@ class PartitionMethod(str, Enum):
     feature_noise = "feature_noise"  # NIID-Bench's homo with --noise (noise_type level)
 
 
+class Sampling(str, Enum):
+    """How each round's clients are drawn (``schedule.sampling``; ``fedlab.clients.sampling``)."""
+
+    uniform = "uniform"  # clients_per_round without replacement, independently each round
+    poisson = "poisson"  # each client with probability clients_per_round / N: cohorts vary
+    epoch = "epoch"  # a fresh shuffle each epoch, walked in cohorts: each client once per epoch
+
+
 class AttackKind(str, Enum):
     """What the malicious clients do (``clients.attack``; ``fedlab.attacks``)."""
 

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from fedlab.config.choices import Sampling
+
 
 @dataclass
 class Schedule:
@@ -11,7 +13,13 @@ class Schedule:
 
     Attributes:
       rounds: the number of rounds (``trainer=central``: epochs); resuming may raise it.
-      clients_per_round: clients sampled per round, uniformly without replacement.
+      clients_per_round: clients sampled per round (with ``sampling=poisson``: expected).
+      sampling: how they are drawn: ``uniform`` (that many, without replacement, each round
+        independently), ``poisson`` (each client joins with probability
+        clients_per_round / N, so the cohort's size varies and may be 0: the round then leaves
+        the model unchanged) or ``epoch`` (the federation is shuffled each epoch and walked in
+        cohorts of clients_per_round, the last one smaller when N is not a multiple: every
+        client trains once per epoch of ceil(N / clients_per_round) rounds).
       local_epochs: passes of each sampled client over its own data per round.
       batch_size: the clients' (and central training's) batch size.
       batch_within_epochs: false: a client's examples are repeated for the local epochs, then
@@ -26,6 +34,7 @@ class Schedule:
 
     rounds: int = 10
     clients_per_round: int = 10
+    sampling: Sampling = Sampling.uniform
     local_epochs: int = 1
     batch_size: int = 20
     # False: a client's examples are repeated for the local epochs, then batched (the reference

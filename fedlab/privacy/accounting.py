@@ -1,13 +1,22 @@
 """Differential privacy: the (epsilon, delta) guarantee of exactly the sampling fedlab simulates.
 
-fedlab samples ``clients_per_round`` of ``num_clients`` clients uniformly without replacement
-each round and adds Gaussian noise to the clipped sum of their updates: a client-level
-guarantee. Each round is the ``dp_accounting`` event
-``SampledWithoutReplacementDpEvent(num_clients, clients_per_round,
-GaussianDpEvent(noise_multiplier))``, composed once per round under the ``REPLACE_ONE``
-neighbouring relation (a neighbouring federation replaces one client's data), and accounted
-with Rényi DP (``RdpAccountant``). dp-accounting's PLD accountant does not support sampling
-without replacement, so no PLD figure is given.
+DP-FedAvg adds Gaussian noise to the clipped sum of the round's client updates: a client-level
+guarantee, accounted with Rényi DP (``RdpAccountant``). The ``dp_accounting`` event and the
+neighbouring relation follow ``schedule.sampling``:
+
+- ``uniform``: each round is ``SampledWithoutReplacementDpEvent(num_clients,
+  clients_per_round, GaussianDpEvent(noise_multiplier))``, composed once per round, under
+  ``REPLACE_ONE`` (a neighbouring federation replaces one client's data; the event needs it);
+- ``poisson``: each round is ``PoissonSampledDpEvent(clients_per_round / num_clients,
+  GaussianDpEvent(noise_multiplier))``, composed once per round, under
+  ``ADD_OR_REMOVE_ONE`` (a neighbouring federation has one client more or fewer: the relation
+  Poisson sampling is accounted under, and the one dp-accounting supports for it);
+- ``epoch``: a client trains in one round per epoch, so each epoch begun is one
+  ``GaussianDpEvent(noise_multiplier)`` (no amplification by sampling), composed once per
+  epoch of ``ceil(num_clients / clients_per_round)`` rounds, under ``REPLACE_ONE``.
+
+dp-accounting's PLD accountant does not support sampling without replacement, so no PLD
+figure is given for ``uniform``.
 """
 
 import math
@@ -16,11 +25,14 @@ from dataclasses import dataclass
 import dp_accounting
 from dp_accounting import rdp
 
+from fedlab.config.choices import Sampling
 from fedlab.errors import ConfigError
 
 # Beyond this the updates drown in noise: a budget that needs more is treated as unmeetable.
 MAX_NOISE_MULTIPLIER = 1e4
-ACCOUNTANT = "RDP (dp_accounting.rdp.RdpAccountant), REPLACE_ONE, client level"
+RELATIONS = {Sampling.uniform: dp_accounting.NeighboringRelation.REPLACE_ONE,
+             Sampling.poisson: dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE,
+             Sampling.epoch: dp_accounting.NeighboringRelation.REPLACE_ONE}
 
 
 @dataclass(frozen=True)
@@ -33,49 +45,104 @@ class DpGuarantee:
     delta: float
     target_epsilon: float | None
     clipping: str
+    sampling: Sampling = Sampling.uniform
 
 
-def new_accountant() -> rdp.RdpAccountant:
-    """An empty Rényi-DP accountant for the replace-one (client-level) relation."""
-    return rdp.RdpAccountant(neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+def accountant_name(sampling: Sampling = Sampling.uniform) -> str:
+    """How a guarantee under ``sampling`` is accounted, for ``summary.json``."""
+    return (f"RDP (dp_accounting.rdp.RdpAccountant), {RELATIONS[Sampling(sampling)].name}, "
+            "client level")
 
 
-def round_event(noise_multiplier: float, num_clients: int,
-                clients_per_round: int) -> dp_accounting.DpEvent:
-    """The DP event of one round: a uniform sample without replacement, Gaussian noise."""
-    return dp_accounting.SampledWithoutReplacementDpEvent(
-        num_clients, clients_per_round, dp_accounting.GaussianDpEvent(noise_multiplier))
+def new_accountant(sampling: Sampling = Sampling.uniform) -> rdp.RdpAccountant:
+    """An empty Rényi-DP accountant for ``sampling``'s neighbouring relation (module doc)."""
+    return rdp.RdpAccountant(neighboring_relation=RELATIONS[Sampling(sampling)])
+
+
+def round_event(noise_multiplier: float, num_clients: int, clients_per_round: int,
+                sampling: Sampling = Sampling.uniform) -> dp_accounting.DpEvent:
+    """The DP event of one round of ``uniform`` or ``poisson`` sampling, with Gaussian noise.
+
+    Args:
+      noise_multiplier: the Gaussian noise's standard deviation over the clipping norm.
+      num_clients: the federation's size N.
+      clients_per_round: K (``poisson``: expected).
+      sampling: ``uniform`` (K of N without replacement) or ``poisson`` (rate K / N).
+    """
+    gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
+    if Sampling(sampling) is Sampling.poisson:
+        return dp_accounting.PoissonSampledDpEvent(clients_per_round / num_clients, gaussian)
+    return dp_accounting.SampledWithoutReplacementDpEvent(num_clients, clients_per_round,
+                                                          gaussian)
+
+
+def training_event(rounds: int, noise_multiplier: float, num_clients: int,
+                   clients_per_round: int,
+                   sampling: Sampling = Sampling.uniform) -> dp_accounting.DpEvent:
+    """The DP event of ``rounds`` rounds (module doc: one event per round, or per epoch).
+
+    Args:
+      rounds: rounds trained.
+      noise_multiplier: the Gaussian noise's standard deviation over the clipping norm.
+      num_clients: the federation's size N.
+      clients_per_round: K.
+      sampling: ``uniform``, ``poisson`` or ``epoch``.
+    """
+    if Sampling(sampling) is Sampling.epoch:
+        epochs = math.ceil(rounds / math.ceil(num_clients / clients_per_round))
+        return dp_accounting.SelfComposedDpEvent(
+            dp_accounting.GaussianDpEvent(noise_multiplier), epochs)
+    return dp_accounting.SelfComposedDpEvent(
+        round_event(noise_multiplier, num_clients, clients_per_round, sampling), rounds)
 
 
 def epsilon(rounds: int, noise_multiplier: float, num_clients: int, clients_per_round: int,
-            delta: float) -> float:
+            delta: float, sampling: Sampling = Sampling.uniform) -> float:
     """Epsilon at ``delta`` after ``rounds`` rounds (RDP, replace-one, client level).
 
     Without noise there is no finite epsilon: ``inf``.
+
+    Args:
+      rounds: rounds trained.
+      noise_multiplier: the Gaussian noise's standard deviation over the clipping norm.
+      num_clients: the federation's size N.
+      clients_per_round: K.
+      delta: the delta epsilon is reported at.
+      sampling: ``uniform``, ``poisson`` or ``epoch``.
     """
     if rounds == 0:
         return 0.0
     if noise_multiplier == 0:
         return math.inf
-    accountant = new_accountant()
-    accountant.compose(round_event(noise_multiplier, num_clients, clients_per_round), rounds)
+    accountant = new_accountant(sampling)
+    accountant.compose(training_event(rounds, noise_multiplier, num_clients, clients_per_round,
+                                      sampling))
     return float(accountant.get_epsilon(delta))
 
 
 def calibrate_noise(target_epsilon: float, rounds: int, num_clients: int,
-                    clients_per_round: int, delta: float) -> float:
+                    clients_per_round: int, delta: float,
+                    sampling: Sampling = Sampling.uniform) -> float:
     """The smallest noise multiplier whose epsilon after ``rounds`` rounds is <= the target.
+
+    Args:
+      target_epsilon: the budget.
+      rounds: rounds to train.
+      num_clients: the federation's size N.
+      clients_per_round: K.
+      delta: the delta epsilon is reported at.
+      sampling: ``uniform``, ``poisson`` or ``epoch``.
 
     Raises:
       ConfigError: no noise multiplier up to ``MAX_NOISE_MULTIPLIER`` meets the target.
     """
     def make_event(noise_multiplier):
-        return dp_accounting.SelfComposedDpEvent(
-            round_event(noise_multiplier, num_clients, clients_per_round), rounds)
+        return training_event(rounds, noise_multiplier, num_clients, clients_per_round,
+                              sampling)
 
     try:
         return float(dp_accounting.calibrate_dp_mechanism(
-            new_accountant, make_event, target_epsilon, delta,
+            lambda: new_accountant(sampling), make_event, target_epsilon, delta,
             dp_accounting.ExplicitBracketInterval(1e-3, MAX_NOISE_MULTIPLIER), tol=1e-4))
     except (ValueError, RuntimeError) as error:
         raise ConfigError(

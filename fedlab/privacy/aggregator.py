@@ -4,6 +4,7 @@ import logging
 
 from tensorflow_federated.python.learning import model_update_aggregator
 
+from fedlab.config.choices import Sampling
 from fedlab.errors import ConfigError
 from fedlab.privacy import noise as noise_queries
 from fedlab.privacy.accounting import DpGuarantee, calibrate_noise
@@ -96,8 +97,14 @@ class DpAggregator:
         self.clipped_count_stddev = clipped_count_stddev
         self.seed = seed
 
-    def for_federation(self, num_clients: int, rounds: int):
+    def for_federation(self, num_clients: int, rounds: int,
+                       sampling: Sampling = Sampling.uniform):
         """The TFF aggregator and the guarantee it gives over ``rounds`` of ``num_clients``.
+
+        Args:
+          num_clients: the federation's size.
+          rounds: the rounds to train (calibration to a budget).
+          sampling: how clients are drawn (``schedule.sampling``): the accounting follows it.
 
         Returns:
           ``(factory, guarantee)``: a ``tff.aggregators.UnweightedAggregationFactory`` and a
@@ -109,7 +116,7 @@ class DpAggregator:
         noise = self.noise_multiplier
         if self.auto:
             noise = calibrate_noise(self.target_epsilon, rounds, num_clients,
-                                            self.clients_per_round, self.target_delta)
+                                    self.clients_per_round, self.target_delta, sampling)
             log.info("noise multiplier %.4f: the smallest that keeps epsilon <= %s at delta %s "
                      "over %d rounds", noise, self.target_epsilon, self.target_delta, rounds)
         try:
@@ -133,5 +140,6 @@ class DpAggregator:
             target_epsilon=self.target_epsilon,
             clipping=(f"fixed, norm {self.clip}" if self.clipping == "fixed"
                       else "adaptive, quantile {target_unclipped_quantile}".format(
-                          **self.adaptive)))
+                          **self.adaptive)),
+            sampling=Sampling(sampling))
         return factory, guarantee

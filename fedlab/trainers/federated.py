@@ -20,6 +20,7 @@ from fedlab.callbacks import Callback, Checkpointing, TrainingContext
 from fedlab.clients.communication import measure_round_communication
 from fedlab.clients.conditions import ClientConditions
 from fedlab.clients.datasets import client_datasets, worker_readable
+from fedlab.config.choices import Sampling
 from fedlab.config.schedule import Schedule
 from fedlab.data import FederatedData
 from fedlab.errors import ConfigError
@@ -112,14 +113,15 @@ class FederatedTrainer:
         self.executor = executor
         self.callbacks = [c for c in callbacks.values() if c is not None]
 
-    def aggregator_for(self, num_clients: int, rounds: int):
+    def aggregator_for(self, num_clients: int, rounds: int,
+                       sampling: Sampling = Sampling.uniform):
         """The TFF aggregator for a federation, and its DP guarantee (``None`` without DP).
 
         A DP aggregator's noise (calibrated to a budget) and guarantee depend on the number of
-        clients and rounds; other aggregators are used as built.
+        clients, the rounds and how clients are sampled; other aggregators are used as built.
         """
         if hasattr(self.aggregator, "for_federation"):
-            return self.aggregator.for_federation(num_clients, rounds)
+            return self.aggregator.for_federation(num_clients, rounds, sampling)
         return self.aggregator, None
 
     def build_process(self, task: Task, input_spec, aggregator: Aggregator, num_clients: int = 0
@@ -177,7 +179,8 @@ class FederatedTrainer:
             (run_dir / MALICIOUS_CLIENTS_FILE).write_text("".join(
                 f"{line}\n" for line in ["client", *malicious]))
         first_client = data.train.create_tf_dataset_for_client(data.train.client_ids[0])
-        aggregator, guarantee = self.aggregator_for(data.num_clients, schedule.rounds)
+        aggregator, guarantee = self.aggregator_for(data.num_clients, schedule.rounds,
+                                                    schedule.sampling)
         if guarantee is not None and guarantee.clients_per_round != schedule.clients_per_round:
             raise ConfigError(
                 f"aggregator.clients_per_round={guarantee.clients_per_round} differs from "
