@@ -105,3 +105,32 @@ def test_fedbuff_refuses_rounds_it_does_not_have(tmp_path):
         run(small_config(tmp_path, "algorithm=fedbuff", "clients=heterogeneous",
                          "schedule.sampling=epoch"))
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("sampling", ["poisson", "epoch"])
+def test_pld_epsilon_is_dp_accountings_and_below_rdps(sampling):
+    relation = dp_accounting.NeighboringRelation[RELATIONS[sampling]]
+    event = accounting.training_event(12, 1.2, 100, 10, sampling)
+    direct = dp_accounting.pld.PLDAccountant(neighboring_relation=relation)
+    direct.compose(event)
+    ours = accounting.epsilon(12, 1.2, 100, 10, 1e-5, sampling, "pld")
+    assert ours == pytest.approx(direct.get_epsilon(1e-5), rel=1e-12)
+    assert ours < accounting.epsilon(12, 1.2, 100, 10, 1e-5, sampling, "rdp")
+
+
+def test_pld_with_sampling_without_replacement_is_one_line():
+    with pytest.raises(ConfigError, match="no event for sampling without replacement") as error:
+        accounting.check_accountant("uniform", "pld")
+    assert "\n" not in str(error.value)
+
+
+def test_both_accountants_side_by_side(tmp_path):
+    run(small_config(tmp_path, "schedule.sampling=epoch", "aggregator=dp",
+                     "aggregator.noise_multiplier=1.0", "aggregator.clients_per_round=2",
+                     "aggregator.accountant=both", "schedule.rounds=5"))
+    table = pd.read_csv(tmp_path / "metrics.csv")
+    for name in ("rdp", "pld"):
+        expected = [accounting.epsilon(r, 1.0, 8, 2, 1e-5, "epoch", name) for r in table["round"]]
+        np.testing.assert_allclose(table[f"dp_epsilon_{name}"], expected, rtol=1e-12)
+    np.testing.assert_array_equal(table["dp_epsilon"], table["dp_epsilon_pld"])
+    assert table["dp_epsilon"].is_monotonic_increasing

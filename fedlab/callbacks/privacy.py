@@ -3,6 +3,7 @@
 import logging
 
 from fedlab.callbacks.base import Callback, TrainingContext
+from fedlab.config.choices import Accountant
 from fedlab.errors import ConfigError
 from fedlab.privacy import accounting
 
@@ -30,7 +31,7 @@ class DpAccounting(Callback):
         context.summary.update(
             dp_delta=guarantee.delta, dp_noise_multiplier=guarantee.noise_multiplier,
             dp_clipping=guarantee.clipping, dp_target_epsilon=guarantee.target_epsilon,
-            dp_accountant=accounting.accountant_name(guarantee.sampling),
+            dp_accountant=accounting.accountant_name(guarantee.sampling, guarantee.accountant),
             dp_sampling=guarantee.sampling.value)
         if guarantee.target_epsilon is not None and context.resumed_from == 0:
             first = _epsilon(guarantee, 1)
@@ -45,6 +46,10 @@ class DpAccounting(Callback):
         if guarantee is None:
             return False
         row["dp_epsilon"] = context.summary["dp_epsilon"] = _epsilon(guarantee, round_num)
+        if guarantee.accountant is Accountant.both:
+            for name in (Accountant.rdp, Accountant.pld):
+                row[f"dp_epsilon_{name.value}"] = context.summary[f"dp_epsilon_{name.value}"] = (
+                    _epsilon(guarantee, round_num, name))
         if guarantee.target_epsilon is None or round_num >= context.rounds:
             return False
         following = _epsilon(guarantee, round_num + 1)
@@ -57,6 +62,8 @@ class DpAccounting(Callback):
         return True
 
 
-def _epsilon(guarantee: accounting.DpGuarantee, rounds: int) -> float:
+def _epsilon(guarantee: accounting.DpGuarantee, rounds: int,
+             accountant: Accountant | None = None) -> float:
     return accounting.epsilon(rounds, guarantee.noise_multiplier, guarantee.num_clients,
-                              guarantee.clients_per_round, guarantee.delta, guarantee.sampling)
+                              guarantee.clients_per_round, guarantee.delta, guarantee.sampling,
+                              guarantee.accountant if accountant is None else accountant)

@@ -26,6 +26,14 @@ class Sampling(str, Enum):
     epoch = "epoch"  # a fresh shuffle each epoch, walked in cohorts: each client once per epoch
 
 
+class Accountant(str, Enum):
+    """How a DP run's epsilon is accounted (``aggregator.accountant``; ``fedlab.privacy``)."""
+
+    rdp = "rdp"  # Renyi DP (every sampling)
+    pld = "pld"  # privacy loss distributions (poisson and epoch sampling)
+    both = "both"  # PLD's in dp_epsilon, and dp_epsilon_rdp, dp_epsilon_pld beside it
+
+
 class AttackKind(str, Enum):
     """What the malicious clients do (``clients.attack``; ``fedlab.attacks``)."""
 

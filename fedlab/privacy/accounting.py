@@ -15,17 +15,18 @@ neighbouring relation follow ``schedule.sampling``:
   ``GaussianDpEvent(noise_multiplier)`` (no amplification by sampling), composed once per
   epoch of ``ceil(num_clients / clients_per_round)`` rounds, under ``REPLACE_ONE``.
 
-dp-accounting's PLD accountant does not support sampling without replacement, so no PLD
-figure is given for ``uniform``.
+``aggregator.accountant=pld`` accounts the same events with dp-accounting's privacy loss
+distributions (``PLDAccountant``, tighter than RDP's bound); ``both`` gives both. The PLD
+accountant has no event for sampling without replacement, so PLD is refused with ``uniform``.
 """
 
 import math
 from dataclasses import dataclass
 
 import dp_accounting
-from dp_accounting import rdp
+from dp_accounting import pld, rdp
 
-from fedlab.config.choices import Sampling
+from fedlab.config.choices import Accountant, Sampling
 from fedlab.errors import ConfigError
 
 # Beyond this the updates drown in noise: a budget that needs more is treated as unmeetable.
@@ -46,17 +47,45 @@ class DpGuarantee:
     target_epsilon: float | None
     clipping: str
     sampling: Sampling = Sampling.uniform
+    accountant: Accountant = Accountant.rdp
 
 
-def accountant_name(sampling: Sampling = Sampling.uniform) -> str:
+ACCOUNTANT_NAMES = {Accountant.rdp: "RDP (dp_accounting.rdp.RdpAccountant)",
+                    Accountant.pld: "PLD (dp_accounting.pld.PLDAccountant)",
+                    Accountant.both: "PLD (dp_accounting.pld.PLDAccountant), RDP beside it"}
+
+
+def accountant_name(sampling: Sampling = Sampling.uniform,
+                    accountant: Accountant = Accountant.rdp) -> str:
     """How a guarantee under ``sampling`` is accounted, for ``summary.json``."""
-    return (f"RDP (dp_accounting.rdp.RdpAccountant), {RELATIONS[Sampling(sampling)].name}, "
-            "client level")
+    return (f"{ACCOUNTANT_NAMES[Accountant(accountant)]}, "
+            f"{RELATIONS[Sampling(sampling)].name}, client level")
 
 
-def new_accountant(sampling: Sampling = Sampling.uniform) -> rdp.RdpAccountant:
-    """An empty Rényi-DP accountant for ``sampling``'s neighbouring relation (module doc)."""
-    return rdp.RdpAccountant(neighboring_relation=RELATIONS[Sampling(sampling)])
+def check_accountant(sampling: Sampling, accountant: Accountant) -> None:
+    """Refuse an accountant that has no event for the sampling.
+
+    Raises:
+      ConfigError: PLD with ``uniform`` sampling (one line).
+    """
+    if Accountant(accountant) is not Accountant.rdp and Sampling(sampling) is Sampling.uniform:
+        raise ConfigError(
+            f"aggregator.accountant={Accountant(accountant).value}: dp-accounting's PLD "
+            "accountant has no event for sampling without replacement (schedule.sampling="
+            "uniform); use schedule.sampling=poisson or epoch, or aggregator.accountant=rdp")
+
+
+def new_accountant(sampling: Sampling = Sampling.uniform, accountant: Accountant = Accountant.rdp):
+    """An empty accountant for ``sampling``'s neighbouring relation (module doc).
+
+    Args:
+      sampling: the client sampling (it sets the neighbouring relation).
+      accountant: ``rdp``, or ``pld`` (``both`` also gives PLD's).
+    """
+    relation = RELATIONS[Sampling(sampling)]
+    if Accountant(accountant) is Accountant.rdp:
+        return rdp.RdpAccountant(neighboring_relation=relation)
+    return pld.PLDAccountant(neighboring_relation=relation)
 
 
 def round_event(noise_multiplier: float, num_clients: int, clients_per_round: int,
@@ -97,7 +126,8 @@ def training_event(rounds: int, noise_multiplier: float, num_clients: int,
 
 
 def epsilon(rounds: int, noise_multiplier: float, num_clients: int, clients_per_round: int,
-            delta: float, sampling: Sampling = Sampling.uniform) -> float:
+            delta: float, sampling: Sampling = Sampling.uniform,
+            accountant: Accountant = Accountant.rdp) -> float:
     """Epsilon at ``delta`` after ``rounds`` rounds (RDP, replace-one, client level).
 
     Without noise there is no finite epsilon: ``inf``.
@@ -109,20 +139,22 @@ def epsilon(rounds: int, noise_multiplier: float, num_clients: int, clients_per_
       clients_per_round: K.
       delta: the delta epsilon is reported at.
       sampling: ``uniform``, ``poisson`` or ``epoch``.
+      accountant: ``rdp``, or ``pld`` (``both``: PLD's).
     """
     if rounds == 0:
         return 0.0
     if noise_multiplier == 0:
         return math.inf
-    accountant = new_accountant(sampling)
-    accountant.compose(training_event(rounds, noise_multiplier, num_clients, clients_per_round,
-                                      sampling))
-    return float(accountant.get_epsilon(delta))
+    composed = new_accountant(sampling, accountant)
+    composed.compose(training_event(rounds, noise_multiplier, num_clients, clients_per_round,
+                                    sampling))
+    return float(composed.get_epsilon(delta))
 
 
 def calibrate_noise(target_epsilon: float, rounds: int, num_clients: int,
                     clients_per_round: int, delta: float,
-                    sampling: Sampling = Sampling.uniform) -> float:
+                    sampling: Sampling = Sampling.uniform,
+                    accountant: Accountant = Accountant.rdp) -> float:
     """The smallest noise multiplier whose epsilon after ``rounds`` rounds is <= the target.
 
     Args:
@@ -132,6 +164,7 @@ def calibrate_noise(target_epsilon: float, rounds: int, num_clients: int,
       clients_per_round: K.
       delta: the delta epsilon is reported at.
       sampling: ``uniform``, ``poisson`` or ``epoch``.
+      accountant: ``rdp``, or ``pld`` (``both``: PLD's).
 
     Raises:
       ConfigError: no noise multiplier up to ``MAX_NOISE_MULTIPLIER`` meets the target.
@@ -142,7 +175,7 @@ def calibrate_noise(target_epsilon: float, rounds: int, num_clients: int,
 
     try:
         return float(dp_accounting.calibrate_dp_mechanism(
-            lambda: new_accountant(sampling), make_event, target_epsilon, delta,
+            lambda: new_accountant(sampling, accountant), make_event, target_epsilon, delta,
             dp_accounting.ExplicitBracketInterval(1e-3, MAX_NOISE_MULTIPLIER), tol=1e-4))
     except (ValueError, RuntimeError) as error:
         raise ConfigError(

@@ -4,10 +4,10 @@ import logging
 
 from tensorflow_federated.python.learning import model_update_aggregator
 
-from fedlab.config.choices import Sampling
+from fedlab.config.choices import Accountant, Sampling
 from fedlab.errors import ConfigError
 from fedlab.privacy import noise as noise_queries
-from fedlab.privacy.accounting import DpGuarantee, calibrate_noise
+from fedlab.privacy.accounting import DpGuarantee, calibrate_noise, check_accountant
 
 log = logging.getLogger("fedlab")
 
@@ -35,7 +35,7 @@ class DpAggregator:
                  clipping: str = "adaptive", clip: float = 0.1, zeroing: bool = True,
                  initial_l2_norm_clip: float = 0.1, target_unclipped_quantile: float = 0.5,
                  clip_learning_rate: float = 0.2, clipped_count_stddev: float | None = None,
-                 seed: int = 0):
+                 seed: int = 0, accountant: Accountant = Accountant.rdp):
         """Check every value; ``noise_multiplier="auto"`` calibrates it to ``target_epsilon``.
 
         Args:
@@ -59,6 +59,10 @@ class DpAggregator:
           clipped_count_stddev: adaptive clipping: the noise on the count of clipped clients
             (null: max(0.05 x clients per round, noise multiplier)).
           seed: the seed the Gaussian noise is drawn from, so runs reproduce.
+          accountant: ``rdp`` (Rényi DP), ``pld`` (privacy loss distributions: tighter; needs
+            ``schedule.sampling`` poisson or epoch) or ``both`` (``dp_epsilon`` is PLD's, with
+            ``dp_epsilon_rdp`` and ``dp_epsilon_pld`` beside it). A budget is kept, and noise
+            calibrated, with PLD's epsilon when it is given.
 
         Raises:
           ConfigError: a value out of range, or ``auto`` without a target.
@@ -96,6 +100,7 @@ class DpAggregator:
                          "learning_rate": clip_learning_rate}
         self.clipped_count_stddev = clipped_count_stddev
         self.seed = seed
+        self.accountant = Accountant(accountant)
 
     def for_federation(self, num_clients: int, rounds: int,
                        sampling: Sampling = Sampling.uniform):
@@ -113,10 +118,12 @@ class DpAggregator:
         Raises:
           ConfigError: no noise multiplier meets the target, or TFF refuses the settings.
         """
+        check_accountant(sampling, self.accountant)
         noise = self.noise_multiplier
         if self.auto:
             noise = calibrate_noise(self.target_epsilon, rounds, num_clients,
-                                    self.clients_per_round, self.target_delta, sampling)
+                                    self.clients_per_round, self.target_delta, sampling,
+                                    self.accountant)
             log.info("noise multiplier %.4f: the smallest that keeps epsilon <= %s at delta %s "
                      "over %d rounds", noise, self.target_epsilon, self.target_delta, rounds)
         try:
@@ -141,5 +148,5 @@ class DpAggregator:
             clipping=(f"fixed, norm {self.clip}" if self.clipping == "fixed"
                       else "adaptive, quantile {target_unclipped_quantile}".format(
                           **self.adaptive)),
-            sampling=Sampling(sampling))
+            sampling=Sampling(sampling), accountant=self.accountant)
         return factory, guarantee
