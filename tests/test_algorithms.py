@@ -27,7 +27,8 @@ SPEC = collections.OrderedDict(x=tf.TensorSpec([None, 8, 8, 1], tf.float32),
 # SCAFFOLD's control variates would bypass DP's clipping and noise; FedBuff is asynchronous;
 # FedNova's server step scales by the clients' step counts, which DP would not cover.
 REFUSED = {(a, dp) for a in ("fedsgd", "scaffold", "fedbuff", "fednova")
-           for dp in ("dp", "dp_fixed")}
+           for dp in ("dp", "dp_fixed", "dp_ftrl")}
+SAMPLING = {"dp_ftrl": "epoch"}  # DP-FTRL's guarantee needs epoch sampling
 
 
 @pytest.mark.parametrize("aggregator", group_options("aggregator"))
@@ -39,9 +40,11 @@ def test_every_algorithm_aggregator_pair_builds_or_is_refused(algorithm, aggrega
     if (algorithm, aggregator) in REFUSED:
         with pytest.raises(ConfigError, match=f"algorithm '{algorithm}' cannot use the "
                                               "aggregator"):
-            trainer.build_process(task, SPEC, trainer.aggregator_for(50, 10)[0], 50)
+            trainer.build_process(task, SPEC, trainer.aggregator_for(
+                50, 10, SAMPLING.get(aggregator, "uniform"))[0], 50)
     else:
-        process = trainer.build_process(task, SPEC, trainer.aggregator_for(50, 10)[0], 50)
+        process = trainer.build_process(task, SPEC, trainer.aggregator_for(
+                50, 10, SAMPLING.get(aggregator, "uniform"))[0], 50)
         weights = process.get_model_weights.type_signature.result
         mlp = images.mlp((8, 8, 1), 3)
         assert [tuple(t.shape) for t in weights.trainable] == [

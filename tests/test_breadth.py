@@ -22,13 +22,15 @@ EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
 # Krum needs n > 2f + 2 clients per round (f = 1 by default), more than the smoke schedule's 2.
 COHORT_FOR = {"krum": 5, "multi_krum": 5}
+SAMPLING_FOR = {"dp_ftrl": "epoch"}  # DP-FTRL's guarantee needs epoch sampling
 
 
 @pytest.mark.parametrize("option", group_options("aggregator"))
 def test_every_aggregator_trains_and_is_accounted(tmp_path, option):
     cohort = COHORT_FOR.get(option)
     run(small_config(tmp_path, f"aggregator={option}",
-                     *([f"schedule.clients_per_round={cohort}"] if cohort else [])))
+                     *([f"schedule.clients_per_round={cohort}"] if cohort else []),
+                     f"schedule.sampling={SAMPLING_FOR.get(option, 'uniform')}"))
     table = metrics(tmp_path)
     assert table["round"].tolist() == [1, 2]
     model_bits = 4 * 32 * (3 * 3 * 16 + 16 + 4 * 4 * 16 * 64 + 64 + 64 * 3 + 3) // 4

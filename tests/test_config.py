@@ -34,7 +34,9 @@ def test_model_options_build_on_dataset_shapes(option):
 def test_aggregator_options_build_factories(option):
     factory = instantiate(compose_config([f"aggregator={option}"]).aggregator)
     if hasattr(factory, "for_federation"):  # DP: built for a federation's size
-        factory, guarantee = factory.for_federation(num_clients=50, rounds=10)
+        sampling = "epoch" if option == "dp_ftrl" else "uniform"  # DP-FTRL needs epochs
+        factory, guarantee = factory.for_federation(num_clients=50, rounds=10,
+                                                    sampling=sampling)
         assert guarantee.num_clients == 50 and guarantee.clients_per_round == 10
     assert isinstance(factory, (tff.aggregators.WeightedAggregationFactory,
                                 tff.aggregators.UnweightedAggregationFactory))

@@ -31,7 +31,8 @@ class DpAccounting(Callback):
         context.summary.update(
             dp_delta=guarantee.delta, dp_noise_multiplier=guarantee.noise_multiplier,
             dp_clipping=guarantee.clipping, dp_target_epsilon=guarantee.target_epsilon,
-            dp_accountant=accounting.accountant_name(guarantee.sampling, guarantee.accountant),
+            dp_accountant=accounting.accountant_name(guarantee.sampling, guarantee.accountant,
+                                                     guarantee.mechanism),
             dp_sampling=guarantee.sampling.value)
         if guarantee.target_epsilon is not None and context.resumed_from == 0:
             first = _epsilon(guarantee, 1)
@@ -66,4 +67,5 @@ def _epsilon(guarantee: accounting.DpGuarantee, rounds: int,
              accountant: Accountant | None = None) -> float:
     return accounting.epsilon(rounds, guarantee.noise_multiplier, guarantee.num_clients,
                               guarantee.clients_per_round, guarantee.delta, guarantee.sampling,
-                              guarantee.accountant if accountant is None else accountant)
+                              guarantee.accountant if accountant is None else accountant,
+                              guarantee.mechanism)

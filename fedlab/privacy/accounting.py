@@ -15,6 +15,10 @@ neighbouring relation follow ``schedule.sampling``:
   ``GaussianDpEvent(noise_multiplier)`` (no amplification by sampling), composed once per
   epoch of ``ceil(num_clients / clients_per_round)`` rounds, under ``REPLACE_ONE``.
 
+DP-FTRL (``aggregator=dp_ftrl``, :mod:`fedlab.privacy.ftrl`) is the mechanism ``tree``: each
+epoch begun is one ``SingleEpochTreeAggregationDpEvent(noise_multiplier, rounds of that
+epoch)``, under ``REPLACE_SPECIAL`` (the relation dp-accounting defines it for).
+
 ``aggregator.accountant=pld`` accounts the same events with dp-accounting's privacy loss
 distributions (``PLDAccountant``, tighter than RDP's bound); ``both`` gives both. The PLD
 accountant has no event for sampling without replacement, so PLD is refused with ``uniform``.
@@ -31,6 +35,7 @@ from fedlab.errors import ConfigError
 
 # Beyond this the updates drown in noise: a budget that needs more is treated as unmeetable.
 MAX_NOISE_MULTIPLIER = 1e4
+TREE = "tree"  # DP-FTRL's tree aggregation (fedlab.privacy.ftrl)
 RELATIONS = {Sampling.uniform: dp_accounting.NeighboringRelation.REPLACE_ONE,
              Sampling.poisson: dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE,
              Sampling.epoch: dp_accounting.NeighboringRelation.REPLACE_ONE}
@@ -48,6 +53,7 @@ class DpGuarantee:
     clipping: str
     sampling: Sampling = Sampling.uniform
     accountant: Accountant = Accountant.rdp
+    mechanism: str = "gaussian"  # or TREE (DP-FTRL)
 
 
 ACCOUNTANT_NAMES = {Accountant.rdp: "RDP (dp_accounting.rdp.RdpAccountant)",
@@ -55,11 +61,18 @@ ACCOUNTANT_NAMES = {Accountant.rdp: "RDP (dp_accounting.rdp.RdpAccountant)",
                     Accountant.both: "PLD (dp_accounting.pld.PLDAccountant), RDP beside it"}
 
 
+def relation(sampling: Sampling, mechanism: str = "gaussian"):
+    """The neighbouring relation a guarantee is accounted under (module doc)."""
+    if mechanism == TREE:
+        return dp_accounting.NeighboringRelation.REPLACE_SPECIAL
+    return RELATIONS[Sampling(sampling)]
+
+
 def accountant_name(sampling: Sampling = Sampling.uniform,
-                    accountant: Accountant = Accountant.rdp) -> str:
+                    accountant: Accountant = Accountant.rdp, mechanism: str = "gaussian") -> str:
     """How a guarantee under ``sampling`` is accounted, for ``summary.json``."""
     return (f"{ACCOUNTANT_NAMES[Accountant(accountant)]}, "
-            f"{RELATIONS[Sampling(sampling)].name}, client level")
+            f"{relation(sampling, mechanism).name}, client level")
 
 
 def check_accountant(sampling: Sampling, accountant: Accountant) -> None:
@@ -75,17 +88,19 @@ def check_accountant(sampling: Sampling, accountant: Accountant) -> None:
             "uniform); use schedule.sampling=poisson or epoch, or aggregator.accountant=rdp")
 
 
-def new_accountant(sampling: Sampling = Sampling.uniform, accountant: Accountant = Accountant.rdp):
-    """An empty accountant for ``sampling``'s neighbouring relation (module doc).
+def new_accountant(sampling: Sampling = Sampling.uniform, accountant: Accountant = Accountant.rdp,
+                   mechanism: str = "gaussian"):
+    """An empty accountant for the guarantee's neighbouring relation (module doc).
 
     Args:
       sampling: the client sampling (it sets the neighbouring relation).
       accountant: ``rdp``, or ``pld`` (``both`` also gives PLD's).
+      mechanism: ``gaussian`` or ``tree``.
     """
-    relation = RELATIONS[Sampling(sampling)]
+    neighbours = relation(sampling, mechanism)
     if Accountant(accountant) is Accountant.rdp:
-        return rdp.RdpAccountant(neighboring_relation=relation)
-    return pld.PLDAccountant(neighboring_relation=relation)
+        return rdp.RdpAccountant(neighboring_relation=neighbours)
+    return pld.PLDAccountant(neighboring_relation=neighbours)
 
 
 def round_event(noise_multiplier: float, num_clients: int, clients_per_round: int,
@@ -106,8 +121,8 @@ def round_event(noise_multiplier: float, num_clients: int, clients_per_round: in
 
 
 def training_event(rounds: int, noise_multiplier: float, num_clients: int,
-                   clients_per_round: int,
-                   sampling: Sampling = Sampling.uniform) -> dp_accounting.DpEvent:
+                   clients_per_round: int, sampling: Sampling = Sampling.uniform,
+                   mechanism: str = "gaussian") -> dp_accounting.DpEvent:
     """The DP event of ``rounds`` rounds (module doc: one event per round, or per epoch).
 
     Args:
@@ -116,7 +131,14 @@ def training_event(rounds: int, noise_multiplier: float, num_clients: int,
       num_clients: the federation's size N.
       clients_per_round: K.
       sampling: ``uniform``, ``poisson`` or ``epoch``.
+      mechanism: ``gaussian``, or ``tree`` (DP-FTRL, epoch sampling).
     """
+    if mechanism == TREE:
+        period = math.ceil(num_clients / clients_per_round)
+        return dp_accounting.ComposedDpEvent([
+            dp_accounting.SingleEpochTreeAggregationDpEvent(
+                noise_multiplier, min(period, rounds - start))
+            for start in range(0, rounds, period)])
     if Sampling(sampling) is Sampling.epoch:
         epochs = math.ceil(rounds / math.ceil(num_clients / clients_per_round))
         return dp_accounting.SelfComposedDpEvent(
@@ -127,7 +149,7 @@ def training_event(rounds: int, noise_multiplier: float, num_clients: int,
 
 def epsilon(rounds: int, noise_multiplier: float, num_clients: int, clients_per_round: int,
             delta: float, sampling: Sampling = Sampling.uniform,
-            accountant: Accountant = Accountant.rdp) -> float:
+            accountant: Accountant = Accountant.rdp, mechanism: str = "gaussian") -> float:
     """Epsilon at ``delta`` after ``rounds`` rounds (RDP, replace-one, client level).
 
     Without noise there is no finite epsilon: ``inf``.
@@ -140,21 +162,23 @@ def epsilon(rounds: int, noise_multiplier: float, num_clients: int, clients_per_
       delta: the delta epsilon is reported at.
       sampling: ``uniform``, ``poisson`` or ``epoch``.
       accountant: ``rdp``, or ``pld`` (``both``: PLD's).
+      mechanism: ``gaussian``, or ``tree`` (DP-FTRL).
     """
     if rounds == 0:
         return 0.0
     if noise_multiplier == 0:
         return math.inf
-    composed = new_accountant(sampling, accountant)
+    composed = new_accountant(sampling, accountant, mechanism)
     composed.compose(training_event(rounds, noise_multiplier, num_clients, clients_per_round,
-                                    sampling))
+                                    sampling, mechanism))
     return float(composed.get_epsilon(delta))
 
 
 def calibrate_noise(target_epsilon: float, rounds: int, num_clients: int,
                     clients_per_round: int, delta: float,
                     sampling: Sampling = Sampling.uniform,
-                    accountant: Accountant = Accountant.rdp) -> float:
+                    accountant: Accountant = Accountant.rdp,
+                    mechanism: str = "gaussian") -> float:
     """The smallest noise multiplier whose epsilon after ``rounds`` rounds is <= the target.
 
     Args:
@@ -165,17 +189,19 @@ def calibrate_noise(target_epsilon: float, rounds: int, num_clients: int,
       delta: the delta epsilon is reported at.
       sampling: ``uniform``, ``poisson`` or ``epoch``.
       accountant: ``rdp``, or ``pld`` (``both``: PLD's).
+      mechanism: ``gaussian``, or ``tree`` (DP-FTRL).
 
     Raises:
       ConfigError: no noise multiplier up to ``MAX_NOISE_MULTIPLIER`` meets the target.
     """
     def make_event(noise_multiplier):
         return training_event(rounds, noise_multiplier, num_clients, clients_per_round,
-                              sampling)
+                              sampling, mechanism)
 
     try:
         return float(dp_accounting.calibrate_dp_mechanism(
-            lambda: new_accountant(sampling, accountant), make_event, target_epsilon, delta,
+            lambda: new_accountant(sampling, accountant, mechanism), make_event, target_epsilon,
+            delta,
             dp_accounting.ExplicitBracketInterval(1e-3, MAX_NOISE_MULTIPLIER), tol=1e-4))
     except (ValueError, RuntimeError) as error:
         raise ConfigError(
