@@ -1,13 +1,15 @@
 """The robustness study's tables and figures, from the report's ``runs.csv`` and ``rounds.csv``.
 
-``uv run python experiments/robustness/analyze.py`` reads ``results/runs.csv`` and
-``results/rounds.csv`` (written by ``python -m fedlab.report``, see the README) and writes, beside
+``uv run python experiments/robustness/analyze.py [FOLDER]`` reads ``results/runs.csv`` and
+``results/rounds.csv`` (or FOLDER's) (written by ``python -m fedlab.report``, see the README) and writes, beside
 them:
 
 - ``survival.csv``: per aggregator and condition (clean, or attack at a fraction), the last-3
   held-out accuracy over the 5 seeds (mean, 95 % t half-width), how many seeds collapsed
-  (last-3 accuracy <= 0.2, chance is 0.1), the mean test-set standard error, and the final
-  backdoor accuracy where there is one;
+  (last-3 accuracy <= 0.2, chance is 0.1) and how many diverged, the mean test-set standard
+  error, and the final backdoor accuracy where there is one. A run that diverged (its weights
+  went non-finite and training stopped) is scored at chance, 0.10: the model it leaves is
+  useless, and leaving it out would flatter the aggregator;
 - ``versus_mean.csv``: each robust aggregator minus the mean, paired by seed, under every
   condition (clean included: the price of robustness); paired t-tests with Holm's correction
   over the whole table (one family);
@@ -15,6 +17,7 @@ them:
   over rounds, mean over seeds, per aggregator and fraction).
 """
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -27,9 +30,9 @@ import pandas as pd  # noqa: E402
 from fedlab.report.stats import holm_family, paired_t_test  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results"
 METRIC, SEED, ALPHA = "final_eval_accuracy_last_k", "schedule.seed", 0.05
-COLLAPSED = 0.2
+COLLAPSED, CHANCE = 0.2, 0.1
 AGGREGATORS = ["mean", "median", "trimmed_mean", "krum", "multi_krum", "geometric_median",
                "centered_clipping"]
 ATTACKS = ["sign_flip", "gaussian", "label_flip", "backdoor"]
@@ -65,6 +68,7 @@ def final_backdoor(rounds: pd.DataFrame) -> pd.Series:
 def survival(runs: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
     """The survival table (module doc)."""
     runs = runs.assign(backdoor=runs["run"].map(final_backdoor(rounds)))
+    diverged = runs["status"] == "diverged"
     rows = []
     for (aggregator, cond), group in runs.groupby(["aggregator", "condition"]):
         values = group[METRIC].to_numpy()
@@ -73,6 +77,7 @@ def survival(runs: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
         rows.append({"aggregator": aggregator, "condition": cond, "n": n,
                      "accuracy_mean": values.mean(), "accuracy_half_width_95": half,
                      "seeds_collapsed": int((values <= COLLAPSED).sum()),
+                     "seeds_diverged": int(diverged[group.index].sum()),
                      "test_se_mean": group["final_eval_accuracy_se"].mean(),
                      "backdoor_accuracy_mean": group["backdoor"].mean()})
     table = pd.DataFrame(rows)
@@ -146,7 +151,13 @@ def plot_backdoor(rounds: pd.DataFrame) -> None:
 def main() -> None:
     """Write the tables and figures beside the report's CSVs, and print the tables."""
     runs, rounds = load()
-    runs = runs[runs["status"] == "completed"]
+    diverged = (runs["status"] == "failed") & runs["note"].fillna("").str.contains("diverged")
+    runs.loc[diverged, "status"] = "diverged"
+    runs.loc[diverged, METRIC] = CHANCE
+    others = runs[~runs["status"].isin(["completed", "diverged"])]
+    if len(others):
+        print(f"left out, neither completed nor diverged: {len(others)} runs")
+    runs = runs[runs["status"].isin(["completed", "diverged"])]
     table = survival(runs, rounds)
     table.to_csv(RESULTS / "survival.csv", index=False, float_format="%.6g")
     compared = versus_mean(runs)
