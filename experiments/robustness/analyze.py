@@ -1,8 +1,8 @@
 """The robustness study's tables and figures, from the report's ``runs.csv`` and ``rounds.csv``.
 
 ``uv run python experiments/robustness/analyze.py [FOLDER]`` reads ``results/runs.csv`` and
-``results/rounds.csv`` (or FOLDER's) (written by ``python -m fedlab.report``, see the README) and writes, beside
-them:
+``results/rounds.csv`` (or FOLDER's; written by ``python -m fedlab.report``, see the README)
+and writes, beside them:
 
 - ``survival.csv``: per aggregator and condition (clean, or attack at a fraction), the last-3
   held-out accuracy over the 5 seeds (mean, 95 % t half-width), how many seeds collapsed
