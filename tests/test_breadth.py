@@ -25,7 +25,14 @@ COHORT_FOR = {"krum": 5, "multi_krum": 5}
 SAMPLING_FOR = {"dp_ftrl": "epoch"}  # DP-FTRL's guarantee needs epoch sampling
 
 
-@pytest.mark.parametrize("option", group_options("aggregator"))
+# One of each kind trains in the default tier (TFF's mean, a quantizing, a DP, a tree-DP, a
+# stacked robust one, Krum's cohort); the others in the slow tier.
+QUICK_AGGREGATORS = {"mean", "compression", "dp", "dp_ftrl", "median", "krum"}
+
+
+@pytest.mark.parametrize("option", [
+    pytest.param(o, marks=() if o in QUICK_AGGREGATORS else pytest.mark.slow)
+    for o in group_options("aggregator")])
 def test_every_aggregator_trains_and_is_accounted(tmp_path, option):
     cohort = COHORT_FOR.get(option)
     run(small_config(tmp_path, f"aggregator={option}",
@@ -149,6 +156,18 @@ FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes(experiment):
+    cfg = compose_config([f"+experiment={experiment}"])
+    assert cfg.schedule.rounds > 0 and cfg.schedule.clients_per_round > 0
+
+
+# Every experiment composes (above); the smoke runs of all but these few are in the slow tier.
+QUICK_EXPERIMENTS = {"seed_study", "robustness", "niid_bench", "default_tuning"}
+
+
+@pytest.mark.parametrize("experiment", [
+    pytest.param(e, marks=() if e in QUICK_EXPERIMENTS else pytest.mark.slow)
+    for e in EXPERIMENTS])
 def test_every_experiment_composes_and_smoke_runs(tmp_path, experiment):
     # CIFAR-10 cannot be downloaded here: that experiment runs on synthetic images instead;
     # Shakespeare's smoke run takes one play and the small model.
