@@ -25,7 +25,7 @@ from fedlab.attacks.poisoning import (
 from fedlab.attacks.process import attacked_algorithm_process
 from fedlab.config.choices import AttackKind
 from fedlab.data.synthetic import load_synthetic
-from fedlab.errors import ConfigError
+from fedlab.errors import ConfigError, DivergenceError
 from fedlab.executors import contexts
 from fedlab.models import images
 from fedlab.run import run
@@ -211,7 +211,10 @@ def test_sign_flipping_attackers_leave_the_mean_worse_than_the_median(tmp_path):
     """The issue's check, on the robustness study's task and seed 1 (20 rounds each)."""
     common = ["+experiment=robustness", "clients.attack=sign_flip", "clients.attack_fraction=0.3",
               "clients.attack_scale=4", "optimizer.client.learning_rate=0.3", "schedule.seed=1"]
-    accuracy = {aggregator: run(compose_config([*common, f"aggregator={aggregator}"],
-                                               tmp_path / aggregator))
-                for aggregator in ("mean", "median")}
-    assert accuracy["mean"] < accuracy["median"], accuracy
+    try:
+        mean = run(compose_config([*common, "aggregator=mean"], tmp_path / "mean"))
+    except DivergenceError:  # the mean's weights went non-finite (round 10 in the study)
+        mean = None
+    median = run(compose_config([*common, "aggregator=median"], tmp_path / "median"))
+    assert mean is None or mean < median, (mean, median)
+    assert median > 0.3  # the study's seed 1: 0.521
