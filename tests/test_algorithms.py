@@ -32,7 +32,7 @@ SAMPLING = {"dp_ftrl": "epoch"}  # DP-FTRL's guarantee needs epoch sampling
 
 
 # The default tier builds every algorithm with the mean and FedAvg with every aggregator; the
-# slow tier the other pairs (each build traces TFF computations: 8 x 17 of them take minutes).
+# slow tier the other pairs (each build traces TFF computations: 8 x 14 of them take minutes).
 PAIRS = [pytest.param(algorithm, aggregator, marks=() if "fedavg" in (algorithm,) or
                       aggregator == "mean" else pytest.mark.slow)
          for algorithm in group_options("algorithm") for aggregator in group_options("aggregator")]
