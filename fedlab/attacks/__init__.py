@@ -1,8 +1,8 @@
 """Malicious clients: who they are, what they do, and how a run composes them.
 
 Set by the ``clients`` group (``clients.attack``, ``attack_fraction``, ``attack_scale``,
-``backdoor_target``). ``attack_fraction x N`` rounded half up of the federation's ``N`` clients are
-malicious, drawn once from ``schedule.seed`` (a stream of their own) and written to
+``backdoor_target``). Of the federation's ``N`` clients, ``attack_fraction x N`` (rounded half
+up) are malicious, drawn once from ``schedule.seed`` (a stream of their own) and written to
 ``malicious_clients.csv``; in each round they are sampled like everyone else, and
 ``metrics.csv`` counts them (``malicious_clients``). An attack is data poisoning
 (:mod:`fedlab.attacks.poisoning`: ``label_flip``, and ``backdoor``'s training data), model
