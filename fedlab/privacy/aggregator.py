@@ -12,6 +12,27 @@ from fedlab.privacy.accounting import DpGuarantee, calibrate_noise, check_accoun
 log = logging.getLogger("fedlab")
 
 
+def parse_noise_multiplier(noise_multiplier: str | float) -> float | None:
+    """``aggregator.noise_multiplier`` as a number >= 0, or ``None`` for ``auto``.
+
+    Args:
+      noise_multiplier: the configured value.
+
+    Raises:
+      ConfigError: neither a number >= 0 nor ``auto`` (one line).
+    """
+    if str(noise_multiplier).strip().lower() == "auto":
+        return None
+    try:
+        value = float(noise_multiplier)
+    except ValueError:
+        raise ConfigError("aggregator.noise_multiplier must be a number or 'auto', got "
+                          f"{noise_multiplier!r}") from None
+    if value < 0:
+        raise ConfigError(f"aggregator.noise_multiplier must be >= 0, got {value}")
+    return value
+
+
 class DpAggregator:
     """DP-FedAvg's aggregator: clipping plus Gaussian noise, and the guarantee it gives.
 
@@ -67,15 +88,8 @@ class DpAggregator:
         Raises:
           ConfigError: a value out of range, or ``auto`` without a target.
         """
-        self.auto = str(noise_multiplier).strip().lower() == "auto"
-        try:
-            self.noise_multiplier = None if self.auto else float(noise_multiplier)
-        except ValueError:
-            raise ConfigError("aggregator.noise_multiplier must be a number or 'auto', got "
-                              f"{noise_multiplier!r}") from None
-        if not self.auto and self.noise_multiplier < 0:
-            raise ConfigError(
-                f"aggregator.noise_multiplier must be >= 0, got {self.noise_multiplier}")
+        self.noise_multiplier = parse_noise_multiplier(noise_multiplier)
+        self.auto = self.noise_multiplier is None
         if clients_per_round < 1:
             raise ConfigError(f"aggregator.clients_per_round must be >= 1, got {clients_per_round}")
         if not 0 < target_delta < 1:

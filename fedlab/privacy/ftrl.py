@@ -26,6 +26,7 @@ from tensorflow_privacy.privacy.dp_query import restart_query
 from fedlab.config.choices import Accountant, Sampling
 from fedlab.errors import ConfigError
 from fedlab.privacy.accounting import TREE, DpGuarantee, calibrate_noise
+from fedlab.privacy.aggregator import parse_noise_multiplier
 
 log = logging.getLogger("fedlab")
 
@@ -78,15 +79,8 @@ class DpFtrlAggregator:
         Raises:
           ConfigError: a value out of range, or ``auto`` without a target.
         """
-        self.auto = str(noise_multiplier).strip().lower() == "auto"
-        try:
-            self.noise_multiplier = None if self.auto else float(noise_multiplier)
-        except ValueError:
-            raise ConfigError("aggregator.noise_multiplier must be a number or 'auto', got "
-                              f"{noise_multiplier!r}") from None
-        if not self.auto and self.noise_multiplier < 0:
-            raise ConfigError(
-                f"aggregator.noise_multiplier must be >= 0, got {self.noise_multiplier}")
+        self.noise_multiplier = parse_noise_multiplier(noise_multiplier)
+        self.auto = self.noise_multiplier is None
         if self.auto and target_epsilon is None:
             raise ConfigError("aggregator.noise_multiplier=auto needs aggregator.target_epsilon")
         if clients_per_round < 1 or not clip > 0 or not 0 < target_delta < 1:
