@@ -123,11 +123,13 @@ def test_every_column_and_key_a_run_writes_is_documented(tmp_path):
     """A small real run with the optional columns on: nothing it writes is undocumented."""
     fedlab.run.run(small_config(tmp_path, "clients=heterogeneous", "aggregator=dp",
                                 "dataset.validation_fraction=0.25",
-                                "callbacks.target_stop.accuracy=0.0"))
+                                "callbacks.target_stop.accuracy=0.0",
+                                "privacy_audit.canaries=2"))
     with open(tmp_path / files.METRICS_FILE) as metrics:
         columns = set(next(csv.reader(metrics)))
     summary = json.loads((tmp_path / files.SUMMARY_FILE).read_text())
-    assert {"val_accuracy", "sim_round_seconds", "dp_epsilon"} <= columns  # options took
+    assert {"val_accuracy", "sim_round_seconds", "dp_epsilon",
+            "empirical_epsilon"} <= columns  # options took
     assert columns - gen.documented_names("metrics.csv") == set()
     assert set(summary) - gen.documented_names("summary.json") == set()
     assert set(summary["provenance"]) - gen.documented_names("provenance") == set()

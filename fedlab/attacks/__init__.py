@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -98,7 +98,7 @@ class FlaggedProcess:
     """A process whose ``next(state, data, flags)`` takes each client's malicious flag.
 
     The loop sees a ``LearningProcess``-like object whose ``next(state, inputs)`` takes
-    ``(flag, input)`` pairs (:func:`flagged_cohorts`).
+    ``(flag, input)`` pairs (:func:`counted_cohorts`).
     """
 
     process: Any
@@ -115,21 +115,22 @@ class FlaggedProcess:
                                  [flag for flag, _ in inputs])
 
 
-def counted_cohorts(cohorts: Callable, malicious: Sequence[str], flagged: bool) -> Callable:
-    """Each round's cohort with ``malicious_clients`` counted (and flags paired, if ``flagged``).
+def counted_cohorts(cohorts: Callable, flags: Mapping[str, float], column: str,
+                    paired: bool) -> Callable:
+    """Each round's cohort with its flagged clients counted in ``column`` (and flags paired).
 
     Args:
       cohorts: ``cohorts(round)`` gives the round's :class:`~fedlab.clients.sampling.Cohort`.
-      malicious: the malicious clients' ids.
-      flagged: pair each input with its client's flag (1.0 malicious, 0.0 honest).
+      flags: the flagged clients' ids and their (nonzero) flags; other clients' flag is 0.
+      column: the ``metrics.csv`` column counting the round's flagged clients.
+      paired: pair each input with its client's flag, for a :class:`FlaggedProcess`.
     """
-    malicious_ids = set(malicious)
 
     def cohort(round_num: int):
         clients = cohorts(round_num)
-        flags = [float(c in malicious_ids) for c in clients.client_ids]
-        columns = {**clients.columns, "malicious_clients": int(sum(flags))}
-        inputs = (list(zip(flags, clients.inputs, strict=True)) if flagged
+        round_flags = [float(flags.get(c, 0.0)) for c in clients.client_ids]
+        columns = {**clients.columns, column: sum(f != 0 for f in round_flags)}
+        inputs = (list(zip(round_flags, clients.inputs, strict=True)) if paired
                   else clients.inputs)
         return dataclasses.replace(clients, inputs=inputs, columns=columns)
 

@@ -17,6 +17,8 @@ takes the flags as a CLIENTS-placed ``float32`` beside the data.
 
 import collections
 import dataclasses
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,7 @@ from fedlab.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class AttackedProcess:
-    """A learning process whose ``next(state, client_data, flags)`` applies the attack."""
+    """A learning process whose ``next(state, client_data, flags)`` replaces flagged uploads."""
 
     initialize: Any
     next: Any
@@ -69,9 +71,9 @@ def poisoned_update(update, flag, attack: Attack):
     return tf.nest.pack_sequence_as(update, chosen)
 
 
-def attacked_process(honest, client_work, aggregator, server_optimizer,
-                     attack: Attack) -> AttackedProcess:
-    """``honest`` (a TFF composed process) with the malicious clients' uploads poisoned.
+def replaced_uploads_process(honest, client_work, aggregator, server_optimizer,
+                             upload: Callable) -> AttackedProcess:
+    """``honest`` (a TFF composed process) with each client's upload passed through ``upload``.
 
     Args:
       honest: the algorithm's learning process, as TFF's builder composed it.
@@ -79,7 +81,11 @@ def attacked_process(honest, client_work, aggregator, server_optimizer,
       aggregator: the same aggregation factory (weighted, or unweighted: then wrapped as TFF's
         unweighted builders wrap it).
       server_optimizer: the same server optimizer.
-      attack: what the malicious clients upload.
+      upload: ``upload(update, flag)``, TensorFlow: what a client with ``flag`` uploads instead
+        of its honest ``update`` (the update itself for flag 0).
+
+    Raises:
+      TypeError: the round built does not have the algorithm's signature.
     """
     state_type = honest.initialize.type_signature.result.member
     weights_type = state_type.global_model_weights
@@ -93,8 +99,8 @@ def attacked_process(honest, client_work, aggregator, server_optimizer,
                                                                       weights_type)
 
     @tff.tensorflow.computation(update_type, np.float32)
-    def upload(update, flag):
-        return poisoned_update(update, flag, attack)
+    def replaced(update, flag):
+        return upload(update, flag)
 
     @tff.federated_computation(tff.FederatedType(state_type, tff.SERVER),
                                client_work.next.type_signature.parameter[2],
@@ -102,7 +108,7 @@ def attacked_process(honest, client_work, aggregator, server_optimizer,
     def next_fn(state, client_data, flags):
         distributed = distributor.next(state.distributor, state.global_model_weights)
         work = client_work.next(state.client_work, distributed.result, client_data)
-        updates = tff.federated_map(upload, (work.result.update, flags))
+        updates = tff.federated_map(replaced, (work.result.update, flags))
         aggregated = aggregation.next(state.aggregator, updates, work.result.update_weight)
         finalized = finalizer.next(state.finalizer, state.global_model_weights,
                                    aggregated.result)
@@ -118,16 +124,44 @@ def attacked_process(honest, client_work, aggregator, server_optimizer,
     pairs = [(ours.parameter[0], honest_next.parameter[0]),
              (ours.parameter[1], honest_next.parameter[1]), (ours.result, honest_next.result)]
     if not all(a.is_equivalent_to(b) for a, b in pairs):
-        raise TypeError(f"the attacked round {next_fn.type_signature} does not match the "
-                        f"algorithm's {honest_next} (its builder composes other pieces)")
+        raise TypeError(f"the round with replaced uploads {next_fn.type_signature} does not "
+                        f"match the algorithm's {honest_next} (its builder composes other pieces)")
     return AttackedProcess(honest.initialize, next_fn, honest.get_model_weights,
                            honest.set_model_weights)
+
+
+def algorithm_process_with_uploads(algorithm, honest, model_fn, aggregator, client_optimizer,
+                                   server_optimizer, upload: Callable, feature: str,
+                                   loop=DEFAULT_LOOP) -> AttackedProcess:
+    """The algorithm's process ``honest`` with uploads replaced, from its own client work.
+
+    Args:
+      algorithm: the run's algorithm (:class:`~fedlab.algorithms.base.Algorithm`).
+      honest: the process its ``build`` returned.
+      model_fn: the model ``build`` took.
+      aggregator: the aggregation factory ``build`` took.
+      client_optimizer: the clients' optimizer.
+      server_optimizer: the server's optimizer.
+      upload: ``upload(update, flag)`` (:func:`replaced_uploads_process`).
+      feature: the setting that replaces uploads, for the message when it cannot.
+      loop: TFF's client loop implementation ``build`` used.
+
+    Raises:
+      ConfigError: the algorithm's clients do not run TFF's client work (one line).
+    """
+    unweighted = isinstance(aggregator, tff.aggregators.UnweightedAggregationFactory)
+    client_work = algorithm.client_work(model_fn, client_optimizer, unweighted, loop)
+    if client_work is None:
+        raise ConfigError(
+            f"{feature} changes uploads, which needs TFF's client work (algorithm=fedavg or "
+            f"fedprox); algorithm '{algorithm.name}' runs its own")
+    return replaced_uploads_process(honest, client_work, aggregator, server_optimizer, upload)
 
 
 def attacked_algorithm_process(algorithm, honest, model_fn, aggregator, client_optimizer,
                                server_optimizer, attack: Attack,
                                loop=DEFAULT_LOOP) -> AttackedProcess:
-    """The algorithm's process ``honest`` with poisoned uploads, from its own client work.
+    """The algorithm's process ``honest`` with the malicious clients' uploads poisoned.
 
     Args:
       algorithm: the run's algorithm (:class:`~fedlab.algorithms.base.Algorithm`).
@@ -140,16 +174,14 @@ def attacked_algorithm_process(algorithm, honest, model_fn, aggregator, client_o
       loop: TFF's client loop implementation ``build`` used.
 
     Raises:
-      ConfigError: the algorithm's clients do not run TFF's client work (one line).
+      ConfigError: the algorithm's clients do not run TFF's client work (one line; data
+        poisoning, ``label_flip``, works with every algorithm).
     """
-    unweighted = isinstance(aggregator, tff.aggregators.UnweightedAggregationFactory)
-    client_work = algorithm.client_work(model_fn, client_optimizer, unweighted, loop)
-    if client_work is None:
-        raise ConfigError(
-            f"clients.attack={attack.kind.value} changes uploads, which needs TFF's client work "
-            f"(algorithm=fedavg or fedprox); algorithm '{algorithm.name}' runs its own (data "
-            "poisoning, clients.attack=label_flip, works with it)")
-    return attacked_process(honest, client_work, aggregator, server_optimizer, attack)
+    return algorithm_process_with_uploads(
+        algorithm, honest, model_fn, aggregator, client_optimizer, server_optimizer,
+        functools.partial(poisoned_update, attack=attack),
+        f"clients.attack={attack.kind.value} (data poisoning, clients.attack=label_flip, works "
+        "with every algorithm)", loop)
 
 
 def with_attack(composed: Composed, attack: Attack, malicious: list[str]) -> Composed:
@@ -168,4 +200,5 @@ def with_attack(composed: Composed, attack: Attack, malicious: list[str]) -> Com
     flagged = attack.poisons_updates
     return dataclasses.replace(
         composed, process=FlaggedProcess(composed.process) if flagged else composed.process,
-        cohorts=counted_cohorts(composed.cohorts, malicious, flagged))
+        cohorts=counted_cohorts(composed.cohorts, dict.fromkeys(malicious, 1.0),
+                                "malicious_clients", flagged))

@@ -4,6 +4,7 @@ Evaluation, checkpointing, metrics release, the progress line, the divergence an
 callbacks (``conf/callbacks/``); a new capability is a new callback and its config entry.
 """
 
+from fedlab.callbacks.audit import EmpiricalPrivacy
 from fedlab.callbacks.backdoor import BackdoorEvaluation
 from fedlab.callbacks.base import Callback, TrainingContext
 from fedlab.callbacks.checkpointing import Checkpointing
@@ -18,6 +19,6 @@ from fedlab.callbacks.progress import ProgressLine
 from fedlab.callbacks.target import TargetStop
 
 __all__ = ["BackdoorEvaluation", "Callback", "Checkpointing", "ClientEvaluation", "Communication",
-           "DivergenceStop", "DpAccounting", "HeldOutEvaluation", "MetricsRelease",
-           "MetricsSink", "PersonalizedEvaluation", "Preemption", "ProgressLine", "TargetStop",
-           "TrainingContext"]
+           "DivergenceStop", "DpAccounting", "EmpiricalPrivacy", "HeldOutEvaluation",
+           "MetricsRelease", "MetricsSink", "PersonalizedEvaluation", "Preemption", "ProgressLine",
+           "TargetStop", "TrainingContext"]

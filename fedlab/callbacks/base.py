@@ -40,6 +40,8 @@ class TrainingContext:
     client_states: Any = None
     # The malicious clients' behaviour (fedlab.attacks.Attack), if any client misbehaves.
     attack: Any = None
+    # The empirical privacy audit (fedlab.privacy.audit.PrivacyAudit), if canaries are inserted.
+    audit: Any = None
     # Entries callbacks add to summary.json (final epsilon, why training stopped early...).
     summary: dict[str, Any] = field(default_factory=dict)
     _weights: tuple[int, Any] | None = field(default=None, repr=False)

@@ -92,6 +92,7 @@ class FedlabSchema:
       optimizer: the ``optimizer`` group's option.
       callbacks: the ``callbacks`` group's option.
       clients: the ``clients`` group's option.
+      privacy_audit: the ``privacy_audit`` group's option (canaries and the empirical epsilon).
       logger: the ``logger`` group's option (null: no experiment tracker).
       schedule: the ``schedule`` group's option.
       executor: the ``executor`` group's option.
@@ -112,6 +113,7 @@ class FedlabSchema:
     optimizer: Any = MISSING
     callbacks: Any = MISSING
     clients: Any = MISSING
+    privacy_audit: Any = MISSING
     logger: Any = None
     schedule: ScheduleSchema = field(default_factory=ScheduleSchema)
     executor: Any = MISSING

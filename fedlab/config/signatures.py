@@ -69,6 +69,15 @@ def _source_node(target: str) -> tuple[ast.AST, ast.Module]:
     raise SignatureError(f"{target}: no module of it under {PACKAGE_ROOT}")
 
 
+def _module_tree(module_name: str) -> ast.Module:
+    """The syntax tree of fedlab module ``module_name`` (read, not imported)."""
+    base = PACKAGE_ROOT.joinpath(*module_name.split(".")[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return ast.parse(path.read_text(), str(path))
+    raise SignatureError(f"{module_name}: no module of it under {PACKAGE_ROOT}")
+
+
 def _annotation(node: ast.expr | None) -> Any:
     """The type of an annotation, as far as a structured config can check it (else Any)."""
     if node is None:
@@ -94,7 +103,7 @@ def _annotation(node: ast.expr | None) -> Any:
 
 
 def _default(node: ast.expr, target: str, module: ast.Module | None = None) -> Any:
-    """A parameter's default: a literal, a module constant bound to one, or an enum member."""
+    """A default: a literal, a fedlab module constant bound to one, or an enum member."""
     try:
         value = ast.literal_eval(node)
         return list(value) if isinstance(value, tuple) else value
@@ -106,6 +115,10 @@ def _default(node: ast.expr, target: str, module: ast.Module | None = None) -> A
                     and isinstance(statement.targets[0], ast.Name)
                     and statement.targets[0].id == node.id):
                 return _default(statement.value, target)
+            if (isinstance(statement, ast.ImportFrom) and statement.module
+                    and statement.module.startswith("fedlab.")
+                    and any(a.name == node.id and a.asname is None for a in statement.names)):
+                return _default(node, target, _module_tree(statement.module))
     try:
         return eval(ast.unparse(node), {"__builtins__": {}}, ANNOTATION_NAMES)  # noqa: S307
     except Exception as error:

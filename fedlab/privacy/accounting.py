@@ -33,6 +33,8 @@ from dp_accounting import pld, rdp
 from fedlab.config.choices import Accountant, Sampling
 from fedlab.errors import ConfigError
 
+# The delta epsilon is reported at, unless a run sets another (aggregator.target_delta).
+DEFAULT_DELTA = 1e-5
 # Beyond this the updates drown in noise: a budget that needs more is treated as unmeetable.
 MAX_NOISE_MULTIPLIER = 1e4
 TREE = "tree"  # DP-FTRL's tree aggregation (fedlab.privacy.ftrl)

@@ -7,7 +7,12 @@ from tensorflow_federated.python.learning import model_update_aggregator
 from fedlab.config.choices import Accountant, Sampling
 from fedlab.errors import ConfigError
 from fedlab.privacy import noise as noise_queries
-from fedlab.privacy.accounting import DpGuarantee, calibrate_noise, check_accountant
+from fedlab.privacy.accounting import (
+    DEFAULT_DELTA,
+    DpGuarantee,
+    calibrate_noise,
+    check_accountant,
+)
 
 log = logging.getLogger("fedlab")
 
@@ -52,7 +57,7 @@ class DpAggregator:
     """
 
     def __init__(self, noise_multiplier: str | float = 0.1, clients_per_round: int = 10,
-                 target_epsilon: float | None = None, target_delta: float = 1e-5,
+                 target_epsilon: float | None = None, target_delta: float = DEFAULT_DELTA,
                  clipping: str = "adaptive", clip: float = 0.1, zeroing: bool = True,
                  initial_l2_norm_clip: float = 0.1, target_unclipped_quantile: float = 0.5,
                  clip_learning_rate: float = 0.2, clipped_count_stddev: float | None = None,

@@ -25,7 +25,7 @@ from tensorflow_privacy.privacy.dp_query import restart_query
 
 from fedlab.config.choices import Accountant, Sampling
 from fedlab.errors import ConfigError
-from fedlab.privacy.accounting import TREE, DpGuarantee, calibrate_noise
+from fedlab.privacy.accounting import DEFAULT_DELTA, TREE, DpGuarantee, calibrate_noise
 from fedlab.privacy.aggregator import parse_noise_multiplier
 
 log = logging.getLogger("fedlab")
@@ -64,7 +64,7 @@ class DpFtrlAggregator:
 
     def __init__(self, noise_multiplier: str | float = 1.0, clients_per_round: int = 10,
                  clip: float = 0.1, target_epsilon: float | None = None,
-                 target_delta: float = 1e-5, seed: int = 0):
+                 target_delta: float = DEFAULT_DELTA, seed: int = 0):
         """Check every value; ``noise_multiplier="auto"`` calibrates it to ``target_epsilon``.
 
         Args:
