@@ -28,8 +28,8 @@ FIGURES = ("final_eval_accuracy", "final_eval_accuracy_last_k", "final_eval_accu
            "val_rounds_to_target",
            "uploaded_MiB", "training_seconds", "final_client_accuracy_mean",
            "final_client_accuracy_p10", "final_personalized_accuracy_mean",
-           "final_personalized_accuracy_p10", "dp_epsilon", "sim_seconds_to_target",
-           "sim_seconds_total")
+           "final_personalized_accuracy_p10", "dp_epsilon", "empirical_epsilon",
+           "sim_seconds_to_target", "sim_seconds_total")
 # summary.json provenance entries copied into runs.csv.
 FINGERPRINTS = ("test_set_sha256", "partition_sha256", "git_commit")
 # Values a key a later fedlab added takes where it changes nothing.
@@ -128,6 +128,7 @@ def load_run(run_dir: Path, target_accuracy: float, last_k: int = LAST_K
     provenance = summary.get("provenance") or {}
     row.update({key: provenance.get(key) for key in FINGERPRINTS})
     row["dp_epsilon"] = summary.get("dp_epsilon", np.nan)  # final epsilon of a DP run
+    row["empirical_epsilon"] = summary.get("empirical_epsilon", np.nan)  # with canaries
     if status != "incomplete" or (metrics is not None and set(REQUIRED_COLUMNS) <= set(metrics)):
         if metrics is not None and not metrics.empty:
             row.update(figures.run_figures(metrics, target_accuracy, last_k,
