@@ -106,6 +106,10 @@ def test_the_estimate_tells_inserted_directions_from_held_back_ones():
     assert cosines[:20].min() > 0.15 and abs(cosines[20:]).max() < 0.1
     assert leaky["canary_cosine_mean"] > 0.1 > abs(leaky["held_back_cosine_mean"])
     assert leaky["empirical_epsilon"] > 10 * private["empirical_epsilon"]
+    assert (leaky["empirical_epsilon_analytic_null"]
+            > 10 * private["empirical_epsilon_analytic_null"])
+    # The held-back cosines follow the closed-form null N(0, 1/d) (their spread within 30 %).
+    assert abs(private["held_back_cosine_std"] * size ** 0.5 - 1) < 0.3
     assert empirical_epsilon(np.zeros(4), np.zeros(4), 1e-5) == 0.0
 
 

@@ -13,7 +13,10 @@ the model's total change ``Δ = w_0 - w_t`` (trainable weights; TFF's sign: a cl
 its start minus its trained weights, and the server steps against it) with each direction. Two
 Gaussians are fitted: ``N(μ_1, σ_1²)`` to the inserted canaries' cosines, ``N(μ_0, σ_0²)`` to the
 held-back ones'. ``empirical_epsilon`` is the smallest ε for which that pair of Gaussians is
-(ε, δ)-indistinguishable in both directions (:func:`gaussians_epsilon`), at the run's δ.
+(ε, δ)-indistinguishable in both directions (:func:`gaussians_epsilon`), at the run's δ. The
+authors' code (google-research/federated, ``one_shot_epe``) takes the null in closed form
+instead, ``N(0, 1/d)`` for d weights (the cosine of a fixed vector with a random direction);
+``empirical_epsilon_analytic_null`` is that estimate, free of the held-back fit's noise.
 
 The directions are drawn by TensorFlow's stateless normal generator from ``(seed, k)``, inside
 the round and again by the estimate, so nothing of size K x d is stored. Canaries' own data go
@@ -121,12 +124,14 @@ class PrivacyAudit:
           delta: the delta the estimate is at.
 
         Returns:
-          ``empirical_epsilon`` and the cosines' means and standard deviations
-          (``canary_cosine_mean`` ... ``held_back_cosine_std``).
+          ``empirical_epsilon``, ``empirical_epsilon_analytic_null`` and the cosines' means
+          and standard deviations (``canary_cosine_mean`` ... ``held_back_cosine_std``).
         """
         cosines = direction_cosines(change, self.seed, 2 * self.canaries)
         inserted, held_back = cosines[:self.canaries], cosines[self.canaries:]
         return {"empirical_epsilon": empirical_epsilon(inserted, held_back, delta),
+                "empirical_epsilon_analytic_null": analytic_null_epsilon(inserted, change.size,
+                                                                         delta),
                 "canary_cosine_mean": float(np.mean(inserted)),
                 "canary_cosine_std": float(np.std(inserted, ddof=1)),
                 "held_back_cosine_mean": float(np.mean(held_back)),
@@ -222,3 +227,17 @@ def empirical_epsilon(inserted: np.ndarray, held_back: np.ndarray, delta: float)
     if min(sd for _, sd in fit) <= 0:  # a degenerate fit (no change, or identical cosines)
         return 0.0 if fit[0][0] == fit[1][0] else _EPSILON_CEILING
     return gaussians_epsilon(fit[0], fit[1], delta)
+
+
+def analytic_null_epsilon(inserted: np.ndarray, dimension: int, delta: float) -> float:
+    """The estimate against the closed-form null ``N(0, 1/d)`` (the authors' code's).
+
+    Args:
+      inserted: the inserted canaries' cosines with the model's total change.
+      dimension: d, the number of trainable weights.
+      delta: the delta.
+    """
+    mean, sd = float(np.mean(inserted)), float(np.std(inserted, ddof=1))
+    if sd <= 0:
+        return 0.0 if mean == 0 else _EPSILON_CEILING
+    return gaussians_epsilon((0.0, dimension ** -0.5), (mean, sd), delta)

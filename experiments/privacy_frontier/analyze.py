@@ -1,0 +1,246 @@
+"""The privacy frontier study's tables and figures, from the report's ``runs.csv``/``rounds.csv``.
+
+``uv run python experiments/privacy_frontier/analyze.py [FOLDER]`` reads ``results/runs.csv`` and
+``results/rounds.csv`` (or FOLDER's; written by ``python -m fedlab.report``, see the README) and
+each run's ``summary.json`` (noise multiplier, cosines), and writes beside them:
+
+- ``accuracy.csv``: per arm (DP-FedAvg with Poisson sampling, DP-FTRL with epoch sampling,
+  clipping without noise) and budget, with canaries: the last-3 held-out accuracy over seeds
+  (mean, 95 % t half-width from n >= 3), the mean test-set standard error, the claimed epsilon
+  and the noise multiplier;
+- ``ftrl_vs_fedavg.csv``: DP-FTRL minus DP-FedAvg, paired by seed at each budget; paired t-tests
+  with Holm's correction over the budgets (one family);
+- ``audit.csv``: claimed against empirical epsilon per arm and budget (each seed's estimate, their
+  mean, min and max), and the cosines' means;
+- ``canary_cost.csv``: with minus without canaries, paired by seed, per arm at epsilon 4 (and
+  clipping only); Holm over the arms;
+- ``accountants.csv``: for each DP-FedAvg noise multiplier, epsilon by Rényi DP and by PLD after
+  10, 20, ..., 60 rounds, computed by ``fedlab.privacy.accounting.epsilon`` (what ``dp_epsilon``
+  and ``aggregator.accountant=both`` report); DP-FTRL's tree event has RDP only;
+- ``accuracy_over_rounds.png``, ``epsilon_over_rounds.png``, ``claimed_vs_empirical.png``.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fedlab.config.choices import Accountant, Sampling  # noqa: E402
+from fedlab.privacy.accounting import epsilon  # noqa: E402
+from fedlab.report.stats import holm_family, paired_t_test  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results"
+METRIC, SEED, ALPHA = "final_eval_accuracy_last_k", "schedule.seed", 0.05
+FEDAVG, FTRL, CLIP_ONLY = "DP-FedAvg (Poisson)", "DP-FTRL (epoch)", "clipping only"
+ARMS = [FEDAVG, FTRL, CLIP_ONLY]
+BUDGETS = [1.0, 4.0, 8.0]
+# The study's federation (conf/experiment/privacy_frontier.yaml).
+CLIENTS, PER_ROUND, ROUNDS, DELTA = 1000, 50, 60, 1e-5
+
+
+def arm(row) -> str:
+    """The run's mechanism."""
+    if row["aggregator"] == "dp_ftrl":
+        return FTRL
+    return CLIP_ONLY if str(row.get("aggregator.noise_multiplier")) in ("0", "0.0") else FEDAVG
+
+
+def summary(run: str) -> dict:
+    """A run's summary.json."""
+    return json.loads((Path(run) / "summary.json").read_text())
+
+
+def load() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The completed runs (arm, budget, canaries, noise, cosines) and the rounds table."""
+    runs = pd.read_csv(RESULTS / "runs.csv")
+    rounds = pd.read_csv(RESULTS / "rounds.csv")
+    for table in (runs, rounds):
+        table["arm"] = table.apply(arm, axis=1)
+        table["budget"] = table["aggregator.target_epsilon"].astype(float)
+        table["canaries"] = table["privacy_audit.canaries"].fillna(50).astype(int)
+    left_out = runs[runs["status"] != "completed"]
+    if len(left_out):
+        print(f"left out, not completed: {len(left_out)} runs")
+    runs = runs[runs["status"] == "completed"].copy()
+    details = pd.DataFrame([summary(run) for run in runs["run"]], index=runs.index)
+    for key in ("dp_noise_multiplier", "canary_cosine_mean", "held_back_cosine_mean",
+                "canary_cosine_std", "held_back_cosine_std"):
+        runs[key] = details[key] if key in details else np.nan
+    return runs, rounds
+
+
+def level(table: pd.DataFrame, arm_name: str, budget: float) -> pd.DataFrame:
+    """The rows of one arm at one budget (clipping only has none)."""
+    rows = table[table["arm"] == arm_name]
+    return rows if arm_name == CLIP_ONLY else rows[rows["budget"] == budget]
+
+
+def accuracy(runs: pd.DataFrame) -> pd.DataFrame:
+    """The accuracy table (module doc)."""
+    rows = []
+    audited = runs[runs["canaries"] > 0]
+    for arm_name in ARMS:
+        for budget in (BUDGETS if arm_name != CLIP_ONLY else [np.inf]):
+            group = level(audited, arm_name, budget)
+            if group.empty:
+                continue
+            values = group[METRIC].to_numpy()
+            rows.append({"arm": arm_name, "target_epsilon": budget, "n": len(values),
+                         "accuracy_mean": values.mean(),
+                         "accuracy_half_width_95": (paired_t_test(values).half_width
+                                                    if len(values) >= 3 else np.nan),
+                         "test_se_mean": group["final_eval_accuracy_se"].mean(),
+                         "claimed_epsilon": group["dp_epsilon"].mean(),
+                         "noise_multiplier": group["dp_noise_multiplier"].mean(),
+                         "learning_rate": group["optimizer.client.learning_rate"].iloc[0]})
+    return pd.DataFrame(rows)
+
+
+def ftrl_vs_fedavg(runs: pd.DataFrame) -> pd.DataFrame:
+    """DP-FTRL minus DP-FedAvg by seed at each budget (one Holm family)."""
+    audited = runs[runs["canaries"] > 0]
+    rows = []
+    for budget in BUDGETS:
+        at = audited[audited["budget"] == budget].pivot_table(index=SEED, columns="arm",
+                                                              values=METRIC)
+        if FTRL not in at or FEDAVG not in at:
+            continue
+        differences = (at[FTRL] - at[FEDAVG]).dropna()
+        if len(differences) >= 3:
+            rows.append({"target_epsilon": budget,
+                         **paired_t_test(differences.to_numpy()).columns()})
+    return holm_family(rows, ALPHA) if rows else pd.DataFrame()
+
+
+def audit(runs: pd.DataFrame) -> pd.DataFrame:
+    """Claimed against empirical epsilon (module doc)."""
+    rows = []
+    audited = runs[runs["canaries"] > 0]
+    for arm_name in ARMS:
+        for budget in (BUDGETS if arm_name != CLIP_ONLY else [np.inf]):
+            group = level(audited, arm_name, budget).sort_values(SEED)
+            if group.empty:
+                continue
+            estimates = group["empirical_epsilon"].to_numpy()
+            rows.append({"arm": arm_name, "target_epsilon": budget, "n": len(group),
+                         "claimed_epsilon": group["dp_epsilon"].mean(),
+                         "empirical_by_seed": " ".join(f"{e:.3g}" for e in estimates),
+                         "empirical_mean": estimates.mean(), "empirical_min": estimates.min(),
+                         "empirical_max": estimates.max(),
+                         "canary_cosine_mean": group["canary_cosine_mean"].mean(),
+                         "held_back_cosine_mean": group["held_back_cosine_mean"].mean(),
+                         "canary_cosine_std": group["canary_cosine_std"].mean(),
+                         "held_back_cosine_std": group["held_back_cosine_std"].mean()})
+    return pd.DataFrame(rows)
+
+
+def canary_cost(runs: pd.DataFrame) -> pd.DataFrame:
+    """With minus without canaries, by seed (one Holm family over the arms)."""
+    rows = []
+    for arm_name in ARMS:
+        group = level(runs, arm_name, 4.0)
+        at = group.pivot_table(index=SEED, columns="canaries", values=METRIC)
+        if 0 not in at or 50 not in at:
+            continue
+        differences = (at[50] - at[0]).dropna()
+        if len(differences) >= 3:
+            rows.append({"arm": arm_name, "target_epsilon": 4.0 if arm_name != CLIP_ONLY
+                         else np.inf, **paired_t_test(differences.to_numpy()).columns()})
+    return holm_family(rows, ALPHA) if rows else pd.DataFrame()
+
+
+def accountants(runs: pd.DataFrame) -> pd.DataFrame:
+    """RDP and PLD epsilon of DP-FedAvg's noise multipliers over rounds (module doc)."""
+    rows = []
+    fedavg = runs[(runs["arm"] == FEDAVG) & (runs["canaries"] > 0)]
+    for budget, group in fedavg.groupby("budget"):
+        noise = float(group["dp_noise_multiplier"].iloc[0])
+        for rounds in range(10, ROUNDS + 1, 10):
+            rows.append({"target_epsilon": budget, "noise_multiplier": noise, "rounds": rounds,
+                         **{f"epsilon_{name.value}": epsilon(
+                             rounds, noise, CLIENTS, PER_ROUND, DELTA, Sampling.poisson, name)
+                            for name in (Accountant.rdp, Accountant.pld)}})
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["pld_over_rdp"] = table["epsilon_pld"] / table["epsilon_rdp"]
+    return table
+
+
+def plot_over_rounds(rounds: pd.DataFrame, column: str, label: str, name: str,
+                     accountant_table: pd.DataFrame | None = None) -> None:
+    """``column`` over rounds, mean over seeds, one panel per budget, one line per arm."""
+    audited = rounds[rounds["canaries"] > 0].dropna(subset=[column])
+    figure, panels = plt.subplots(1, len(BUDGETS), figsize=(15, 4), sharey=True)
+    for panel, budget in zip(panels, BUDGETS, strict=True):
+        for arm_name in ARMS:
+            if arm_name == CLIP_ONLY and column == "dp_epsilon":
+                continue
+            curve = level(audited, arm_name, budget).groupby("round")[column].mean()
+            if len(curve):
+                panel.plot(curve.index, curve.to_numpy(), label=arm_name,
+                           linestyle=":" if arm_name == CLIP_ONLY else "-")
+        if accountant_table is not None and not accountant_table.empty:
+            pld = accountant_table[accountant_table["target_epsilon"] == budget]
+            panel.plot(pld["rounds"], pld["epsilon_pld"], "k--", label="DP-FedAvg, PLD")
+        panel.set_title(f"target epsilon {budget:g}")
+        panel.set_xlabel("round")
+    panels[0].set_ylabel(label)
+    panels[-1].legend(loc="best", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(RESULTS / name, dpi=120)
+    plt.close(figure)
+
+
+def plot_claimed_vs_empirical(runs: pd.DataFrame) -> None:
+    """Each run's empirical epsilon against its claimed one (log-log), per arm."""
+    audited = runs[runs["canaries"] > 0]
+    figure, axes = plt.subplots(figsize=(6, 5))
+    for arm_name, marker in zip(ARMS, "osx", strict=True):
+        group = audited[audited["arm"] == arm_name]
+        if group.empty:
+            continue
+        claimed = group["dp_epsilon"].replace(np.inf, np.nan).fillna(100.0)
+        axes.scatter(claimed, group["empirical_epsilon"].clip(lower=1e-3), marker=marker,
+                     label=arm_name + (" (claimed: none, drawn at 100)"
+                                       if arm_name == CLIP_ONLY else ""))
+    line = np.array([0.5, 200])
+    axes.plot(line, line, "k:", label="empirical = claimed")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("claimed epsilon (RDP, after 60 rounds)")
+    axes.set_ylabel("empirical epsilon (one-shot, final model)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(RESULTS / "claimed_vs_empirical.png", dpi=120)
+    plt.close(figure)
+
+
+def main() -> None:
+    """Write the tables and figures beside the report's CSVs, and print the tables."""
+    runs, rounds = load()
+    tables = {"accuracy": accuracy(runs), "ftrl_vs_fedavg": ftrl_vs_fedavg(runs),
+              "audit": audit(runs), "canary_cost": canary_cost(runs),
+              "accountants": accountants(runs)}
+    for name, table in tables.items():
+        table.to_csv(RESULTS / f"{name}.csv", index=False, float_format="%.6g")
+    plot_over_rounds(rounds, "eval_accuracy", "held-out accuracy (mean over seeds)",
+                     "accuracy_over_rounds.png")
+    plot_over_rounds(rounds, "dp_epsilon", "claimed epsilon (RDP)", "epsilon_over_rounds.png",
+                     tables["accountants"])
+    plot_claimed_vs_empirical(runs)
+    with pd.option_context("display.width", 220, "display.max_rows", 200,
+                           "display.max_columns", 30):
+        for name, table in tables.items():
+            print(f"== {name}")
+            print(table.round(4).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
