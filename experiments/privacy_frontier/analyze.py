@@ -11,7 +11,7 @@ each run's ``summary.json`` (noise multiplier, cosines), and writes beside them:
 - ``ftrl_vs_fedavg.csv``: DP-FTRL minus DP-FedAvg, paired by seed at each budget; paired t-tests
   with Holm's correction over the budgets (one family);
 - ``audit.csv``: claimed against empirical epsilon per arm and budget (each seed's estimate, their
-  mean, min and max), and the cosines' means;
+  mean, min and max; also against the closed-form null ``N(0, 1/d)``), and the cosines' fits;
 - ``canary_cost.csv``: with minus without canaries, paired by seed, per arm at epsilon 4 (and
   clipping only); Holm over the arms;
 - ``accountants.csv``: for each DP-FedAvg noise multiplier, epsilon by Rényi DP and by PLD after
@@ -33,6 +33,7 @@ import pandas as pd  # noqa: E402
 
 from fedlab.config.choices import Accountant, Sampling  # noqa: E402
 from fedlab.privacy.accounting import epsilon  # noqa: E402
+from fedlab.privacy.audit import gaussians_epsilon  # noqa: E402
 from fedlab.report.stats import holm_family, paired_t_test  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +44,7 @@ ARMS = [FEDAVG, FTRL, CLIP_ONLY]
 BUDGETS = [1.0, 4.0, 8.0]
 # The study's federation (conf/experiment/privacy_frontier.yaml).
 CLIENTS, PER_ROUND, ROUNDS, DELTA = 1000, 50, 60, 1e-5
+PARAMETERS = 44_426  # niid_cnn's trainable weights: d of the closed-form null N(0, 1/d)
 
 
 def arm(row) -> str:
@@ -63,8 +65,13 @@ def load() -> tuple[pd.DataFrame, pd.DataFrame]:
     rounds = pd.read_csv(RESULTS / "rounds.csv")
     for table in (runs, rounds):
         table["arm"] = table.apply(arm, axis=1)
-        table["budget"] = table["aggregator.target_epsilon"].astype(float)
-        table["canaries"] = table["privacy_audit.canaries"].fillna(50).astype(int)
+        table["budget"] = pd.to_numeric(table["aggregator.target_epsilon"], errors="coerce")
+        # The report lists only the config values that vary: 50 canaries unless it says 0.
+        canaries = (table["privacy_audit.canaries"] if "privacy_audit.canaries" in table
+                    else pd.Series(50, index=table.index))
+        table["canaries"] = canaries.fillna(50).astype(int)
+        if SEED not in table:  # one seed only
+            table[SEED] = 0
     left_out = runs[runs["status"] != "completed"]
     if len(left_out):
         print(f"left out, not completed: {len(left_out)} runs")
@@ -73,6 +80,12 @@ def load() -> tuple[pd.DataFrame, pd.DataFrame]:
     for key in ("dp_noise_multiplier", "canary_cosine_mean", "held_back_cosine_mean",
                 "canary_cosine_std", "held_back_cosine_std"):
         runs[key] = details[key] if key in details else np.nan
+    # The estimate against N(0, 1/d), from the inserted canaries' fit (summary.json holds it
+    # from fedlab 1a102b9 on; the study's runs are older, so it is computed the same way here).
+    runs["empirical_epsilon_analytic_null"] = [
+        gaussians_epsilon((0.0, PARAMETERS ** -0.5), (mean, sd), DELTA)
+        if np.isfinite(mean) and sd > 0 else np.nan
+        for mean, sd in zip(runs["canary_cosine_mean"], runs["canary_cosine_std"], strict=True)]
     return runs, rounds
 
 
@@ -134,6 +147,9 @@ def audit(runs: pd.DataFrame) -> pd.DataFrame:
                          "empirical_by_seed": " ".join(f"{e:.3g}" for e in estimates),
                          "empirical_mean": estimates.mean(), "empirical_min": estimates.min(),
                          "empirical_max": estimates.max(),
+                         "analytic_null_by_seed": " ".join(
+                             f"{e:.3g}" for e in group["empirical_epsilon_analytic_null"]),
+                         "analytic_null_mean": group["empirical_epsilon_analytic_null"].mean(),
                          "canary_cosine_mean": group["canary_cosine_mean"].mean(),
                          "held_back_cosine_mean": group["held_back_cosine_mean"].mean(),
                          "canary_cosine_std": group["canary_cosine_std"].mean(),
