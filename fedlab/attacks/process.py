@@ -163,15 +163,8 @@ def attacked_algorithm_process(algorithm, honest, model_fn, aggregator, client_o
                                loop=DEFAULT_LOOP) -> AttackedProcess:
     """The algorithm's process ``honest`` with the malicious clients' uploads poisoned.
 
-    Args:
-      algorithm: the run's algorithm (:class:`~fedlab.algorithms.base.Algorithm`).
-      honest: the process its ``build`` returned.
-      model_fn: the model ``build`` took.
-      aggregator: the aggregation factory ``build`` took.
-      client_optimizer: the clients' optimizer.
-      server_optimizer: the server's optimizer.
-      attack: what malicious clients upload.
-      loop: TFF's client loop implementation ``build`` used.
+    The arguments are :func:`algorithm_process_with_uploads`'s, with ``attack`` (what malicious
+    clients upload: :func:`poisoned_update`) in place of ``upload`` and ``feature``.
 
     Raises:
       ConfigError: the algorithm's clients do not run TFF's client work (one line; data
