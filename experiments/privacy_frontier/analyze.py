@@ -11,7 +11,9 @@ each run's ``summary.json`` (noise multiplier, cosines), and writes beside them:
 - ``ftrl_vs_fedavg.csv``: DP-FTRL minus DP-FedAvg, paired by seed at each budget; paired t-tests
   with Holm's correction over the budgets (one family);
 - ``audit.csv``: claimed against empirical epsilon per arm and budget (each seed's estimate, their
-  mean, min and max; also against the closed-form null ``N(0, 1/d)``), and the cosines' fits;
+  mean, min and max, and each seed's 95 % bootstrap interval over its canaries, recomputed from
+  the run's final model and start weights; also against the closed-form null ``N(0, 1/d)``),
+  and the cosines' fits;
 - ``canary_cost.csv``: with minus without canaries, paired by seed, per arm at epsilon 4 (and
   clipping only); Holm over the arms;
 - ``accountants.csv``: for each DP-FedAvg noise multiplier, epsilon by Rényi DP and by PLD after
@@ -33,7 +35,11 @@ import pandas as pd  # noqa: E402
 
 from fedlab.config.choices import Accountant, Sampling  # noqa: E402
 from fedlab.privacy.accounting import epsilon  # noqa: E402
-from fedlab.privacy.audit import gaussians_epsilon  # noqa: E402
+from fedlab.privacy.audit import (  # noqa: E402
+    direction_cosines,
+    empirical_epsilon,
+    gaussians_epsilon,
+)
 from fedlab.report.stats import holm_family, paired_t_test  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -45,13 +51,27 @@ BUDGETS = [1.0, 4.0, 8.0]
 # The study's federation (conf/experiment/privacy_frontier.yaml).
 CLIENTS, PER_ROUND, ROUNDS, DELTA = 1000, 50, 60, 1e-5
 PARAMETERS = 44_426  # niid_cnn's trainable weights: d of the closed-form null N(0, 1/d)
+RESAMPLES = 400  # bootstrap resamples of each run's canaries
 
 
-def arm(row) -> str:
-    """The run's mechanism."""
-    if row["aggregator"] == "dp_ftrl":
-        return FTRL
-    return CLIP_ONLY if str(row.get("aggregator.noise_multiplier")) in ("0", "0.0") else FEDAVG
+def run_settings(run: str) -> dict:
+    """A run's arm, budget, canaries, seed and rates, from its ``.hydra/config.yaml``."""
+    import yaml
+
+    config = yaml.safe_load((Path(run) / ".hydra" / "config.yaml").read_text())
+    aggregator, optimizer = config["aggregator"], config["optimizer"]
+    if aggregator["_target_"].endswith("DpFtrlAggregator"):
+        arm_name = FTRL
+    elif str(aggregator.get("noise_multiplier")) in ("0", "0.0"):
+        arm_name = CLIP_ONLY
+    else:
+        arm_name = FEDAVG
+    budget = aggregator.get("target_epsilon")
+    return {"arm": arm_name, "budget": np.nan if budget is None else float(budget),
+            "canaries": int(config["privacy_audit"]["canaries"]),
+            SEED: int(config["schedule"]["seed"]),
+            "client_rate": float(optimizer["client"]["learning_rate"]),
+            "server_rate": float(optimizer["server"]["learning_rate"])}
 
 
 def summary(run: str) -> dict:
@@ -63,15 +83,9 @@ def load() -> tuple[pd.DataFrame, pd.DataFrame]:
     """The completed runs (arm, budget, canaries, noise, cosines) and the rounds table."""
     runs = pd.read_csv(RESULTS / "runs.csv")
     rounds = pd.read_csv(RESULTS / "rounds.csv")
-    for table in (runs, rounds):
-        table["arm"] = table.apply(arm, axis=1)
-        table["budget"] = pd.to_numeric(table["aggregator.target_epsilon"], errors="coerce")
-        # The report lists only the config values that vary: 50 canaries unless it says 0.
-        canaries = (table["privacy_audit.canaries"] if "privacy_audit.canaries" in table
-                    else pd.Series(50, index=table.index))
-        table["canaries"] = canaries.fillna(50).astype(int)
-        if SEED not in table:  # one seed only
-            table[SEED] = 0
+    settings = pd.DataFrame([run_settings(run) for run in runs["run"]], index=runs["run"])
+    runs = runs.drop(columns=[c for c in settings if c in runs]).join(settings, on="run")
+    rounds = rounds.drop(columns=[c for c in settings if c in rounds]).join(settings, on="run")
     left_out = runs[runs["status"] != "completed"]
     if len(left_out):
         print(f"left out, not completed: {len(left_out)} runs")
@@ -86,7 +100,45 @@ def load() -> tuple[pd.DataFrame, pd.DataFrame]:
         gaussians_epsilon((0.0, PARAMETERS ** -0.5), (mean, sd), DELTA)
         if np.isfinite(mean) and sd > 0 else np.nan
         for mean, sd in zip(runs["canary_cosine_mean"], runs["canary_cosine_std"], strict=True)]
+    # How much of an estimate is the canaries' sampling: a bootstrap over them, per run.
+    rng = np.random.default_rng(0)
+    intervals = {run: bootstrap(run, rng) for run, canaries in zip(runs["run"], runs["canaries"],
+                                                                    strict=True) if canaries}
+    runs["bootstrap_low"] = runs["run"].map(lambda run: intervals.get(run, (np.nan,))[0])
+    runs["bootstrap_high"] = runs["run"].map(lambda run: intervals.get(run, (np.nan, np.nan))[1])
     return runs, rounds
+
+
+def cosines(run: str) -> tuple[np.ndarray, np.ndarray]:
+    """A run's inserted and held-back canaries' cosines, recomputed from its files.
+
+    The model's change is ``audit_start_weights.npy`` minus ``model.keras``'s trainable weights;
+    the directions come from the run's seed (``fedlab.privacy.audit``), K from its summary.
+    """
+    import tensorflow as tf
+
+    folder = Path(run)
+    figures = summary(run)
+    model = tf.keras.models.load_model(folder / "model.keras", compile=False)
+    final = np.concatenate([w.numpy().astype(np.float64).ravel()
+                            for w in model.trainable_weights])
+    seed = run_settings(run)[SEED]  # privacy_audit.seed follows schedule.seed
+    k = int(figures["audit_canaries"])
+    values = direction_cosines(np.load(folder / "audit_start_weights.npy") - final, seed, 2 * k)
+    inserted, held_back = values[:k], values[k:]
+    # The recomputation is the run's own: its fit must come out as the run reported it.
+    np.testing.assert_allclose(inserted.mean(), figures["canary_cosine_mean"], rtol=1e-4,
+                               atol=1e-9)
+    return inserted, held_back
+
+
+def bootstrap(run: str, rng: np.random.Generator) -> tuple[float, float]:
+    """The 2.5 and 97.5 percentiles of the estimate over canaries resampled with replacement."""
+    inserted, held_back = cosines(run)
+    draws = [empirical_epsilon(rng.choice(inserted, inserted.size),
+                               rng.choice(held_back, held_back.size), DELTA)
+             for _ in range(RESAMPLES)]
+    return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
 
 
 def level(table: pd.DataFrame, arm_name: str, budget: float) -> pd.DataFrame:
@@ -112,7 +164,8 @@ def accuracy(runs: pd.DataFrame) -> pd.DataFrame:
                          "test_se_mean": group["final_eval_accuracy_se"].mean(),
                          "claimed_epsilon": group["dp_epsilon"].mean(),
                          "noise_multiplier": group["dp_noise_multiplier"].mean(),
-                         "learning_rate": group["optimizer.client.learning_rate"].iloc[0]})
+                         "client_rate": group["client_rate"].iloc[0],
+                         "server_rate": group["server_rate"].iloc[0]})
     return pd.DataFrame(rows)
 
 
@@ -147,6 +200,9 @@ def audit(runs: pd.DataFrame) -> pd.DataFrame:
                          "empirical_by_seed": " ".join(f"{e:.3g}" for e in estimates),
                          "empirical_mean": estimates.mean(), "empirical_min": estimates.min(),
                          "empirical_max": estimates.max(),
+                         "bootstrap_95_by_seed": " ".join(
+                             f"[{low:.3g}, {high:.3g}]" for low, high in
+                             zip(group["bootstrap_low"], group["bootstrap_high"], strict=True)),
                          "analytic_null_by_seed": " ".join(
                              f"{e:.3g}" for e in group["empirical_epsilon_analytic_null"]),
                          "analytic_null_mean": group["empirical_epsilon_analytic_null"].mean(),
