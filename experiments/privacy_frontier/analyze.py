@@ -35,11 +35,7 @@ import pandas as pd  # noqa: E402
 
 from fedlab.config.choices import Accountant, Sampling  # noqa: E402
 from fedlab.privacy.accounting import epsilon  # noqa: E402
-from fedlab.privacy.audit import (  # noqa: E402
-    direction_cosines,
-    empirical_epsilon,
-    gaussians_epsilon,
-)
+from fedlab.privacy.audit import direction_cosines, empirical_epsilon  # noqa: E402
 from fedlab.report.stats import holm_family, paired_t_test  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -50,7 +46,6 @@ ARMS = [FEDAVG, FTRL, CLIP_ONLY]
 BUDGETS = [1.0, 4.0, 8.0]
 # The study's federation (conf/experiment/privacy_frontier.yaml).
 CLIENTS, PER_ROUND, ROUNDS, DELTA = 1000, 50, 60, 1e-5
-PARAMETERS = 44_426  # niid_cnn's trainable weights: d of the closed-form null N(0, 1/d)
 RESAMPLES = 400  # bootstrap resamples of each run's canaries
 
 
@@ -94,12 +89,9 @@ def load() -> tuple[pd.DataFrame, pd.DataFrame]:
     for key in ("dp_noise_multiplier", "canary_cosine_mean", "held_back_cosine_mean",
                 "canary_cosine_std", "held_back_cosine_std"):
         runs[key] = details[key] if key in details else np.nan
-    # The estimate against N(0, 1/d), from the inserted canaries' fit (summary.json holds it
-    # from fedlab 1a102b9 on; the study's runs are older, so it is computed the same way here).
-    runs["empirical_epsilon_analytic_null"] = [
-        gaussians_epsilon((0.0, PARAMETERS ** -0.5), (mean, sd), DELTA)
-        if np.isfinite(mean) and sd > 0 else np.nan
-        for mean, sd in zip(runs["canary_cosine_mean"], runs["canary_cosine_std"], strict=True)]
+    runs["empirical_epsilon_analytic_null"] = (details["empirical_epsilon_analytic_null"]
+                                               if "empirical_epsilon_analytic_null" in details
+                                               else np.nan)
     # How much of an estimate is the canaries' sampling: a bootstrap over them, per run.
     rng = np.random.default_rng(0)
     intervals = {run: bootstrap(run, rng) for run, canaries in zip(runs["run"], runs["canaries"],
