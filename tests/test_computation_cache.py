@@ -247,6 +247,7 @@ def test_random_ops_are_found_and_a_deterministic_process_has_none():
     assert random_ops(type("Parts", (), parts)) == ["RandomStandardNormal"]
 
 
+@pytest.mark.slow
 def test_runs_that_differ_only_in_their_seed_share_a_process_without_random_ops(tmp_path):
     cache = tmp_path / "cache"
     run(small_config(tmp_path / "seed 4", "schedule.rounds=2", "schedule.seed=4",

@@ -47,6 +47,7 @@ ASYNC = ["algorithm=fedbuff", "clients=heterogeneous", "dataset.num_clients=8",
          "algorithm.concurrency=5", "algorithm.buffer_size=2", "schedule.checkpoint_every=1"]
 
 
+@pytest.mark.slow
 def test_fedbuff_reproduces_and_resumes_with_stale_updates(tmp_path):
     resumed, whole = tmp_path / "resumed", tmp_path / "whole"
     run(small_config(resumed, *ASYNC, "schedule.rounds=3"))

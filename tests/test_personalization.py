@@ -35,6 +35,7 @@ def test_a_fine_tuning_rate_of_zero_gives_the_client_level_evaluation(tmp_path):
     assert last["personalized_accuracy_p10"] == last["client_accuracy_p10"]
 
 
+@pytest.mark.slow
 def test_fine_tuning_moves_the_clients_accuracy_and_every_sets_the_rounds(tmp_path):
     cfg = client_data_config(tmp_path, "schedule.rounds=3", "personalization.epochs=3",
                              "personalization.learning_rate=0.1", "personalization.every=2")

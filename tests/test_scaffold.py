@@ -98,6 +98,7 @@ def test_scaffold_uploads_and_downloads_a_control_variate_beside_the_model(tmp_p
         assert scaffold[column][0] - fedavg[column][0] == trainable_bits
 
 
+@pytest.mark.slow
 def test_client_states_survive_resume_bit_for_bit(tmp_path):
     resumed, whole = tmp_path / "resumed", tmp_path / "whole"
     settings = ["algorithm=scaffold", "schedule.checkpoint_every=1", "dataset.num_clients=6",

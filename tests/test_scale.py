@@ -67,6 +67,7 @@ DATASET_ROUTES = {  # how the clients' examples reach the worker
 }
 
 
+@pytest.mark.slow
 def test_datasets_built_in_the_worker_train_exactly_like_datasets_from_python(tmp_path):
     tables = {}
     for route, overrides in DATASET_ROUTES.items():

@@ -104,6 +104,7 @@ def test_runs_without_validation_are_refused_in_one_line(tmp_path, capsys):
     assert "--per model" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_tuning_protocol_end_to_end_on_real_runs(tmp_path):
     # The algorithms study's tuning config, narrowed to two client learning rates and 2 rounds.
     result = run_cli("-m", "+experiment=algorithms_tuning", "algorithm=fedavg",

@@ -238,6 +238,7 @@ def test_an_unknown_play_is_one_line(tmp_path):
         run(compose_config([*TEXT, "dataset.plays=[hamlett]"], tmp_path))
 
 
+@pytest.mark.slow
 def test_central_training_on_text(tmp_path):
     run(compose_config([*TEXT, "trainer=central", "schedule.rounds=1"], tmp_path))
     table = pd.read_csv(tmp_path / "metrics.csv")

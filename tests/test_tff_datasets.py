@@ -160,6 +160,7 @@ def test_stackoverflow_word_counts_missing_offline_names_their_path(tmp_path, mo
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.slow
 def test_a_round_on_stackoverflow_builds_the_vocabulary_in_the_worker(tmp_path):
     (tmp_path / "cache").mkdir()
     _write_stackoverflow(tmp_path / "cache")
