@@ -181,3 +181,18 @@ def test_canaries_and_model_poisoning_are_refused_in_one_line(tmp_path):
         run(small_config(tmp_path, "privacy_audit.canaries=2", "clients.attack=sign_flip",
                          "clients.attack_fraction=0.25"))
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_a_resumed_audit_measures_from_the_same_start(tmp_path):
+    """Round 1, then resumed to round 2: the same estimate as 2 rounds at once."""
+    settings = ["dataset.num_clients=12", "schedule.clients_per_round=6",
+                "privacy_audit.canaries=4", "schedule.checkpoint_every=1"]
+    run(small_config(tmp_path / "whole", *settings))
+    run(small_config(tmp_path / "resumed", *settings, "schedule.rounds=1"))
+    run(small_config(tmp_path / "resumed", *settings))
+    whole, resumed = (json.loads((tmp_path / name / "summary.json").read_text())
+                      for name in ("whole", "resumed"))
+    assert resumed["rounds_completed"] == 2 and resumed["rounds_trained_this_invocation"] == 1
+    for key in ("empirical_epsilon", "canary_cosine_mean", "held_back_cosine_std"):
+        assert resumed[key] == whole[key], key
