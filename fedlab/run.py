@@ -166,6 +166,11 @@ def run(cfg: DictConfig, executor=None) -> float:
     try:
         schedule: Schedule = OmegaConf.to_object(cfg.schedule)
         validate_schedule(schedule)
+        if OmegaConf.select(cfg, "privacy_audit.canaries", default=0) and (
+                "privacy_audit" not in cfg.trainer):
+            raise ConfigError(
+                f"privacy_audit.canaries={cfg.privacy_audit.canaries} needs a trainer that inserts "
+                f"canaries (trainer=federated); {cfg.trainer._target_} does not")
         trainer = build(cfg.trainer, "trainer",
                         **({} if executor is None else {"executor": executor}))
         data = load_dataset(cfg.dataset)

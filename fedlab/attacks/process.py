@@ -132,7 +132,7 @@ def replaced_uploads_process(honest, client_work, aggregator, server_optimizer,
 
 def algorithm_process_with_uploads(algorithm, honest, model_fn, aggregator, client_optimizer,
                                    server_optimizer, upload: Callable, feature: str,
-                                   loop=DEFAULT_LOOP) -> AttackedProcess:
+                                   loop=DEFAULT_LOOP, hint: str = "") -> AttackedProcess:
     """The algorithm's process ``honest`` with uploads replaced, from its own client work.
 
     Args:
@@ -145,6 +145,7 @@ def algorithm_process_with_uploads(algorithm, honest, model_fn, aggregator, clie
       upload: ``upload(update, flag)`` (:func:`replaced_uploads_process`).
       feature: the setting that replaces uploads, for the message when it cannot.
       loop: TFF's client loop implementation ``build`` used.
+      hint: what to add to that message (what works instead).
 
     Raises:
       ConfigError: the algorithm's clients do not run TFF's client work (one line).
@@ -154,7 +155,7 @@ def algorithm_process_with_uploads(algorithm, honest, model_fn, aggregator, clie
     if client_work is None:
         raise ConfigError(
             f"{feature} changes uploads, which needs TFF's client work (algorithm=fedavg or "
-            f"fedprox); algorithm '{algorithm.name}' runs its own")
+            f"fedprox); algorithm '{algorithm.name}' runs its own{hint}")
     return replaced_uploads_process(honest, client_work, aggregator, server_optimizer, upload)
 
 
@@ -172,9 +173,8 @@ def attacked_algorithm_process(algorithm, honest, model_fn, aggregator, client_o
     """
     return algorithm_process_with_uploads(
         algorithm, honest, model_fn, aggregator, client_optimizer, server_optimizer,
-        functools.partial(poisoned_update, attack=attack),
-        f"clients.attack={attack.kind.value} (data poisoning, clients.attack=label_flip, works "
-        "with every algorithm)", loop)
+        functools.partial(poisoned_update, attack=attack), f"clients.attack={attack.kind.value}",
+        loop, " (data poisoning, clients.attack=label_flip, works with every algorithm)")
 
 
 def with_attack(composed: Composed, attack: Attack, malicious: list[str]) -> Composed:

@@ -3,6 +3,7 @@
 import numpy as np
 
 from fedlab.callbacks.base import Callback, TrainingContext
+from fedlab.errors import ConfigError
 from fedlab.privacy.accounting import DEFAULT_DELTA
 from fedlab.runs.files import AUDIT_START_FILE
 
@@ -18,9 +19,9 @@ class EmpiricalPrivacy(Callback):
 
     ``empirical_epsilon`` every ``privacy_audit.every`` rounds and after the last (NaN between),
     at ``privacy_audit.delta`` (default: the DP aggregator's delta); summary.json gets the last
-    estimate, the cosines' means and spreads, K and delta. The model the run starts from is kept
-    in ``audit_start_weights.npy``, so a resumed run measures the change from the same start.
-    Nothing without canaries.
+    estimate, the round it is of (``audit_round``), the cosines' means and spreads, K and
+    delta. The model the run starts from is kept in ``audit_start_weights.npy``, so a resumed
+    run measures the change from the same start. Nothing without canaries.
     """
 
     def on_train_start(self, context: TrainingContext) -> None:
@@ -29,8 +30,12 @@ class EmpiricalPrivacy(Callback):
         if self._audit is None:
             return
         start_file = context.run_dir / AUDIT_START_FILE
-        if context.resumed_from == 0 or not start_file.is_file():
+        if context.resumed_from == 0:
             np.save(start_file, trainable_vector(context))
+        elif not start_file.is_file():
+            raise ConfigError(
+                f"{start_file} is missing: a resumed audit measures the model's change from the "
+                "weights the run started from; restore the file or start a new run folder")
         self._start = np.load(start_file)
         self._delta = (self._audit.delta if self._audit.delta is not None
                        else context.privacy.delta if context.privacy is not None
@@ -41,7 +46,7 @@ class EmpiricalPrivacy(Callback):
 
     def _estimate(self, context: TrainingContext, round_num: int) -> dict[str, float]:
         figures = self._audit.estimate(self._start - trainable_vector(context), self._delta)
-        context.summary.update(figures)
+        context.summary.update(figures, audit_round=round_num)
         self._estimated_at = round_num
         return figures
 
@@ -50,7 +55,10 @@ class EmpiricalPrivacy(Callback):
         if self._audit is None:
             return
         every = self._audit.every
-        due = (every > 0 and round_num % every == 0) or round_num == context.rounds
+        # The last round, every ``every`` rounds, and a round after which training stops early
+        # (a budget or target stop, by a callback before this one).
+        due = ((every > 0 and round_num % every == 0) or round_num == context.rounds
+               or "stopped_early" in context.summary)
         row["empirical_epsilon"] = (self._estimate(context, round_num)["empirical_epsilon"]
                                     if due else np.nan)
 

@@ -15,13 +15,16 @@ Gaussians are fitted: ``N(μ_1, σ_1²)`` to the inserted canaries' cosines, ``N
 held-back ones'. ``empirical_epsilon`` is the smallest ε for which that pair of Gaussians is
 (ε, δ)-indistinguishable in both directions (:func:`gaussians_epsilon`), at the run's δ. The
 authors' code (google-research/federated, ``one_shot_epe``) takes the null in closed form
-instead, ``N(0, 1/d)`` for d weights (the cosine of a fixed vector with a random direction);
+instead, ``N(0, 1/d)`` for d weights (the cosine of a fixed vector with a random direction;
+their code uses the exact distribution below d = 1,000);
 ``empirical_epsilon_analytic_null`` is that estimate, free of the held-back fit's noise.
 
 The directions are drawn by TensorFlow's stateless normal generator from ``(seed, k)``, inside
-the round and again by the estimate, so nothing of size K x d is stored. Canaries' own data go
-unused, and they are left out of the client-level tables (``client_labels.csv``,
-``client_sizes.csv``, ``client_eval.csv``, ``personalized_eval.csv``).
+the round and again by the estimate, so nothing of size K x d is stored. A canary's own data
+never reach the model, but it still trains on them locally (its loss counts in the round's
+training columns, its example count is its weight in a weighted aggregator); canaries are left
+out of the client-level tables (``client_labels.csv``, ``client_sizes.csv``,
+``client_eval.csv``, ``personalized_eval.csv``).
 """
 
 from __future__ import annotations

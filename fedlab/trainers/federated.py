@@ -114,7 +114,7 @@ def without_canaries(data: FederatedData, canaries: list[str], run_dir: Path) ->
         f"{line}\n" for line in ["client", *canaries]))
     for name in (CLIENT_LABELS_FILE, CLIENT_SIZES_FILE):
         if (run_dir / name).is_file():
-            table = pd.read_csv(run_dir / name)
+            table = pd.read_csv(run_dir / name, dtype={"client": str})
             table[~table["client"].isin(canaries)].to_csv(run_dir / name, index=False)
     if not data.client_test:
         return data
