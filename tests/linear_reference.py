@@ -7,6 +7,9 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 FEATURES, CLASSES, BATCH, EPOCHS = 4, 3, 3, 2
+# Client SGD at 0.1 and server SGD at 1.0 (a round of one client moves the model by its update).
+CLIENT_SGD = tff.learning.optimizers.build_sgdm(learning_rate=0.1)
+SERVER_SGD = tff.learning.optimizers.build_sgdm(learning_rate=1.0)
 SPEC = collections.OrderedDict(x=tf.TensorSpec([None, FEATURES], tf.float32),
                                y=tf.TensorSpec([None], tf.int32))
 
@@ -44,6 +47,23 @@ def client_datasets(data, sampled):
     return [tf.data.Dataset.from_tensor_slices(
         collections.OrderedDict(x=data[i][0], y=data[i][1])).batch(BATCH).repeat(EPOCHS)
         for i in sampled]
+
+
+def flat(weights) -> np.ndarray:
+    """A model's trainable weights, flattened and concatenated."""
+    return np.concatenate([np.asarray(w).ravel() for w in weights.trainable])
+
+
+def one_round(process, data, sampled, flags=None) -> np.ndarray:
+    """The flattened model after one round of ``sampled`` clients from the initial state.
+
+    With ``flags``, the process takes each client's flag beside its data (replaced uploads).
+    """
+    state = process.initialize()
+    datasets = client_datasets(data, sampled)
+    output = (process.next(state, datasets) if flags is None
+              else process.next(state, datasets, flags))
+    return flat(process.get_model_weights(output.state))
 
 
 # The clients each round samples in the stateful algorithms' reference tests.

@@ -9,7 +9,14 @@ import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
 from conftest import compose_config, small_config
-from linear_reference import client_datasets, clients, linear_model_fn
+from linear_reference import (
+    CLIENT_SGD,
+    SERVER_SGD,
+    clients,
+    flat,
+    linear_model_fn,
+    one_round,
+)
 
 from fedlab.algorithms.fedavg import FedAvg
 from fedlab.algorithms.fedprox import FedProx
@@ -31,8 +38,6 @@ from fedlab.models import images
 from fedlab.run import run
 from fedlab.tasks import Task
 
-CLIENT_SGD = tff.learning.optimizers.build_sgdm(learning_rate=0.1)
-SERVER_SGD = tff.learning.optimizers.build_sgdm(learning_rate=1.0)
 DATA = clients(count=3, examples=6, seed=1)
 
 
@@ -49,16 +54,9 @@ def processes(algorithm, malicious_behaviour: Attack):
                                               CLIENT_SGD, SERVER_SGD, malicious_behaviour)
 
 
-def flat(weights) -> np.ndarray:
-    return np.concatenate([np.asarray(w).ravel() for w in weights.trainable])
-
-
 def round_weights(process, sampled, flags=None) -> np.ndarray:
     """The model after one round of ``sampled`` clients from the initial state."""
-    state = process.initialize()
-    data = client_datasets(DATA, sampled)
-    output = process.next(state, data) if flags is None else process.next(state, data, flags)
-    return flat(process.get_model_weights(output.state))
+    return one_round(process, DATA, sampled, flags)
 
 
 @pytest.mark.parametrize("algorithm", [FedAvg(), FedProx(0.1)])

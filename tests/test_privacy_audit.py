@@ -11,7 +11,14 @@ import pytest
 import tensorflow_federated as tff
 from conftest import small_config
 from dp_accounting.pld import pld_privacy_accountant
-from linear_reference import client_datasets, clients, linear_model_fn
+from linear_reference import (
+    CLIENT_SGD,
+    SERVER_SGD,
+    clients,
+    flat,
+    linear_model_fn,
+    one_round,
+)
 from scipy import integrate, stats
 
 from fedlab.algorithms.fedavg import FedAvg
@@ -31,8 +38,6 @@ from fedlab.privacy.audit import (
 from fedlab.run import run
 from fedlab.trainers.federated import without_canaries
 
-CLIENT_SGD = tff.learning.optimizers.build_sgdm(learning_rate=0.1)
-SERVER_SGD = tff.learning.optimizers.build_sgdm(learning_rate=1.0)
 DATA = clients(count=3, examples=6, seed=4)
 
 
@@ -72,15 +77,10 @@ def test_a_canary_uploads_its_direction_and_others_their_update(tmp_path):
                                              "privacy_audit.canaries")
 
     def after(process, sampled, flags=None):
-        state = process.initialize()
-        data = client_datasets(DATA, sampled)
-        output = process.next(state, data) if flags is None else process.next(state, data, flags)
-        return np.concatenate([np.asarray(w).ravel()
-                               for w in process.get_model_weights(output.state).trainable])
+        return one_round(process, DATA, sampled, flags)
 
     with contexts.local_execution(tmp_path / "worker.log"):
-        start = np.concatenate([np.asarray(w).ravel() for w in
-                                honest.get_model_weights(honest.initialize()).trainable])
+        start = flat(honest.get_model_weights(honest.initialize()))
         np.testing.assert_array_equal(after(audited, [0, 1, 2], [0.0, 0.0, 0.0]),
                                       after(honest, [0, 1, 2]))
         updates = [start - after(honest, [i]) for i in range(3)]

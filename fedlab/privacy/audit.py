@@ -132,13 +132,12 @@ class PrivacyAudit:
         """
         cosines = direction_cosines(change, self.seed, 2 * self.canaries)
         inserted, held_back = cosines[:self.canaries], cosines[self.canaries:]
+        (canary_mean, canary_std), (null_mean, null_std) = fitted(inserted), fitted(held_back)
         return {"empirical_epsilon": empirical_epsilon(inserted, held_back, delta),
                 "empirical_epsilon_analytic_null": analytic_null_epsilon(inserted, change.size,
                                                                          delta),
-                "canary_cosine_mean": float(np.mean(inserted)),
-                "canary_cosine_std": float(np.std(inserted, ddof=1)),
-                "held_back_cosine_mean": float(np.mean(held_back)),
-                "held_back_cosine_std": float(np.std(held_back, ddof=1))}
+                "canary_cosine_mean": canary_mean, "canary_cosine_std": canary_std,
+                "held_back_cosine_mean": null_mean, "held_back_cosine_std": null_std}
 
 
 def canary_direction(index, seed: int, size: int):
@@ -218,6 +217,23 @@ def gaussians_epsilon(null: tuple[float, float], observed: tuple[float, float],
     return float(optimize.brentq(excess, 0.0, high, xtol=1e-9, rtol=1e-10))
 
 
+def fitted(cosines: np.ndarray) -> tuple[float, float]:
+    """The mean and standard deviation (ddof 1) of a set of cosines: its Gaussian."""
+    return float(np.mean(cosines)), float(np.std(cosines, ddof=1))
+
+
+def epsilon_against(null: tuple[float, float], inserted: np.ndarray, delta: float) -> float:
+    """The estimate: the Gaussian fitted to the inserted cosines against the ``null`` one.
+
+    A degenerate fit (no change, or identical cosines) gives 0 where the means agree, else the
+    ceiling.
+    """
+    observed = fitted(inserted)
+    if min(null[1], observed[1]) <= 0:
+        return 0.0 if null[0] == observed[0] else _EPSILON_CEILING
+    return gaussians_epsilon(null, observed, delta)
+
+
 def empirical_epsilon(inserted: np.ndarray, held_back: np.ndarray, delta: float) -> float:
     """Andrew et al.'s estimate from the inserted and held-back canaries' cosines.
 
@@ -226,10 +242,7 @@ def empirical_epsilon(inserted: np.ndarray, held_back: np.ndarray, delta: float)
       held_back: the held-back canaries' cosines.
       delta: the delta.
     """
-    fit = [(float(np.mean(x)), float(np.std(x, ddof=1))) for x in (held_back, inserted)]
-    if min(sd for _, sd in fit) <= 0:  # a degenerate fit (no change, or identical cosines)
-        return 0.0 if fit[0][0] == fit[1][0] else _EPSILON_CEILING
-    return gaussians_epsilon(fit[0], fit[1], delta)
+    return epsilon_against(fitted(held_back), inserted, delta)
 
 
 def analytic_null_epsilon(inserted: np.ndarray, dimension: int, delta: float) -> float:
@@ -240,7 +253,4 @@ def analytic_null_epsilon(inserted: np.ndarray, dimension: int, delta: float) ->
       dimension: d, the number of trainable weights.
       delta: the delta.
     """
-    mean, sd = float(np.mean(inserted)), float(np.std(inserted, ddof=1))
-    if sd <= 0:
-        return 0.0 if mean == 0 else _EPSILON_CEILING
-    return gaussians_epsilon((0.0, dimension ** -0.5), (mean, sd), delta)
+    return epsilon_against((0.0, dimension ** -0.5), inserted, delta)
