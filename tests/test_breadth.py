@@ -170,15 +170,20 @@ QUICK_EXPERIMENTS = {"seed_study", "robustness", "niid_bench", "default_tuning"}
     for e in EXPERIMENTS])
 def test_every_experiment_composes_and_smoke_runs(tmp_path, experiment):
     # CIFAR-10 cannot be downloaded here: that experiment runs on synthetic images instead;
-    # Shakespeare's smoke run takes one play and the small model.
-    if experiment.startswith("niid_bench") and not FASHION_MNIST.exists():
-        pytest.skip(f"Fashion-MNIST not installed in {FASHION_MNIST} "
-                    "(apt-get install dataset-fashion-mnist)")
+    # Shakespeare's smoke run takes one play and the small model. The privacy frontier's
+    # budget is given on its command line (its header), and 50 canaries need more than 10
+    # clients: its smoke run takes epsilon 4 and 2 canaries.
+    small = ["dataset.num_clients=10"]
     data = {"cnn_tutorial": ["dataset=synthetic", "dataset.image_size=20"],
-            "shakespeare": ["dataset.plays=[macbeth]", "model=char_lstm_small"]}.get(
-                experiment, ["dataset.num_clients=10"])
+            "shakespeare": ["dataset.plays=[macbeth]", "model=char_lstm_small"],
+            **dict.fromkeys(["privacy_frontier", "privacy_frontier_tuning"],
+                            [*small, "aggregator.target_epsilon=4",
+                             "privacy_audit.canaries=2"])}.get(experiment, small)
     cfg = compose_config([f"+experiment={experiment}", *data, "schedule.rounds=1",
                           "schedule.clients_per_round=2"], tmp_path)
+    if "fashion_mnist" in cfg.dataset._target_ and not FASHION_MNIST.exists():
+        pytest.skip(f"Fashion-MNIST not installed in {FASHION_MNIST} "
+                    "(apt-get install dataset-fashion-mnist)")
     with open_dict(cfg):
         cfg.schedule.eval_every = 1
     run(cfg)
