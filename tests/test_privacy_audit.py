@@ -34,9 +34,9 @@ from fedlab.privacy.audit import (
     empirical_epsilon,
     gaussian_pair_delta,
     gaussians_epsilon,
+    without_canaries,
 )
 from fedlab.run import run
-from fedlab.trainers.federated import without_canaries
 
 DATA = clients(count=3, examples=6, seed=4)
 
@@ -190,6 +190,20 @@ def test_canaries_and_model_poisoning_are_refused_in_one_line(tmp_path):
         run(small_config(tmp_path, "privacy_audit.canaries=2", "clients.attack=sign_flip",
                          "clients.attack_fraction=0.25"))
     assert "\n" not in str(error.value)
+    assert not (tmp_path / "malicious_clients.csv").exists()
+
+
+def test_canaries_are_drawn_among_the_clients_that_are_not_malicious(tmp_path):
+    """7 of 10 clients flip labels; a draw of 2 among all 10 would take a malicious one."""
+    run(small_config(tmp_path, "dataset.num_clients=10", "clients.attack=label_flip",
+                     "clients.attack_fraction=0.7", "privacy_audit.canaries=2",
+                     "schedule.rounds=1"))
+    malicious = set(pd.read_csv(tmp_path / "malicious_clients.csv", dtype=str)["client"])
+    canaries = set(pd.read_csv(tmp_path / "canary_clients.csv", dtype=str)["client"])
+    everyone = [f"client_{i:04d}" for i in range(10)]  # the synthetic set's ids
+    assert len(malicious) == 7 and len(canaries) == 2 and {*malicious, *canaries} <= {*everyone}
+    assert canaries.isdisjoint(malicious)
+    assert set(PrivacyAudit(canaries=2).canary_clients(everyone)) & malicious
 
 
 @pytest.mark.slow

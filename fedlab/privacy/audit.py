@@ -2,11 +2,11 @@
 
 Andrew, Kairouz, Oh, Oprea, McMahan and Suriyakumar, "One-shot Empirical Privacy Estimation for
 Federated Learning" (ICLR 2024). ``privacy_audit.canaries=K`` makes K of the federation's clients
-canaries, drawn once from the seed (a stream of their own) and written to
-``canary_clients.csv``. A canary is sampled like every other client; whenever it takes part, it
-uploads ``canary_norm`` times its own fixed random unit direction ``c_k`` in place of its update
-(before the aggregator, which clips it like any other upload). K more directions are held back:
-drawn the same way and never inserted.
+canaries, drawn once from ``privacy_audit.seed`` (a stream of their own) among the clients that
+are not malicious, and written to ``canary_clients.csv``. A canary is sampled like every other
+client; whenever it takes part, it uploads ``canary_norm`` times its own fixed random unit
+direction ``c_k`` in place of its update (before the aggregator, which clips it like any other
+upload). K more directions are held back: drawn the same way and never inserted.
 
 The estimate reads only the final model, as the paper's final-model threat model: the cosine of
 the model's total change ``Δ = w_0 - w_t`` (trainable weights; TFF's sign: a client's update is
@@ -32,11 +32,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, stats
 
+from fedlab.attacks import FlaggedProcess, counted_cohorts
 from fedlab.errors import ConfigError
+from fedlab.runs.files import CANARY_CLIENTS_FILE, CLIENT_LABELS_FILE, CLIENT_SIZES_FILE
+
+if TYPE_CHECKING:
+    from fedlab.algorithms.base import Algorithm, Composed
+    from fedlab.data import FederatedData
 
 _CANARY_STREAM = 1409  # fedlab's other seeded streams use other numbers
 _EPSILON_CEILING = 1e6  # an estimate beyond this is reported as this
@@ -84,27 +93,48 @@ class PrivacyAudit:
         return self.canaries > 0
 
     def canary_clients(self, client_ids: Sequence[str]) -> list[str]:
-        """The canary clients of a federation, drawn from the seed, in the federation's order.
+        """The canary clients, drawn from the seed among ``client_ids``, in their order.
+
+        Args:
+          client_ids: the clients canaries may be drawn from (the federation's, less any
+            malicious ones).
+
+        Returns:
+          K client ids (none without an audit).
 
         Raises:
-          ConfigError: K leaves the federation fewer than one ordinary client.
+          ConfigError: K leaves fewer than one ordinary client among ``client_ids``.
         """
         if not self.active:
             return []
         if self.canaries >= len(client_ids):
             raise ConfigError(
                 f"privacy_audit.canaries={self.canaries} must be fewer than the federation's "
-                f"{len(client_ids)} clients (canaries are drawn from them)")
+                f"{len(client_ids)} clients (canaries are drawn from them, malicious clients "
+                "excepted)")
         rng = np.random.default_rng([self.seed, _CANARY_STREAM])
         chosen = rng.choice(len(client_ids), size=self.canaries, replace=False)
         return [client_ids[i] for i in sorted(chosen)]
 
     def flags(self, canary_ids: Sequence[str]) -> dict[str, float]:
-        """Each canary client's flag: ``k + 1`` for the canary with direction ``k``."""
+        """Each canary client's flag: ``k + 1`` for the canary with direction ``k``.
+
+        Args:
+          canary_ids: the canary clients, in the order :meth:`canary_clients` gave them.
+        """
         return {client: float(k + 1) for k, client in enumerate(canary_ids)}
 
     def upload(self, update, flag):
-        """What a client with ``flag`` uploads (TensorFlow): its update, or its canary's."""
+        """What a client with ``flag`` uploads (TensorFlow, inside the round).
+
+        Args:
+          update: the client's model update (a structure of tensors).
+          flag: the client's flag: 0 for an ordinary client, ``k + 1`` for canary ``k``.
+
+        Returns:
+          ``update`` itself, or for a canary ``canary_norm`` times its direction, shaped as
+          ``update``.
+        """
         import tensorflow as tf
 
         tensors = tf.nest.flatten(update)
@@ -132,7 +162,8 @@ class PrivacyAudit:
         """
         cosines = direction_cosines(change, self.seed, 2 * self.canaries)
         inserted, held_back = cosines[:self.canaries], cosines[self.canaries:]
-        (canary_mean, canary_std), (null_mean, null_std) = fitted(inserted), fitted(held_back)
+        (canary_mean, canary_std), (null_mean, null_std) = (gaussian_fit(inserted),
+                                                            gaussian_fit(held_back))
         return {"empirical_epsilon": empirical_epsilon(inserted, held_back, delta),
                 "empirical_epsilon_analytic_null": analytic_null_epsilon(inserted, change.size,
                                                                          delta),
@@ -140,8 +171,86 @@ class PrivacyAudit:
                 "held_back_cosine_mean": null_mean, "held_back_cosine_std": null_std}
 
 
+def without_canaries(data: FederatedData, canaries: list[str], run_dir: Path) -> FederatedData:
+    """``data`` for the client-level tables with the audit's canaries left out.
+
+    Writes ``canary_clients.csv`` and removes the canaries' rows from the run folder's client
+    tables (``client_labels.csv``, ``client_sizes.csv``). Training still samples them.
+
+    Args:
+      data: the run's federated data.
+      canaries: the canary clients (none: ``data`` itself, nothing written).
+      run_dir: the run folder.
+
+    Returns:
+      ``data`` without canaries in ``client_test`` (client-level and personalized evaluation).
+    """
+    if not canaries:
+        return data
+    (run_dir / CANARY_CLIENTS_FILE).write_text("".join(
+        f"{line}\n" for line in ["client", *canaries]))
+    for name in (CLIENT_LABELS_FILE, CLIENT_SIZES_FILE):
+        if (run_dir / name).is_file():
+            table = pd.read_csv(run_dir / name, dtype={"client": str})
+            table[~table["client"].isin(canaries)].to_csv(run_dir / name, index=False)
+    if not data.client_test:
+        return data
+    return dataclasses.replace(data, client_test={
+        client: arrays for client, arrays in data.client_test.items() if client not in canaries})
+
+
+def with_canary_uploads(audit: PrivacyAudit, algorithm: Algorithm, process, model_fn, aggregator,
+                        client_optimizer, server_optimizer):
+    """The algorithm's process with the canaries' uploads inserted (itself without an audit).
+
+    Args:
+      audit: the run's audit.
+      algorithm: the run's algorithm.
+      process: the learning process its ``build`` returned.
+      model_fn: the model ``build`` took.
+      aggregator: the aggregation factory ``build`` took.
+      client_optimizer: the clients' optimizer.
+      server_optimizer: the server's optimizer.
+
+    Raises:
+      ConfigError: the algorithm's clients do not run TFF's client work (one line).
+    """
+    if not audit.active:
+        return process
+    from fedlab.attacks.process import algorithm_process_with_uploads
+
+    return algorithm_process_with_uploads(algorithm, process, model_fn, aggregator,
+                                          client_optimizer, server_optimizer, audit.upload,
+                                          "privacy_audit.canaries")
+
+
+def with_canaries(composed: Composed, audit: PrivacyAudit, canaries: list[str]) -> Composed:
+    """The composed process and cohorts with each client's canary flag beside its input.
+
+    ``metrics.csv`` gets ``canary_clients``, the canaries sampled each round. Without canaries,
+    ``composed`` itself.
+
+    Args:
+      composed: what the algorithm's ``compose`` returned (and the attack wrapped).
+      audit: the run's audit.
+      canaries: the canary clients.
+    """
+    if not canaries:
+        return composed
+    return dataclasses.replace(
+        composed, process=FlaggedProcess(composed.process),
+        cohorts=counted_cohorts(composed.cohorts, audit.flags(canaries), "canary_clients",
+                                paired=True))
+
+
 def canary_direction(index, seed: int, size: int):
-    """Canary ``index``'s unit direction in ``R^size`` (TensorFlow, float32; graph or eager)."""
+    """Canary ``index``'s unit direction in ``R^size`` (TensorFlow, float32; graph or eager).
+
+    Args:
+      index: the canary's index k (a Python or TensorFlow integer).
+      seed: the audit's seed.
+      size: the number of trainable weights.
+    """
     import tensorflow as tf
 
     draw = tf.random.stateless_normal(
@@ -150,7 +259,16 @@ def canary_direction(index, seed: int, size: int):
 
 
 def direction_cosines(change: np.ndarray, seed: int, count: int) -> np.ndarray:
-    """The cosine of ``change`` with each of canary directions ``0 .. count - 1``."""
+    """The cosine of ``change`` with each of canary directions ``0 .. count - 1``.
+
+    Args:
+      change: the model's total change, flattened.
+      seed: the audit's seed.
+      count: how many directions (inserted and held back).
+
+    Returns:
+      ``count`` cosines (zeros when ``change`` is zero).
+    """
     change = np.asarray(change, np.float64)
     norm = np.linalg.norm(change)
     if norm == 0:
@@ -164,6 +282,11 @@ def gaussian_pair_delta(epsilon: float, p: tuple[float, float], q: tuple[float, 
 
     ``P = N(p[0], p[1]²)``, ``Q = N(q[0], q[1]²)``. The worst S is where the log density ratio
     exceeds ε: a quadratic's sign, so an interval or the two rays outside one.
+
+    Args:
+      epsilon: the epsilon.
+      p: P's mean and standard deviation.
+      q: Q's mean and standard deviation.
     """
     (mp, sp), (mq, sq) = p, q
     a = 1 / (2 * sq**2) - 1 / (2 * sp**2)
@@ -217,18 +340,28 @@ def gaussians_epsilon(null: tuple[float, float], observed: tuple[float, float],
     return float(optimize.brentq(excess, 0.0, high, xtol=1e-9, rtol=1e-10))
 
 
-def fitted(cosines: np.ndarray) -> tuple[float, float]:
-    """The mean and standard deviation (ddof 1) of a set of cosines: its Gaussian."""
+def gaussian_fit(cosines: np.ndarray) -> tuple[float, float]:
+    """The Gaussian of a set of cosines: their mean and standard deviation (ddof 1).
+
+    Args:
+      cosines: the cosines.
+    """
     return float(np.mean(cosines)), float(np.std(cosines, ddof=1))
 
 
-def epsilon_against(null: tuple[float, float], inserted: np.ndarray, delta: float) -> float:
+def epsilon_against_null(null: tuple[float, float], inserted: np.ndarray,
+                         delta: float) -> float:
     """The estimate: the Gaussian fitted to the inserted cosines against the ``null`` one.
 
     A degenerate fit (no change, or identical cosines) gives 0 where the means agree, else the
     ceiling.
+
+    Args:
+      null: the null Gaussian's mean and standard deviation.
+      inserted: the inserted canaries' cosines with the model's total change.
+      delta: the delta.
     """
-    observed = fitted(inserted)
+    observed = gaussian_fit(inserted)
     if min(null[1], observed[1]) <= 0:
         return 0.0 if null[0] == observed[0] else _EPSILON_CEILING
     return gaussians_epsilon(null, observed, delta)
@@ -242,7 +375,7 @@ def empirical_epsilon(inserted: np.ndarray, held_back: np.ndarray, delta: float)
       held_back: the held-back canaries' cosines.
       delta: the delta.
     """
-    return epsilon_against(fitted(held_back), inserted, delta)
+    return epsilon_against_null(gaussian_fit(held_back), inserted, delta)
 
 
 def analytic_null_epsilon(inserted: np.ndarray, dimension: int, delta: float) -> float:
@@ -253,4 +386,4 @@ def analytic_null_epsilon(inserted: np.ndarray, dimension: int, delta: float) ->
       dimension: d, the number of trainable weights.
       delta: the delta.
     """
-    return epsilon_against((0.0, dimension ** -0.5), inserted, delta)
+    return epsilon_against_null((0.0, dimension ** -0.5), inserted, delta)

@@ -4,25 +4,18 @@ Options of the ``trainer`` group. Each takes the run's task, data, schedule, ini
 folder, trains, saves the final model, and returns figures for ``summary.json``.
 """
 
-import dataclasses
 import functools
 import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import pandas as pd
 import tensorflow as tf
 import tensorflow_federated as tff
 
 from fedlab.algorithms.base import Aggregator, Algorithm, IncompatibleAggregator
-from fedlab.attacks import FlaggedProcess, counted_cohorts
 from fedlab.attacks.poisoning import poisoned
-from fedlab.attacks.process import (
-    algorithm_process_with_uploads,
-    attacked_algorithm_process,
-    with_attack,
-)
+from fedlab.attacks.process import attacked_algorithm_process, with_attack
 from fedlab.callbacks import Callback, Checkpointing, TrainingContext
 from fedlab.clients.communication import measure_round_communication
 from fedlab.clients.conditions import ClientConditions
@@ -34,15 +27,13 @@ from fedlab.errors import ConfigError
 from fedlab.executors.computation_cache import ProcessCache
 from fedlab.executors.contexts import compile_for_worker
 from fedlab.optimizers.pair import OptimizerPair
-from fedlab.privacy.audit import PrivacyAudit
-from fedlab.runs.files import (
-    CANARY_CLIENTS_FILE,
-    CLIENT_LABELS_FILE,
-    CLIENT_PROFILES_FILE,
-    CLIENT_SIZES_FILE,
-    MALICIOUS_CLIENTS_FILE,
-    MODEL_FILE,
+from fedlab.privacy.audit import (
+    PrivacyAudit,
+    with_canaries,
+    with_canary_uploads,
+    without_canaries,
 )
+from fedlab.runs.files import CLIENT_PROFILES_FILE, MALICIOUS_CLIENTS_FILE, MODEL_FILE
 from fedlab.tasks import Task
 from fedlab.trainers.loop import train
 
@@ -103,25 +94,6 @@ def keras_model_weights(model: tf.keras.Model) -> tff.learning.models.ModelWeigh
     )
 
 
-def without_canaries(data: FederatedData, canaries: list[str], run_dir: Path) -> FederatedData:
-    """``data`` for the client-level tables with the audit's canaries left out.
-
-    Writes ``canary_clients.csv`` and removes the canaries' rows from the run folder's client
-    tables (``client_labels.csv``, ``client_sizes.csv``); the data returned have no canary in
-    ``client_test`` (client-level and personalized evaluation). Training still samples them.
-    """
-    (run_dir / CANARY_CLIENTS_FILE).write_text("".join(
-        f"{line}\n" for line in ["client", *canaries]))
-    for name in (CLIENT_LABELS_FILE, CLIENT_SIZES_FILE):
-        if (run_dir / name).is_file():
-            table = pd.read_csv(run_dir / name, dtype={"client": str})
-            table[~table["client"].isin(canaries)].to_csv(run_dir / name, index=False)
-    if not data.client_test:
-        return data
-    return dataclasses.replace(data, client_test={
-        client: arrays for client, arrays in data.client_test.items() if client not in canaries})
-
-
 class FederatedTrainer:
     """Federated training with a TFF learning process, round by round, through callbacks."""
 
@@ -142,10 +114,18 @@ class FederatedTrainer:
           aggregator_name: names the aggregator in messages (default: its type).
           clients: how sampled clients behave (default: ideal, every one reports at once).
           privacy_audit: the canary clients of an empirical privacy audit (default: none).
+
+        Raises:
+          ConfigError: canaries with an attack that changes uploads (both replace uploads).
         """
         self.algorithm, self.aggregator, self.optimizer = algorithm, aggregator, optimizer
         self.clients = clients or ClientConditions()
         self.audit = privacy_audit or PrivacyAudit()
+        if self.audit.active and self.clients.attack.poisons_updates:
+            raise ConfigError(
+                f"privacy_audit.canaries with clients.attack={self.clients.attack.kind.value}: "
+                "both replace uploads; audit without model poisoning (label_flip is data "
+                "poisoning)")
         self.aggregator_name = aggregator_name or type(aggregator).__name__
         self.executor = executor
         self.callbacks = [c for c in callbacks.values() if c is not None]
@@ -182,10 +162,8 @@ class FederatedTrainer:
             raise ConfigError(
                 f"algorithm '{self.algorithm.name}' cannot use the aggregator "
                 f"{self.aggregator_name}: {error}") from None
-        if self.audit.active:
-            return algorithm_process_with_uploads(
-                self.algorithm, process, model, aggregator, self.optimizer.client,
-                self.optimizer.server, self.audit.upload, "privacy_audit.canaries")
+        process = with_canary_uploads(self.audit, self.algorithm, process, model, aggregator,
+                                      self.optimizer.client, self.optimizer.server)
         if not self.clients.attack.poisons_updates:
             return process
         return attacked_algorithm_process(self.algorithm, process, model, aggregator,
@@ -220,13 +198,9 @@ class FederatedTrainer:
         if attack.active:
             (run_dir / MALICIOUS_CLIENTS_FILE).write_text("".join(
                 f"{line}\n" for line in ["client", *malicious]))
-        canaries = self.audit.canary_clients(data.train.client_ids)
-        if canaries:
-            if attack.poisons_updates:
-                raise ConfigError(
-                    f"privacy_audit.canaries with clients.attack={attack.kind.value}: both replace "
-                    "uploads; audit without model poisoning (label_flip is data poisoning)")
-            data = without_canaries(data, canaries, run_dir)
+        canaries = self.audit.canary_clients(
+            [client for client in data.train.client_ids if client not in set(malicious)])
+        data = without_canaries(data, canaries, run_dir)
         first_client = data.train.create_tf_dataset_for_client(data.train.client_ids[0])
         aggregator, guarantee = self.aggregator_for(data.num_clients, schedule.rounds,
                                                     schedule.sampling)
@@ -272,13 +246,10 @@ class FederatedTrainer:
             state = process.set_model_weights(process.initialize(),
                                               keras_model_weights(initial_model))
             log.debug("start-up: worker ready, process initialised")
-            composed = with_attack(self.algorithm.compose(datasets.compose(process), cohorts),
-                                   attack, malicious)
-            if canaries:
-                composed = dataclasses.replace(
-                    composed, process=FlaggedProcess(composed.process),
-                    cohorts=counted_cohorts(composed.cohorts, self.audit.flags(canaries),
-                                            "canary_clients", paired=True))
+            composed = with_canaries(
+                with_attack(self.algorithm.compose(datasets.compose(process), cohorts),
+                            attack, malicious),
+                self.audit, canaries)
             context = TrainingContext(
                 process=composed.process, state=state, client_states=composed.states,
                 rounds=schedule.rounds, clients_per_round=schedule.clients_per_round,
