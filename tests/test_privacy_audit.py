@@ -206,6 +206,16 @@ def test_canaries_are_drawn_among_the_clients_that_are_not_malicious(tmp_path):
     assert set(PrivacyAudit(canaries=2).canary_clients(everyone)) & malicious
 
 
+def test_a_round_that_stops_training_early_gets_its_estimate(tmp_path):
+    """A target stop after round 1 of 3: round 1's metrics row holds empirical_epsilon."""
+    run(small_config(tmp_path, "privacy_audit.canaries=2", "schedule.rounds=3",
+                     "callbacks.target_stop.accuracy=0.0",
+                     "callbacks.target_stop.columns=[eval_accuracy]"))
+    rows = pd.read_csv(tmp_path / "metrics.csv")
+    assert rows["round"].tolist() == [1]
+    assert np.isfinite(rows["empirical_epsilon"].iloc[-1])
+
+
 @pytest.mark.slow
 def test_a_resumed_audit_measures_from_the_same_start(tmp_path):
     """Round 1, then resumed to round 2: the same estimate as 2 rounds at once."""

@@ -9,7 +9,11 @@ from fedlab.runs.files import AUDIT_START_FILE
 
 
 def trainable_vector(context: TrainingContext) -> np.ndarray:
-    """The global model's trainable weights, flattened and concatenated (float64)."""
+    """The global model's trainable weights, flattened and concatenated (float64).
+
+    Args:
+      context: the training context, whose model weights are read.
+    """
     return np.concatenate([np.asarray(w, np.float64).ravel()
                            for w in context.model_weights().trainable])
 
@@ -56,7 +60,7 @@ class EmpiricalPrivacy(Callback):
             return
         every = self._audit.every
         # The last round, every ``every`` rounds, and a round after which training stops early
-        # (a budget or target stop, by a callback before this one).
+        # (a budget, divergence or target stop: callbacks before this one in the list).
         due = ((every > 0 and round_num % every == 0) or round_num == context.rounds
                or "stopped_early" in context.summary)
         row["empirical_epsilon"] = (self._estimate(context, round_num)["empirical_epsilon"]
