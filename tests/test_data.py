@@ -9,7 +9,7 @@ from conftest import write_tff_database
 
 from fedlab.data import emnist
 from fedlab.data.mnist import load_mnist, read_embedded_mnist
-from fedlab.data.partition import label_histogram, partition_indices
+from fedlab.data.partition import Partition, label_histogram
 from fedlab.errors import ConfigError, DataError
 
 
@@ -48,14 +48,14 @@ def test_mnist_test_set_stays_put_across_training_seeds():
 
 def test_iid_partition_covers_every_example_once():
     labels = np.repeat(np.arange(10), 50)
-    parts = partition_indices(labels, 7, "iid", np.random.default_rng(0))
+    parts = Partition("iid").split(labels, 7, np.random.default_rng(0))
     assert sorted(np.concatenate(parts).tolist()) == list(range(500))
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
 def test_shards_give_each_client_few_labels():
     labels = np.repeat(np.arange(10), 50)
-    parts = partition_indices(labels, 10, "shards", np.random.default_rng(0), shards_per_client=2)
+    parts = Partition("shards", shards_per_client=2).split(labels, 10, np.random.default_rng(0))
     histogram = label_histogram(labels, parts, 10)
     assert histogram.sum() == 500
     assert ((histogram > 0).sum(axis=1) <= 2).all()
@@ -63,21 +63,21 @@ def test_shards_give_each_client_few_labels():
 
 def test_dirichlet_small_alpha_is_skewed():
     labels = np.repeat(np.arange(10), 50)
-    parts = partition_indices(labels, 5, "dirichlet", np.random.default_rng(0), alpha=0.1)
+    parts = Partition("dirichlet", alpha=0.1).split(labels, 5, np.random.default_rng(0))
     histogram = label_histogram(labels, parts, 10)
     assert histogram.sum() == 500 and all(len(p) for p in parts)
     assert (histogram.max(axis=1) / histogram.sum(axis=1)).mean() > 0.3
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(num_clients=0, method="iid"), "num_clients must be >= 1"),
-    (dict(num_clients=501, method="iid"), "exceeds the 500 training examples"),
-    (dict(num_clients=5, method="dirichlet", alpha=0.0), "partition.alpha must be > 0"),
-    (dict(num_clients=5, method="bogus"), "partition.method must be one of"),
+@pytest.mark.parametrize("num_clients,partition,message", [
+    (0, Partition("iid"), "num_clients must be >= 1"),
+    (501, Partition("iid"), "exceeds the 500 training examples"),
+    (5, Partition("dirichlet", alpha=0.0), "partition.alpha must be > 0"),
+    (5, Partition("bogus"), "partition.method must be one of"),
 ])
-def test_bad_partitions_are_rejected(kwargs, message):
+def test_bad_partitions_are_rejected(num_clients, partition, message):
     with pytest.raises(ConfigError, match=message):
-        partition_indices(np.repeat(np.arange(10), 50), rng=np.random.default_rng(0), **kwargs)
+        partition.split(np.repeat(np.arange(10), 50), num_clients, np.random.default_rng(0))
 
 
 def _write_emnist_database(path, clients_per_split=2, examples_per_client=3,

@@ -12,7 +12,6 @@ from fedlab.data.partition import (
     NIID_BENCH_MIN_SIZE,
     Partition,
     label_histogram,
-    partition_indices,
 )
 from fedlab.errors import ConfigError
 from fedlab.run import run
@@ -32,8 +31,8 @@ def _dealt_once(parts):
 
 @pytest.mark.parametrize("k", [1, 2, 3, CLASSES])
 def test_label_quantity_gives_every_client_exactly_k_labels_each_class_split_evenly(k):
-    parts = partition_indices(LABELS, 10, "label_quantity", np.random.default_rng(0),
-                              labels_per_client=k)
+    parts = Partition("label_quantity", labels_per_client=k).split(
+        LABELS, 10, np.random.default_rng(0))
     histogram = _histogram(parts)
     assert ((histogram > 0).sum(axis=1) == k).all()
     # Client i holds class i mod C (NIID-Bench's first label), and every class is held.
@@ -47,8 +46,8 @@ def test_label_quantity_gives_every_client_exactly_k_labels_each_class_split_eve
 
 def test_label_quantity_with_fewer_clients_than_classes_leaves_unheld_classes_out(caplog):
     with caplog.at_level(logging.WARNING, logger="fedlab"):
-        parts = partition_indices(LABELS, 3, "label_quantity", np.random.default_rng(0),
-                                  labels_per_client=2)
+        parts = Partition("label_quantity", labels_per_client=2).split(
+            LABELS, 3, np.random.default_rng(0))
     histogram = _histogram(parts)
     assert ((histogram > 0).sum(axis=1) == 2).all()
     unheld = int((histogram.sum(axis=0) == 0).sum())
@@ -59,16 +58,15 @@ def test_label_quantity_with_fewer_clients_than_classes_leaves_unheld_classes_ou
 @pytest.mark.parametrize("k", [0, CLASSES + 1])
 def test_label_quantity_refuses_k_outside_the_classes(k):
     with pytest.raises(ConfigError, match=r"labels_per_client must be in 1\.\.10"):
-        partition_indices(LABELS, 10, "label_quantity", np.random.default_rng(0),
-                          labels_per_client=k)
+        Partition("label_quantity", labels_per_client=k).split(LABELS, 10, np.random.default_rng(0))
 
 
 def test_label_dirichlet_is_niid_benchs_labeldir_capped_skewed_and_at_least_ten_each():
     n, clients = len(LABELS), 10
     sizes_seen = []
     for seed in range(5):
-        parts = partition_indices(LABELS, clients, "label_dirichlet",
-                                  np.random.default_rng(seed), alpha=0.1)
+        parts = Partition("label_dirichlet", alpha=0.1).split(
+            LABELS, clients, np.random.default_rng(seed))
         histogram = _histogram(parts)
         sizes = histogram.sum(axis=1)
         assert _dealt_once(parts) and sizes.min() >= NIID_BENCH_MIN_SIZE
@@ -79,15 +77,14 @@ def test_label_dirichlet_is_niid_benchs_labeldir_capped_skewed_and_at_least_ten_
         assert (histogram.max(axis=1) / sizes).mean() > 0.5
         sizes_seen.append(sizes)
     # fedlab's own dirichlet has no cap: on the same draws its sizes spread further.
-    uncapped = [_histogram(partition_indices(LABELS, clients, "dirichlet",
-                                             np.random.default_rng(s), alpha=0.1)).sum(axis=1)
+    uncapped = [_histogram(Partition("dirichlet", alpha=0.1).split(
+                    LABELS, clients, np.random.default_rng(s))).sum(axis=1)
                 for s in range(5)]
     assert np.mean([s.std() for s in uncapped]) > np.mean([s.std() for s in sizes_seen])
 
 
 def test_quantity_dirichlet_keeps_the_global_label_mix_with_unequal_sizes():
-    parts = partition_indices(LABELS, 10, "quantity_dirichlet", np.random.default_rng(0),
-                              alpha=0.5)
+    parts = Partition("quantity_dirichlet", alpha=0.5).split(LABELS, 10, np.random.default_rng(0))
     histogram = _histogram(parts)
     sizes = histogram.sum(axis=1)
     assert _dealt_once(parts)
@@ -104,14 +101,14 @@ def test_quantity_dirichlet_keeps_the_global_label_mix_with_unequal_sizes():
 @pytest.mark.parametrize("method", ["label_dirichlet", "quantity_dirichlet"])
 def test_niid_bench_minimum_of_ten_examples_is_refused_when_impossible(method):
     with pytest.raises(ConfigError, match="at least 10 examples"):
-        partition_indices(LABELS[:95], 10, method, np.random.default_rng(0))
+        Partition(method).split(LABELS[:95], 10, np.random.default_rng(0))
     with pytest.raises(ConfigError, match="alpha must be > 0"):
-        partition_indices(LABELS, 10, method, np.random.default_rng(0), alpha=0)
+        Partition(method, alpha=0).split(LABELS, 10, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("method", ["iid", "feature_noise"])
 def test_iid_and_feature_noise_deal_equal_sizes(method):
-    parts = partition_indices(np.arange(60_001) % CLASSES, 10, method, np.random.default_rng(0))
+    parts = Partition(method).split(np.arange(60_001) % CLASSES, 10, np.random.default_rng(0))
     sizes = [len(p) for p in parts]
     assert max(sizes) - min(sizes) <= 1 and sum(sizes) == 60_001
 

@@ -43,9 +43,10 @@ def partition_indices(
     num_clients: int,
     method: PartitionMethod | str,
     rng: np.random.Generator,
-    alpha: float = 0.5,
-    shards_per_client: int = 2,
-    labels_per_client: int = 2,
+    *,
+    alpha: float,
+    shards_per_client: int,
+    labels_per_client: int,
 ) -> list[np.ndarray]:
     """Split ``range(len(labels))`` into ``num_clients`` non-empty, sorted index arrays.
 
@@ -60,6 +61,15 @@ def partition_indices(
 
     Every example is dealt to one client, except under ``label_quantity`` when some class is
     held by no client (fewer clients than classes): its examples are left out.
+
+    Args:
+      labels: each training example's class.
+      num_clients: the number of clients.
+      method: the partition method.
+      rng: the generator every draw comes from.
+      alpha: the Dirichlet concentration (:class:`Partition`'s attributes hold the defaults).
+      shards_per_client: ``shards``' shards per client.
+      labels_per_client: ``label_quantity``'s classes per client.
 
     Raises:
       ConfigError: an unknown method, a parameter out of range, or a requirement the data
