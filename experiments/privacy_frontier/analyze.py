@@ -11,14 +11,16 @@ each run's ``summary.json`` (noise multiplier, cosines), and writes beside them:
 - ``ftrl_vs_fedavg.csv``: DP-FTRL minus DP-FedAvg, paired by seed at each budget; paired t-tests
   with Holm's correction over the budgets (one family);
 - ``audit.csv``: claimed against empirical epsilon per arm and budget (each seed's estimate, their
-  mean, min and max, and each seed's 95 % bootstrap interval over its canaries, recomputed from
-  the run's final model and start weights; also against the closed-form null ``N(0, 1/d)``),
-  and the cosines' fits;
-- ``canary_cost.csv``: with minus without canaries, paired by seed, per arm at epsilon 4 (and
-  clipping only); Holm over the arms;
-- ``accountants.csv``: for each DP-FedAvg noise multiplier, epsilon by Rényi DP and by PLD after
-  10, 20, ..., 60 rounds, computed by ``fedlab.privacy.accounting.epsilon`` (what ``dp_epsilon``
-  and ``aggregator.accountant=both`` report); DP-FTRL's tree event has RDP only;
+  mean, min and max, and each seed's 95 % percentile bootstrap interval over its canaries,
+  ``scipy.stats.bootstrap`` over the inserted and held-back cosines recomputed from the run's
+  final model and start weights; also against the closed-form null ``N(0, 1/d)``), and the
+  cosines' fits;
+- ``canary_cost.csv``: with minus without canaries, paired by seed, per arm at each budget that
+  has runs without canaries (and clipping only); Holm over the arms;
+- ``accountants.csv``: for each DP-FedAvg noise multiplier, epsilon by Rényi DP and by PLD every
+  10 rounds up to the runs' last, computed by ``fedlab.privacy.accounting.epsilon`` (what
+  ``dp_epsilon`` and ``aggregator.accountant=both`` report) for the runs' federation, cohort and
+  delta; DP-FTRL's tree event has RDP only;
 - ``accuracy_over_rounds.png``, ``epsilon_over_rounds.png``, ``claimed_vs_empirical.png``.
 """
 
@@ -32,28 +34,27 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
 
 from fedlab.config.choices import Accountant, Sampling  # noqa: E402
 from fedlab.privacy.accounting import epsilon  # noqa: E402
 from fedlab.privacy.audit import direction_cosines, empirical_epsilon  # noqa: E402
 from fedlab.report.stats import holm_family, paired_t_test  # noqa: E402
+from fedlab.runs.files import RUN_CONFIG_FILE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results"
 METRIC, SEED, ALPHA = "final_eval_accuracy_last_k", "schedule.seed", 0.05
 FEDAVG, FTRL, CLIP_ONLY = "DP-FedAvg (Poisson)", "DP-FTRL (epoch)", "clipping only"
 ARMS = [FEDAVG, FTRL, CLIP_ONLY]
-BUDGETS = [1.0, 4.0, 8.0]
-# The study's federation (conf/experiment/privacy_frontier.yaml).
-CLIENTS, PER_ROUND, ROUNDS, DELTA = 1000, 50, 60, 1e-5
 RESAMPLES = 400  # bootstrap resamples of each run's canaries
 
 
 def run_settings(run: str) -> dict:
-    """A run's arm, budget, canaries, seed and rates, from its ``.hydra/config.yaml``."""
+    """A run's arm, budget, canaries, seeds, federation and rates (its resolved config)."""
     import yaml
 
-    config = yaml.safe_load((Path(run) / ".hydra" / "config.yaml").read_text())
+    config = yaml.safe_load((Path(run) / RUN_CONFIG_FILE).read_text())
     aggregator, optimizer = config["aggregator"], config["optimizer"]
     if aggregator["_target_"].endswith("DpFtrlAggregator"):
         arm_name = FTRL
@@ -64,7 +65,12 @@ def run_settings(run: str) -> dict:
     budget = aggregator.get("target_epsilon")
     return {"arm": arm_name, "budget": np.nan if budget is None else float(budget),
             "canaries": int(config["privacy_audit"]["canaries"]),
+            "audit_seed": int(config["privacy_audit"]["seed"]),
             SEED: int(config["schedule"]["seed"]),
+            "num_clients": int(config["dataset"]["num_clients"]),
+            "clients_per_round": int(config["schedule"]["clients_per_round"]),
+            "rounds": int(config["schedule"]["rounds"]),
+            "target_delta": float(aggregator["target_delta"]),
             "client_rate": float(optimizer["client"]["learning_rate"]),
             "server_rate": float(optimizer["server"]["learning_rate"])}
 
@@ -105,7 +111,8 @@ def cosines(run: str) -> tuple[np.ndarray, np.ndarray]:
     """A run's inserted and held-back canaries' cosines, recomputed from its files.
 
     The model's change is ``audit_start_weights.npy`` minus ``model.keras``'s trainable weights;
-    the directions come from the run's seed (``fedlab.privacy.audit``), K from its summary.
+    the directions come from the run's ``privacy_audit.seed`` (``fedlab.privacy.audit``), K
+    from its summary.
     """
     import tensorflow as tf
 
@@ -114,7 +121,7 @@ def cosines(run: str) -> tuple[np.ndarray, np.ndarray]:
     model = tf.keras.models.load_model(folder / "model.keras", compile=False)
     final = np.concatenate([w.numpy().astype(np.float64).ravel()
                             for w in model.trainable_weights])
-    seed = run_settings(run)[SEED]  # privacy_audit.seed follows schedule.seed
+    seed = run_settings(run)["audit_seed"]
     k = int(figures["audit_canaries"])
     values = direction_cosines(np.load(folder / "audit_start_weights.npy") - final, seed, 2 * k)
     inserted, held_back = values[:k], values[k:]
@@ -125,12 +132,23 @@ def cosines(run: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bootstrap(run: str, rng: np.random.Generator) -> tuple[float, float]:
-    """The 2.5 and 97.5 percentiles of the estimate over canaries resampled with replacement."""
+    """The 95 % percentile bootstrap interval of the estimate, the canaries resampled.
+
+    The inserted and the held-back cosines are resampled with replacement, each on its own, at
+    the run's own delta (``audit_delta``).
+    """
     inserted, held_back = cosines(run)
-    draws = [empirical_epsilon(rng.choice(inserted, inserted.size),
-                               rng.choice(held_back, held_back.size), DELTA)
-             for _ in range(RESAMPLES)]
-    return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+    delta = summary(run)["audit_delta"]
+    interval = stats.bootstrap(
+        (inserted, held_back), lambda a, b: empirical_epsilon(a, b, delta), vectorized=False,
+        paired=False, n_resamples=RESAMPLES, method="percentile", random_state=rng
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
+
+
+def budgets(runs: pd.DataFrame) -> list[float]:
+    """The study's target epsilons, from its runs."""
+    return sorted(runs["budget"].dropna().unique().tolist())
 
 
 def level(table: pd.DataFrame, arm_name: str, budget: float) -> pd.DataFrame:
@@ -144,7 +162,7 @@ def accuracy(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     audited = runs[runs["canaries"] > 0]
     for arm_name in ARMS:
-        for budget in (BUDGETS if arm_name != CLIP_ONLY else [np.inf]):
+        for budget in (budgets(runs) if arm_name != CLIP_ONLY else [np.inf]):
             group = level(audited, arm_name, budget)
             if group.empty:
                 continue
@@ -165,7 +183,7 @@ def ftrl_vs_fedavg(runs: pd.DataFrame) -> pd.DataFrame:
     """DP-FTRL minus DP-FedAvg by seed at each budget (one Holm family)."""
     audited = runs[runs["canaries"] > 0]
     rows = []
-    for budget in BUDGETS:
+    for budget in budgets(runs):
         at = audited[audited["budget"] == budget].pivot_table(index=SEED, columns="arm",
                                                               values=METRIC)
         if FTRL not in at or FEDAVG not in at:
@@ -182,7 +200,7 @@ def audit(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     audited = runs[runs["canaries"] > 0]
     for arm_name in ARMS:
-        for budget in (BUDGETS if arm_name != CLIP_ONLY else [np.inf]):
+        for budget in (budgets(runs) if arm_name != CLIP_ONLY else [np.inf]):
             group = level(audited, arm_name, budget).sort_values(SEED)
             if group.empty:
                 continue
@@ -206,17 +224,20 @@ def audit(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def canary_cost(runs: pd.DataFrame) -> pd.DataFrame:
-    """With minus without canaries, by seed (one Holm family over the arms)."""
+    """With minus without canaries, by seed (one Holm family over the arms and budgets)."""
     rows = []
+    without = runs[runs["canaries"] == 0]
     for arm_name in ARMS:
-        group = level(runs, arm_name, 4.0)
-        at = group.pivot_table(index=SEED, columns="canaries", values=METRIC)
-        if 0 not in at or 50 not in at:
-            continue
-        differences = (at[50] - at[0]).dropna()
-        if len(differences) >= 3:
-            rows.append({"arm": arm_name, "target_epsilon": 4.0 if arm_name != CLIP_ONLY
-                         else np.inf, **paired_t_test(differences.to_numpy()).columns()})
+        for budget in (budgets(without) if arm_name != CLIP_ONLY else [np.inf]):
+            at = level(runs, arm_name, budget).pivot_table(index=SEED, columns="canaries",
+                                                           values=METRIC)
+            if 0 not in at or len(at.columns) != 2:
+                continue
+            canaries = max(at.columns)
+            differences = (at[canaries] - at[0]).dropna()
+            if len(differences) >= 3:
+                rows.append({"arm": arm_name, "target_epsilon": budget, "canaries": canaries,
+                             **paired_t_test(differences.to_numpy()).columns()})
     return holm_family(rows, ALPHA) if rows else pd.DataFrame()
 
 
@@ -225,11 +246,14 @@ def accountants(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     fedavg = runs[(runs["arm"] == FEDAVG) & (runs["canaries"] > 0)]
     for budget, group in fedavg.groupby("budget"):
-        noise = float(group["dp_noise_multiplier"].iloc[0])
-        for rounds in range(10, ROUNDS + 1, 10):
+        run = group.iloc[0]
+        noise = float(run["dp_noise_multiplier"])
+        for rounds in range(10, int(run["rounds"]) + 1, 10):
             rows.append({"target_epsilon": budget, "noise_multiplier": noise, "rounds": rounds,
                          **{f"epsilon_{name.value}": epsilon(
-                             rounds, noise, CLIENTS, PER_ROUND, DELTA, Sampling.poisson, name)
+                             rounds, noise, int(run["num_clients"]),
+                             int(run["clients_per_round"]), float(run["target_delta"]),
+                             Sampling.poisson, name)
                             for name in (Accountant.rdp, Accountant.pld)}})
     table = pd.DataFrame(rows)
     if not table.empty:
@@ -241,8 +265,9 @@ def plot_over_rounds(rounds: pd.DataFrame, column: str, label: str, name: str,
                      accountant_table: pd.DataFrame | None = None) -> None:
     """``column`` over rounds, mean over seeds, one panel per budget, one line per arm."""
     audited = rounds[rounds["canaries"] > 0].dropna(subset=[column])
-    figure, panels = plt.subplots(1, len(BUDGETS), figsize=(15, 4), sharey=True)
-    for panel, budget in zip(panels, BUDGETS, strict=True):
+    levels = budgets(audited)
+    figure, panels = plt.subplots(1, len(levels), figsize=(15, 4), sharey=True)
+    for panel, budget in zip(panels, levels, strict=True):
         for arm_name in ARMS:
             if arm_name == CLIP_ONLY and column == "dp_epsilon":
                 continue
@@ -278,7 +303,7 @@ def plot_claimed_vs_empirical(runs: pd.DataFrame) -> None:
     axes.plot(line, line, "k:", label="empirical = claimed")
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_xlabel("claimed epsilon (RDP, after 60 rounds)")
+    axes.set_xlabel("claimed epsilon (RDP, after the last round)")
     axes.set_ylabel("empirical epsilon (one-shot, final model)")
     axes.legend(fontsize=8)
     figure.tight_layout()
