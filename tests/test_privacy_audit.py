@@ -164,7 +164,7 @@ def test_without_dp_the_estimate_is_far_above_a_dp_runs(tmp_path):
 
 @pytest.mark.parametrize("build, message", [
     (lambda: PrivacyAudit(canaries=8).canary_clients([f"c{i}" for i in range(8)]),
-     "privacy_audit.canaries=8 must be fewer than the federation's 8 clients"),
+     "privacy_audit.canaries=8 must be fewer than the 8 clients that are not malicious"),
     (lambda: PrivacyAudit(canaries=1), "privacy_audit.canaries must be 0"),
     (lambda: PrivacyAudit(canaries=4, canary_norm=0), "privacy_audit.canary_norm must be"),
     (lambda: PrivacyAudit(canaries=4, delta=1.0), r"privacy_audit.delta must be in \(0, 1\)"),

@@ -16,7 +16,7 @@ each run's ``summary.json`` (noise multiplier, cosines), and writes beside them:
   final model and start weights; also against the closed-form null ``N(0, 1/d)``), and the
   cosines' fits;
 - ``canary_cost.csv``: with minus without canaries, paired by seed, per arm at each budget that
-  has runs without canaries (and clipping only); Holm over the arms;
+  has runs without canaries (and clipping only); Holm over the arms and budgets;
 - ``accountants.csv``: for each DP-FedAvg noise multiplier, epsilon by Rényi DP and by PLD every
   10 rounds up to the runs' last, computed by ``fedlab.privacy.accounting.epsilon`` (what
   ``dp_epsilon`` and ``aggregator.accountant=both`` report) for the runs' federation, cohort and
@@ -266,7 +266,8 @@ def plot_over_rounds(rounds: pd.DataFrame, column: str, label: str, name: str,
     """``column`` over rounds, mean over seeds, one panel per budget, one line per arm."""
     audited = rounds[rounds["canaries"] > 0].dropna(subset=[column])
     levels = budgets(audited)
-    figure, panels = plt.subplots(1, len(levels), figsize=(15, 4), sharey=True)
+    figure, panels = plt.subplots(1, len(levels), figsize=(15, 4), sharey=True, squeeze=False)
+    panels = panels[0]
     for panel, budget in zip(panels, levels, strict=True):
         for arm_name in ARMS:
             if arm_name == CLIP_ONLY and column == "dp_epsilon":

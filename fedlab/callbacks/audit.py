@@ -60,7 +60,7 @@ class EmpiricalPrivacy(Callback):
             return
         every = self._audit.every
         # The last round, every ``every`` rounds, and a round after which training stops early
-        # (a budget, divergence or target stop: callbacks before this one in the list).
+        # (a budget or target stop: callbacks before this one in the list).
         due = ((every > 0 and round_num % every == 0) or round_num == context.rounds
                or "stopped_early" in context.summary)
         row["empirical_epsilon"] = (self._estimate(context, round_num)["empirical_epsilon"]

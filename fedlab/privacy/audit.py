@@ -109,9 +109,9 @@ class PrivacyAudit:
             return []
         if self.canaries >= len(client_ids):
             raise ConfigError(
-                f"privacy_audit.canaries={self.canaries} must be fewer than the federation's "
-                f"{len(client_ids)} clients (canaries are drawn from them, malicious clients "
-                "excepted)")
+                f"privacy_audit.canaries={self.canaries} must be fewer than the "
+                f"{len(client_ids)} clients that are not malicious (canaries are drawn from "
+                "them)")
         rng = np.random.default_rng([self.seed, _CANARY_STREAM])
         chosen = rng.choice(len(client_ids), size=self.canaries, replace=False)
         return [client_ids[i] for i in sorted(chosen)]

@@ -198,8 +198,9 @@ class FederatedTrainer:
         if attack.active:
             (run_dir / MALICIOUS_CLIENTS_FILE).write_text("".join(
                 f"{line}\n" for line in ["client", *malicious]))
+        honest = set(data.train.client_ids) - set(malicious)
         canaries = self.audit.canary_clients(
-            [client for client in data.train.client_ids if client not in set(malicious)])
+            [client for client in data.train.client_ids if client in honest])
         data = without_canaries(data, canaries, run_dir)
         first_client = data.train.create_tf_dataset_for_client(data.train.client_ids[0])
         aggregator, guarantee = self.aggregator_for(data.num_clients, schedule.rounds,

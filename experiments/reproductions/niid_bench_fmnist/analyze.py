@@ -82,6 +82,8 @@ def gaps(table: pd.DataFrame) -> pd.DataFrame:
                          "theirs_mean": theirs, "theirs_std": cell[f"{reference}_std"],
                          "gap": gap, "gap_in_stds": abs(gap) / spread if spread else np.inf})
     frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
     return frame.sort_values("gap", ascending=False, key=abs).reset_index(drop=True)
 
 
