@@ -198,9 +198,9 @@ class FederatedTrainer:
         if attack.active:
             (run_dir / MALICIOUS_CLIENTS_FILE).write_text("".join(
                 f"{line}\n" for line in ["client", *malicious]))
-        honest = set(data.train.client_ids) - set(malicious)
+        excluded = set(malicious)
         canaries = self.audit.canary_clients(
-            [client for client in data.train.client_ids if client in honest])
+            [client for client in data.train.client_ids if client not in excluded])
         data = without_canaries(data, canaries, run_dir)
         first_client = data.train.create_tf_dataset_for_client(data.train.client_ids[0])
         aggregator, guarantee = self.aggregator_for(data.num_clients, schedule.rounds,
