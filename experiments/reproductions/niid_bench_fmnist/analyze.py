@@ -11,7 +11,15 @@ and writes beside it:
 - ``gaps.csv``: every cell with a reference, ours minus theirs in points, largest first (the
   README's "3 cells that differ most" are the top of this file), with the gap in units of our
   seeds' std plus theirs beside it. Against the paper, ours is the final round; against Flower,
-  ours is the best round, as Flower reports.
+  ours is the best round, as Flower reports;
+- ``comparisons.csv``: FedProx, SCAFFOLD and FedNova each against FedAvg in each partition (21
+  comparisons): final-round test accuracy, method minus FedAvg, paired by seed, with the paired
+  t-test and Holm's correction over these 21 (``fedlab.report.stats``, as the report computes
+  them). This is the family the README shows; the report's ``paired.csv`` corrects over every
+  pair and figure it holds.
+
+It prints the README's tables: final round with the paper's cell, last 3 rounds, best round with
+Flower's beside, and the comparisons.
 """
 
 import sys
@@ -19,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from fedlab.report.stats import ALPHA, holm_family, seed_paired_test
 
 HERE = Path(__file__).resolve().parent
 RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results" / "test"
@@ -41,6 +51,7 @@ FLOWER = {
     ("niid_c3", "fedavg"): (82.43, 1.52), ("niid_c3", "scaffold"): (80.32, 5.03),
     ("niid_c3", "fedprox"): (82.99, 0.48), ("niid_c3", "fednova"): (81.97, 1.34),
 }
+BASELINE, METRIC = "fedavg", "final_eval_accuracy"
 STATISTICS = {"final": "final_eval_accuracy", "last3": "final_eval_accuracy_last_k",
               "best": "best_eval_accuracy"}
 
@@ -87,8 +98,18 @@ def gaps(table: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("gap", ascending=False, key=abs).reset_index(drop=True)
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """The README's test table: final-round mean ± std per cell, the paper's cell beside."""
+def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every other method minus FedAvg per partition, paired by seed, Holm over the family."""
+    runs = runs[runs["status"] == "completed"]
+    rows = [{"partition": partition, "a": method, "b": BASELINE, "metric": METRIC,
+             **seed_paired_test(runs[runs["partition"] == partition], "algorithm", method,
+                                BASELINE, METRIC)}
+            for partition in PARTITIONS for method in METHODS if method != BASELINE]
+    return holm_family(rows, ALPHA)
+
+
+def markdown(table: pd.DataFrame, statistic: str = "final", reference: str = "paper") -> str:
+    """A README table: one statistic's mean ± std per cell (%), a reference's cell beside."""
     lines = ["| FMNIST | " + " | ".join(METHODS.values()) + " |",
              "|---|" + "---|" * len(METHODS)]
     for partition, label in PARTITIONS.items():
@@ -99,20 +120,41 @@ def markdown(table: pd.DataFrame) -> str:
                 row.append("")
                 continue
             cell = cell.iloc[0]
-            text = f"{cell['final_mean']:.1f} ± {cell['final_std']:.1f}"
-            if not np.isnan(cell["paper_mean"]):
-                text += f" (paper: {cell['paper_mean']:.1f} ± {cell['paper_std']:.1f})"
+            text = f"{cell[f'{statistic}_mean']:.1f} ± {cell[f'{statistic}_std']:.1f}"
+            if not np.isnan(cell[f"{reference}_mean"]):
+                text += (f" ({reference}: {cell[f'{reference}_mean']:.1f} ± "
+                         f"{cell[f'{reference}_std']:.1f})")
             row.append(text)
         lines.append(f"| {label} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
+def comparisons_markdown(family: pd.DataFrame) -> str:
+    """The README's comparisons: mean difference in points, 95 % t interval, Holm's p."""
+    lines = ["| FMNIST | " + " | ".join(f"{METHODS[m]} − FedAvg" for m in METHODS
+                                         if m != BASELINE) + " |",
+             "|---|" + "---|" * (len(METHODS) - 1)]
+    for partition, label in PARTITIONS.items():
+        row = []
+        for _, test in family[family["partition"] == partition].iterrows():
+            mean, half = test["mean_diff"] * 100, test["half_width_95"] * 100
+            mark = " **" if test[f"survives_holm_{ALPHA:g}"] else " "
+            row.append(f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}],{mark}"
+                       f"p_Holm {test['holm_p']:.2g}{mark.strip()}")
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
-    """Write table.csv and gaps.csv beside the report and print the README's table."""
-    table = cells(pd.read_csv(RESULTS / "runs.csv"))
+    """Write table.csv, gaps.csv and comparisons.csv beside the report; print the tables."""
+    runs = pd.read_csv(RESULTS / "runs.csv")
+    table = cells(runs)
     table.to_csv(RESULTS / "table.csv", index=False)
     gaps(table).to_csv(RESULTS / "gaps.csv", index=False)
-    print(markdown(table))
+    family = comparisons(runs)
+    family.to_csv(RESULTS / "comparisons.csv", index=False)
+    print(markdown(table, "final", "paper"), markdown(table, "last3", "paper"),
+          markdown(table, "best", "flower"), comparisons_markdown(family), sep="\n\n")
     print(gaps(table).head(6).to_string())
 
 
