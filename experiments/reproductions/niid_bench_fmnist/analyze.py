@@ -18,6 +18,10 @@ and writes beside it:
   them). This is the family the README shows; the report's ``paired.csv`` corrects over every
   pair and figure it holds.
 
+With the #C=1 diagnostic's report in ``results/c1_diagnostic`` (README, *The #C=1 diagnostic*), it
+also writes ``results/c1_diagnostic/diagnostic.csv``: for FedAvg, FedProx and FedNova on #C=1,
+the rate 0.01 minus the tuned 0.03, paired by seed, with Holm's correction over these 3.
+
 It prints the README's tables: final round with the paper's cell, last 3 rounds, best round with
 Flower's beside, and the comparisons.
 """
@@ -32,6 +36,8 @@ from fedlab.report.stats import ALPHA, holm_family, seed_paired_test
 
 HERE = Path(__file__).resolve().parent
 RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results" / "test"
+DIAGNOSTIC = HERE / "results" / "c1_diagnostic"
+RATE = "optimizer.client.learning_rate"
 METHODS = {"fedavg": "FedAvg", "fedprox": "FedProx", "scaffold": "SCAFFOLD", "fednova": "FedNova"}
 PARTITIONS = {"niid_c1": "#C=1", "niid_c2": "#C=2", "niid_c3": "#C=3", "niid_dir05": "Dir(0.5)",
               "niid_noise": "feature noise 0.1", "niid_quantity": "quantity skew Dir(0.5)",
@@ -108,6 +114,22 @@ def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
     return holm_family(rows, ALPHA)
 
 
+def diagnostic(runs: pd.DataFrame) -> pd.DataFrame:
+    """#C=1 at NIID-Bench's 0.01 minus the tuned 0.03, per method, paired by seed, Holm over 3."""
+    runs = runs[runs["status"] == "completed"]
+    rows = []
+    for method, method_runs in runs.groupby("algorithm"):
+        low, tuned = sorted(method_runs[RATE].unique())
+        at = {rate: method_runs[method_runs[RATE] == rate] for rate in (low, tuned)}
+        rows.append({"algorithm": method, "a": low, "b": tuned, "metric": METRIC,
+                     **{f"{name}_{rate}": at[rate][column].mean() * 100
+                        for rate in (low, tuned) for name, column in STATISTICS.items()},
+                     **{f"{name}_{low}_std": at[low][column].std() * 100
+                        for name, column in STATISTICS.items()},
+                     **seed_paired_test(method_runs, RATE, low, tuned, METRIC)})
+    return holm_family(rows, ALPHA)
+
+
 def markdown(table: pd.DataFrame, statistic: str = "final", reference: str = "paper") -> str:
     """A README table: one statistic's mean ± std per cell (%), a reference's cell beside."""
     lines = ["| FMNIST | " + " | ".join(METHODS.values()) + " |",
@@ -156,6 +178,10 @@ def main() -> None:
     print(markdown(table, "final", "paper"), markdown(table, "last3", "paper"),
           markdown(table, "best", "flower"), comparisons_markdown(family), sep="\n\n")
     print(gaps(table).head(6).to_string())
+    if (DIAGNOSTIC / "runs.csv").is_file():
+        low_rate = diagnostic(pd.read_csv(DIAGNOSTIC / "runs.csv"))
+        low_rate.to_csv(DIAGNOSTIC / "diagnostic.csv", index=False)
+        print(low_rate.T.to_string())
 
 
 if __name__ == "__main__":
