@@ -187,8 +187,7 @@ def without_canaries(data: FederatedData, canaries: list[str], run_dir: Path) ->
     """
     if not canaries:
         return data
-    (run_dir / CANARY_CLIENTS_FILE).write_text("".join(
-        f"{line}\n" for line in ["client", *canaries]))
+    pd.DataFrame({"client": canaries}).to_csv(run_dir / CANARY_CLIENTS_FILE, index=False)
     for name in (CLIENT_LABELS_FILE, CLIENT_SIZES_FILE):
         if (run_dir / name).is_file():
             table = pd.read_csv(run_dir / name, dtype={"client": str})

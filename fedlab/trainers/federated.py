@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import pandas as pd
 import tensorflow as tf
 import tensorflow_federated as tff
 
@@ -196,8 +197,8 @@ class FederatedTrainer:
         malicious = attack.malicious(data.train.client_ids)
         data = poisoned(data, attack, malicious)
         if attack.active:
-            (run_dir / MALICIOUS_CLIENTS_FILE).write_text("".join(
-                f"{line}\n" for line in ["client", *malicious]))
+            pd.DataFrame({"client": malicious}).to_csv(
+                run_dir / MALICIOUS_CLIENTS_FILE, index=False)
         excluded = set(malicious)
         canaries = self.audit.canary_clients(
             [client for client in data.train.client_ids if client not in excluded])
