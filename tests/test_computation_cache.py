@@ -178,11 +178,15 @@ def test_a_run_from_the_cache_writes_the_traced_runs_metrics(tmp_path, caplog):
 
 
 def _launched_workers() -> list[int]:
-    """This process's workers, once a just launched one shows in /proc (a moment later)."""
+    """This process's workers, once a just launched one shows in /proc (a moment later).
+
+    The first reading that shows one is returned: a second read can miss the worker while it
+    execs (its ``/proc/<pid>/cmdline`` is empty for that moment), as seen in 2 of 15 runs.
+    """
     deadline = time.monotonic() + 30  # a loaded machine once took over 10 s
-    while not worker_processes_alive() and time.monotonic() < deadline:
+    while not (alive := worker_processes_alive()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return worker_processes_alive()
+    return alive
 
 
 def test_a_worker_launched_early_runs_the_run(tmp_path):
