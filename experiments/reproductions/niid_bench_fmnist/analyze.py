@@ -5,25 +5,30 @@
 and writes beside it:
 
 - ``table.csv``: per partition and method, over the seeds: the final-round, last-3 and best-round
-  test accuracy (mean and standard deviation, in %), the mean test-set standard error, and the
+  test accuracy (mean and standard deviation, in %), the best round's mean minus the final
+  round's (in points and in final-round stds), the mean test-set standard error, and the
   reference cells beside them: the paper's where one was found, and Flower's re-implementation
   (best round over 50, its own mean ± std), labelled as such;
 - ``gaps.csv``: every cell with a reference, ours minus theirs in points, largest first (the
   README's "3 cells that differ most" are the top of this file), with the gap in units of our
   seeds' std plus theirs beside it. Against the paper, ours is the final round; against Flower,
   ours is the best round, as Flower reports;
-- ``comparisons.csv``: FedProx, SCAFFOLD and FedNova each against FedAvg in each partition (21
-  comparisons): final-round test accuracy, method minus FedAvg, paired by seed, with the paired
-  t-test and Holm's correction over these 21 (``fedlab.report.stats``, as the report computes
-  them). This is the family the README shows; the report's ``paired.csv`` corrects over every
-  pair and figure it holds.
+- ``comparisons.csv``: every other method against the baseline (FedAvg) in each partition:
+  final-round test accuracy, method minus baseline in points, paired by seed, with the paired
+  t-test and Holm's correction over this family (``fedlab.report.stats``). As in the report, a
+  comparison whose differences are all equal has no p-value and is not a member of the family.
+  Beside it, ``report_p_holm``: the report's own Holm-adjusted p from ``paired.csv``, corrected
+  over every pair and figure that table holds.
 
-With the #C=1 diagnostic's report in ``results/c1_diagnostic`` (README, *The #C=1 diagnostic*), it
-also writes ``results/c1_diagnostic/diagnostic.csv``: for FedAvg, FedProx and FedNova on #C=1,
-the rate 0.01 minus the tuned 0.03, paired by seed, with Holm's correction over these 3.
+With the #C=1 diagnostic's report in ``results/c1_diagnostic`` (README, *The #C=1 diagnostic*;
+that folder whatever FOLDER is), it also writes ``results/c1_diagnostic/diagnostic.csv``: per
+method, the diagnostic's rate minus the method's tuned rate (read from FOLDER's runs), in
+points, paired by seed, Holm over the methods, and the diagnostic report's own Holm-adjusted p
+(``report_p_holm``, from its ``paired.csv``).
 
 It prints the README's tables: final round with the paper's cell, last 3 rounds, best round with
-Flower's beside, and the comparisons.
+Flower's beside, the cells whose best round exceeds the final one, the comparisons, the largest
+gaps and the diagnostic.
 """
 
 import sys
@@ -32,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedlab.report.stats import ALPHA, holm_family, seed_paired_test
+from fedlab.report.stats import ALPHA, holm, seed_paired_test
 
 HERE = Path(__file__).resolve().parent
 RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results" / "test"
@@ -63,13 +68,22 @@ STATISTICS = {"final": "final_eval_accuracy", "last3": "final_eval_accuracy_last
 
 
 def cells(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per partition and method: n, mean and std over seeds of each statistic, in %."""
+    """Per partition and method: the seeds' mean and std of each statistic, in %.
+
+    Args:
+      runs: the report's ``runs.csv``.
+
+    Returns:
+      ``table.csv``'s rows, in the README's order of partitions and methods.
+    """
     runs = runs[runs["status"] == "completed"]
     grouped = runs.groupby(["partition", "algorithm"])
     table = grouped.size().rename("n").to_frame()
     for name, column in STATISTICS.items():
         table[f"{name}_mean"] = grouped[column].mean() * 100
         table[f"{name}_std"] = grouped[column].std() * 100
+    table["best_minus_final"] = table["best_mean"] - table["final_mean"]
+    table["best_minus_final_in_stds"] = table["best_minus_final"] / table["final_std"]
     table["test_se_mean"] = grouped["final_eval_accuracy_se"].mean() * 100
     table = table.reset_index()
     for reference, values in (("paper", PAPER), ("flower", FLOWER)):
@@ -84,7 +98,14 @@ def cells(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def gaps(table: pd.DataFrame) -> pd.DataFrame:
-    """Ours minus each reference, where there is one, largest first."""
+    """Ours minus each reference, where there is one, largest first.
+
+    Args:
+      table: :func:`cells`' table.
+
+    Returns:
+      ``gaps.csv``'s rows.
+    """
     rows = []
     for _, cell in table.iterrows():
         for reference, ours in (("paper", "final"), ("flower", "best")):
@@ -104,84 +125,204 @@ def gaps(table: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("gap", ascending=False, key=abs).reset_index(drop=True)
 
 
-def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
-    """Every other method minus FedAvg per partition, paired by seed, Holm over the family."""
+def _holm_over_varying(rows: list[dict]) -> pd.DataFrame:
+    """``rows`` (paired t-tests) with Holm over those whose differences vary (as the report)."""
+    table = pd.DataFrame(rows)
+    table.loc[table["sd_diff"] == 0, "p"] = np.nan
+    table["holm_p"] = holm(table["p"].to_numpy())
+    table[f"survives_holm_{ALPHA:g}"] = table["holm_p"] < ALPHA
+    table["family_size"] = int(table["p"].notna().sum())
+    for column in ("mean_diff", "sd_diff", "half_width_95"):
+        table[column] *= 100  # points
+    return table
+
+
+def comparisons(runs: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
+    """Every other method minus the baseline per partition, paired by seed, Holm over them.
+
+    Args:
+      runs: the report's ``runs.csv``.
+      paired: the report's ``paired.csv`` (for its own Holm-adjusted p).
+
+    Returns:
+      ``comparisons.csv``'s rows, in points.
+    """
     runs = runs[runs["status"] == "completed"]
     rows = [{"partition": partition, "a": method, "b": BASELINE, "metric": METRIC,
              **seed_paired_test(runs[runs["partition"] == partition], "algorithm", method,
                                 BASELINE, METRIC)}
             for partition in PARTITIONS for method in METHODS if method != BASELINE]
-    return holm_family(rows, ALPHA)
+    table = _holm_over_varying(rows)
+    final = paired[paired["metric"] == METRIC]
+    table["report_p_holm"] = [
+        final.loc[final["within"].str.startswith(f"partition={partition},")
+                  & final["a"].isin([BASELINE, method]) & final["b"].isin([BASELINE, method]),
+                  "p_holm"].squeeze()
+        for partition, method in zip(table["partition"], table["a"], strict=True)]
+    return table
 
 
-def diagnostic(runs: pd.DataFrame) -> pd.DataFrame:
-    """#C=1 at NIID-Bench's 0.01 minus the tuned 0.03, per method, paired by seed, Holm over 3."""
+def diagnostic(runs: pd.DataFrame, tuned_rates: dict[str, float], source: Path) -> pd.DataFrame:
+    """Per method: the diagnostic's rate minus its tuned rate, paired by seed, Holm over them.
+
+    Args:
+      runs: the diagnostic report's ``runs.csv`` (each method at its tuned rate and one other).
+      tuned_rates: each method's rate in the test runs.
+      source: ``runs``' file, named when a method lacks exactly one other rate.
+
+    Returns:
+      ``diagnostic.csv``'s rows: means and stds at both rates, the paired test, all in points.
+    """
     runs = runs[runs["status"] == "completed"]
     rows = []
     for method, method_runs in runs.groupby("algorithm"):
-        low, tuned = sorted(method_runs[RATE].unique())
-        at = {rate: method_runs[method_runs[RATE] == rate] for rate in (low, tuned)}
-        rows.append({"algorithm": method, "a": low, "b": tuned, "metric": METRIC,
-                     **{f"{name}_{rate}": at[rate][column].mean() * 100
-                        for rate in (low, tuned) for name, column in STATISTICS.items()},
-                     **{f"{name}_{low}_std": at[low][column].std() * 100
-                        for name, column in STATISTICS.items()},
-                     **seed_paired_test(method_runs, RATE, low, tuned, METRIC)})
-    return holm_family(rows, ALPHA)
+        tuned = tuned_rates[method]
+        others = sorted(set(method_runs[RATE]) - {tuned})
+        if len(others) != 1 or tuned not in set(method_runs[RATE]):
+            raise SystemExit(f"{source}: {method} ran at {sorted(set(method_runs[RATE]))}; the "
+                             f"diagnostic needs its tuned rate {tuned} and one other")
+        [other] = others
+        statistics = {f"{name}_{label}_{part}": getattr(
+            method_runs.loc[method_runs[RATE] == rate, column], part)() * 100
+            for label, rate in (("other", other), ("tuned", tuned))
+            for name, column in STATISTICS.items() for part in ("mean", "std")}
+        rows.append({"algorithm": method, "other_rate": other, "tuned_rate": tuned,
+                     "metric": METRIC, **statistics,
+                     **seed_paired_test(method_runs, RATE, other, tuned, METRIC)})
+    return _holm_over_varying(rows)
 
 
-def markdown(table: pd.DataFrame, statistic: str = "final", reference: str = "paper") -> str:
-    """A README table: one statistic's mean ± std per cell (%), a reference's cell beside."""
-    lines = ["| FMNIST | " + " | ".join(METHODS.values()) + " |",
-             "|---|" + "---|" * len(METHODS)]
-    for partition, label in PARTITIONS.items():
-        row = []
-        for algorithm in METHODS:
-            cell = table[(table["partition"] == partition) & (table["algorithm"] == algorithm)]
-            if cell.empty:
-                row.append("")
-                continue
-            cell = cell.iloc[0]
-            text = f"{cell[f'{statistic}_mean']:.1f} ± {cell[f'{statistic}_std']:.1f}"
-            if not np.isnan(cell[f"{reference}_mean"]):
-                text += (f" ({reference}: {cell[f'{reference}_mean']:.1f} ± "
-                         f"{cell[f'{reference}_std']:.1f})")
-            row.append(text)
-        lines.append(f"| {label} | " + " | ".join(row) + " |")
-    return "\n".join(lines)
+def _mean_std(mean: float, std: float) -> str:
+    return f"{mean:.1f} ± {std:.1f}" if not np.isnan(std) else f"{mean:.1f}"
+
+
+def _difference(mean: float, half_width: float) -> str:
+    signed = [f"{value:+.1f}".replace("-0.0", "+0.0") for value in
+              (mean, mean - half_width, mean + half_width)]
+    return f"{signed[0]} [{signed[1]}, {signed[2]}]"
+
+
+def cells_markdown(table: pd.DataFrame, statistic: str, reference: str | None = None) -> str:
+    """A README table: one statistic's mean ± std per cell (%), a reference's cell beside.
+
+    Args:
+      table: :func:`cells`' table.
+      statistic: ``final``, ``last3`` or ``best``.
+      reference: ``paper`` or ``flower`` (None: no reference beside).
+
+    Returns:
+      The markdown table, partitions down, methods across.
+    """
+    def text(cell) -> str:
+        ours = _mean_std(cell[f"{statistic}_mean"], cell[f"{statistic}_std"])
+        if reference is None or np.isnan(cell[f"{reference}_mean"]):
+            return ours
+        return (f"{ours} ({reference.capitalize()}: "
+                f"{_mean_std(cell[f'{reference}_mean'], cell[f'{reference}_std'])})")
+    shown = table.assign(text=table.apply(text, axis=1)).pivot(
+        index="partition", columns="algorithm", values="text")
+    shown = shown.loc[list(PARTITIONS), list(METHODS)].rename(index=PARTITIONS, columns=METHODS)
+    return shown.rename_axis(index="FMNIST", columns=None).to_markdown()
+
+
+def best_round_markdown(table: pd.DataFrame) -> str:
+    """The cells whose best round's mean exceeds the final round's by 0.8 final-round stds or more.
+
+    Args:
+      table: :func:`cells`' table.
+
+    Returns:
+      A markdown table, largest ratio first.
+    """
+    shown = table[~(table["best_minus_final_in_stds"] < 0.8)].sort_values(
+        "best_minus_final_in_stds", ascending=False)
+    return shown[["partition", "algorithm", "final_mean", "final_std", "best_mean",
+                  "best_minus_final", "best_minus_final_in_stds"]].to_markdown(
+        index=False, floatfmt=".2f")
 
 
 def comparisons_markdown(family: pd.DataFrame) -> str:
-    """The README's comparisons: mean difference in points, 95 % t interval, Holm's p."""
-    lines = ["| FMNIST | " + " | ".join(f"{METHODS[m]} − FedAvg" for m in METHODS
-                                         if m != BASELINE) + " |",
-             "|---|" + "---|" * (len(METHODS) - 1)]
-    for partition, label in PARTITIONS.items():
-        row = []
-        for _, test in family[family["partition"] == partition].iterrows():
-            mean, half = test["mean_diff"] * 100, test["half_width_95"] * 100
-            mark = " **" if test[f"survives_holm_{ALPHA:g}"] else " "
-            row.append(f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}],{mark}"
-                       f"p_Holm {test['holm_p']:.2g}{mark.strip()}")
-        lines.append(f"| {label} | " + " | ".join(row) + " |")
-    return "\n".join(lines)
+    """The README's comparisons: difference in points, 95 % t interval, both Holm p-values.
+
+    Args:
+      family: :func:`comparisons`' table.
+
+    Returns:
+      The markdown table, partitions down, methods across.
+    """
+    def text(test) -> str:
+        if np.isnan(test["p"]):
+            return f"{_difference(test['mean_diff'], test['half_width_95'])}, all seeds equal"
+        bold = "**" if test[f"survives_holm_{ALPHA:g}"] else ""
+        return (f"{_difference(test['mean_diff'], test['half_width_95'])}, "
+                f"{bold}p_Holm {test['holm_p']:.2g}{bold} (report: {test['report_p_holm']:.2g})")
+    shown = family.assign(text=family.apply(text, axis=1)).pivot(
+        index="partition", columns="a", values="text")
+    others = [method for method in METHODS if method != BASELINE]
+    shown = shown.loc[list(PARTITIONS), others].rename(
+        index=PARTITIONS, columns={m: f"{METHODS[m]} − {METHODS[BASELINE]}" for m in others})
+    return shown.rename_axis(index="FMNIST", columns=None).to_markdown()
+
+
+def diagnostic_markdown(tests: pd.DataFrame) -> str:
+    """The diagnostic's README table: both rates' statistics, the paired test, Flower's cell.
+
+    Args:
+      tests: :func:`diagnostic`' table.
+
+    Returns:
+      The markdown table, methods across.
+    """
+    rows = {}
+    for _, test in tests.set_index("algorithm", drop=False).loc[
+            [m for m in METHODS if m in set(tests["algorithm"])]].iterrows():
+        other, tuned = f"{test['other_rate']:g}", f"{test['tuned_rate']:g}"
+        flower = FLOWER.get(("niid_c1", test["algorithm"]), (np.nan, np.nan))
+        rows[METHODS[test["algorithm"]]] = {
+            f"final round, at {other}": _mean_std(test["final_other_mean"],
+                                                  test["final_other_std"]),
+            f"last 3 rounds, at {other}": _mean_std(test["last3_other_mean"],
+                                                    test["last3_other_std"]),
+            f"best round, at {other}": _mean_std(test["best_other_mean"], test["best_other_std"]),
+            f"final round, at the tuned {tuned}": _mean_std(test["final_tuned_mean"],
+                                                            test["final_tuned_std"]),
+            f"{other} − {tuned}, final round, paired by seed, 95 % t interval":
+                _difference(test["mean_diff"], test["half_width_95"]),
+            f"Holm's p over these {test['family_size']}": f"{test['holm_p']:.2g}",
+            "Holm's p in the report's paired.csv": f"{test['report_p_holm']:.2g}",
+            "Flower's best round (10 local epochs, 0.01)": _mean_std(*flower),
+        }
+    return pd.DataFrame(rows).rename_axis("#C=1").to_markdown()
 
 
 def main() -> None:
-    """Write table.csv, gaps.csv and comparisons.csv beside the report; print the tables."""
+    """Write table.csv, gaps.csv, comparisons.csv (and diagnostic.csv); print the tables."""
     runs = pd.read_csv(RESULTS / "runs.csv")
     table = cells(runs)
     table.to_csv(RESULTS / "table.csv", index=False)
-    gaps(table).to_csv(RESULTS / "gaps.csv", index=False)
-    family = comparisons(runs)
+    differences = gaps(table)
+    differences.to_csv(RESULTS / "gaps.csv", index=False)
+    family = comparisons(runs, pd.read_csv(RESULTS / "paired.csv"))
     family.to_csv(RESULTS / "comparisons.csv", index=False)
-    print(markdown(table, "final", "paper"), markdown(table, "last3", "paper"),
-          markdown(table, "best", "flower"), comparisons_markdown(family), sep="\n\n")
-    print(gaps(table).head(6).to_string())
+    print(cells_markdown(table, "final", "paper"), cells_markdown(table, "last3"),
+          cells_markdown(table, "best", "flower"), best_round_markdown(table),
+          comparisons_markdown(family), differences.head(6).to_markdown(index=False),
+          sep="\n\n")
     if (DIAGNOSTIC / "runs.csv").is_file():
-        low_rate = diagnostic(pd.read_csv(DIAGNOSTIC / "runs.csv"))
-        low_rate.to_csv(DIAGNOSTIC / "diagnostic.csv", index=False)
-        print(low_rate.T.to_string())
+        rates = runs[runs["status"] == "completed"].groupby("algorithm")[RATE].unique()
+        if (rates.map(len) != 1).any():
+            raise SystemExit(f"{RESULTS / 'runs.csv'}: a method ran at several rates "
+                             f"({dict(rates)}); the test runs have one per method")
+        tuned_rates = rates.map(lambda values: values[0]).to_dict()
+        tests = diagnostic(pd.read_csv(DIAGNOSTIC / "runs.csv"), tuned_rates,
+                           DIAGNOSTIC / "runs.csv")
+        paired = pd.read_csv(DIAGNOSTIC / "paired.csv")
+        by_rate = paired[(paired["factor"] == RATE) & (paired["metric"] == METRIC)]
+        tests["report_p_holm"] = [
+            by_rate.loc[by_rate["within"] == f"algorithm={method}", "p_holm"].squeeze()
+            for method in tests["algorithm"]]
+        tests.to_csv(DIAGNOSTIC / "diagnostic.csv", index=False)
+        print("", diagnostic_markdown(tests), sep="\n")
 
 
 if __name__ == "__main__":
