@@ -181,16 +181,17 @@ def holm_family(rows: list[dict], alpha: float = ALPHA) -> pd.DataFrame:
     """A family of comparisons (each row with a ``p`` column) with Holm's adjustment.
 
     Args:
-      rows: one dict per comparison, each with its ``p`` value.
+      rows: one dict per comparison, each with its ``p`` value (NaN: shown, not a member).
       alpha: the family-wise error rate.
 
     Returns:
-      The rows as a table with ``holm_p``, ``survives_holm_<alpha>`` and ``family_size``.
+      The rows as a table with ``holm_p``, ``survives_holm_<alpha>`` and ``family_size`` (the
+      number of members).
     """
     table = pd.DataFrame(rows)
     table["holm_p"] = holm(table["p"].to_numpy())
     table[f"survives_holm_{alpha:g}"] = table["holm_p"] < alpha
-    table["family_size"] = len(table)
+    table["family_size"] = int(table["p"].notna().sum())
     return table
 
 

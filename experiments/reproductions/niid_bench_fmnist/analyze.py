@@ -1,8 +1,8 @@
-"""The NIID-Bench FMNIST reproduction's tables, from the report's ``runs.csv``.
+"""The NIID-Bench FMNIST reproduction's tables, from the report's ``summary.csv`` and ``runs.csv``.
 
 ``uv run python experiments/reproductions/niid_bench_fmnist/analyze.py [FOLDER]`` reads
-``results/test/runs.csv`` (or FOLDER's; written by ``python -m fedlab.report``, see the README)
-and writes beside it:
+``results/test/summary.csv``, ``runs.csv`` and ``paired.csv`` (or FOLDER's; written by
+``python -m fedlab.report``, see the README) and writes beside it:
 
 - ``table.csv``: per partition and method, over the seeds: the final-round, last-3 and best-round
   test accuracy (mean and standard deviation, in %), the best round's mean minus the final
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedlab.report.stats import ALPHA, holm, seed_paired_test
+from fedlab.report.stats import ALPHA, holm_family, seed_paired_test
 
 HERE = Path(__file__).resolve().parent
 RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results" / "test"
@@ -67,25 +67,22 @@ STATISTICS = {"final": "final_eval_accuracy", "last3": "final_eval_accuracy_last
               "best": "best_eval_accuracy"}
 
 
-def cells(runs: pd.DataFrame) -> pd.DataFrame:
+def cells(summary: pd.DataFrame) -> pd.DataFrame:
     """Per partition and method: the seeds' mean and std of each statistic, in %.
 
     Args:
-      runs: the report's ``runs.csv``.
+      summary: the report's ``summary.csv`` (its groups are the partition and method cells).
 
     Returns:
       ``table.csv``'s rows, in the README's order of partitions and methods.
     """
-    runs = runs[runs["status"] == "completed"]
-    grouped = runs.groupby(["partition", "algorithm"])
-    table = grouped.size().rename("n").to_frame()
+    table = summary[["partition", "algorithm", "n"]].copy()
     for name, column in STATISTICS.items():
-        table[f"{name}_mean"] = grouped[column].mean() * 100
-        table[f"{name}_std"] = grouped[column].std() * 100
+        table[f"{name}_mean"] = summary[f"{column}_mean"] * 100
+        table[f"{name}_std"] = summary[f"{column}_std"] * 100
     table["best_minus_final"] = table["best_mean"] - table["final_mean"]
     table["best_minus_final_in_stds"] = table["best_minus_final"] / table["final_std"]
-    table["test_se_mean"] = grouped["final_eval_accuracy_se"].mean() * 100
-    table = table.reset_index()
+    table["test_se_mean"] = summary["final_eval_accuracy_se_mean"] * 100
     for reference, values in (("paper", PAPER), ("flower", FLOWER)):
         for position, label in enumerate(("mean", "std")):
             table[f"{reference}_{label}"] = [
@@ -127,11 +124,10 @@ def gaps(table: pd.DataFrame) -> pd.DataFrame:
 
 def _holm_over_varying(rows: list[dict]) -> pd.DataFrame:
     """``rows`` (paired t-tests) with Holm over those whose differences vary (as the report)."""
-    table = pd.DataFrame(rows)
-    table.loc[table["sd_diff"] == 0, "p"] = np.nan
-    table["holm_p"] = holm(table["p"].to_numpy())
-    table[f"survives_holm_{ALPHA:g}"] = table["holm_p"] < ALPHA
-    table["family_size"] = int(table["p"].notna().sum())
+    for row in rows:
+        if row["sd_diff"] == 0:
+            row["p"] = np.nan  # not a member of the family
+    table = holm_family(rows, ALPHA)
     for column in ("mean_diff", "sd_diff", "half_width_95"):
         table[column] *= 100  # points
     return table
@@ -162,11 +158,13 @@ def comparisons(runs: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def diagnostic(runs: pd.DataFrame, tuned_rates: dict[str, float], source: Path) -> pd.DataFrame:
+def diagnostic(runs: pd.DataFrame, summary: pd.DataFrame, tuned_rates: dict[str, float],
+               source: Path) -> pd.DataFrame:
     """Per method: the diagnostic's rate minus its tuned rate, paired by seed, Holm over them.
 
     Args:
       runs: the diagnostic report's ``runs.csv`` (each method at its tuned rate and one other).
+      summary: the diagnostic report's ``summary.csv`` (method and rate groups).
       tuned_rates: each method's rate in the test runs.
       source: ``runs``' file, named when a method lacks exactly one other rate.
 
@@ -182,10 +180,10 @@ def diagnostic(runs: pd.DataFrame, tuned_rates: dict[str, float], source: Path) 
             raise SystemExit(f"{source}: {method} ran at {sorted(set(method_runs[RATE]))}; the "
                              f"diagnostic needs its tuned rate {tuned} and one other")
         [other] = others
-        statistics = {f"{name}_{label}_{part}": getattr(
-            method_runs.loc[method_runs[RATE] == rate, column], part)() * 100
-            for label, rate in (("other", other), ("tuned", tuned))
-            for name, column in STATISTICS.items() for part in ("mean", "std")}
+        groups = summary[summary["algorithm"] == method].set_index(RATE)
+        statistics = {f"{name}_{label}_{part}": groups.loc[rate, f"{column}_{part}"] * 100
+                      for label, rate in (("other", other), ("tuned", tuned))
+                      for name, column in STATISTICS.items() for part in ("mean", "std")}
         rows.append({"algorithm": method, "other_rate": other, "tuned_rate": tuned,
                      "metric": METRIC, **statistics,
                      **seed_paired_test(method_runs, RATE, other, tuned, METRIC)})
@@ -298,7 +296,7 @@ def diagnostic_markdown(tests: pd.DataFrame) -> str:
 def main() -> None:
     """Write table.csv, gaps.csv, comparisons.csv (and diagnostic.csv); print the tables."""
     runs = pd.read_csv(RESULTS / "runs.csv")
-    table = cells(runs)
+    table = cells(pd.read_csv(RESULTS / "summary.csv"))
     table.to_csv(RESULTS / "table.csv", index=False)
     differences = gaps(table)
     differences.to_csv(RESULTS / "gaps.csv", index=False)
@@ -314,7 +312,8 @@ def main() -> None:
             raise SystemExit(f"{RESULTS / 'runs.csv'}: a method ran at several rates "
                              f"({dict(rates)}); the test runs have one per method")
         tuned_rates = rates.map(lambda values: values[0]).to_dict()
-        tests = diagnostic(pd.read_csv(DIAGNOSTIC / "runs.csv"), tuned_rates,
+        tests = diagnostic(pd.read_csv(DIAGNOSTIC / "runs.csv"),
+                           pd.read_csv(DIAGNOSTIC / "summary.csv"), tuned_rates,
                            DIAGNOSTIC / "runs.csv")
         paired = pd.read_csv(DIAGNOSTIC / "paired.csv")
         by_rate = paired[(paired["factor"] == RATE) & (paired["metric"] == METRIC)]
